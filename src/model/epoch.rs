@@ -29,7 +29,11 @@ pub struct EpochError(pub String);
 
 impl fmt::Display for EpochError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "epoch {:?} is not 16 lowercase hexadecimal digits", self.0)
+        write!(
+            f,
+            "epoch {:?} is not 16 lowercase hexadecimal digits",
+            self.0
+        )
     }
 }
 
@@ -42,7 +46,9 @@ impl FromStr for Epoch {
         if !ok {
             return Err(EpochError(s.to_owned()));
         }
-        u64::from_str_radix(s, 16).map(Epoch).map_err(|_| EpochError(s.to_owned()))
+        u64::from_str_radix(s, 16)
+            .map(Epoch)
+            .map_err(|_| EpochError(s.to_owned()))
     }
 }
 
@@ -55,7 +61,12 @@ mod tests {
         let e = Epoch(0x1a2b);
         assert_eq!(e.to_string(), "0000000000001a2b");
         assert_eq!("0000000000001a2b".parse::<Epoch>().unwrap(), e);
-        for bad in ["1a2b", "0000000000001A2B", "000000000000001a2b", "+000000000001a2b"] {
+        for bad in [
+            "1a2b",
+            "0000000000001A2B",
+            "000000000000001a2b",
+            "+000000000001a2b",
+        ] {
             assert!(bad.parse::<Epoch>().is_err(), "{bad}");
         }
     }
