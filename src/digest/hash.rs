@@ -146,7 +146,9 @@ pub struct PairHasher {
 
 impl fmt::Debug for PairHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PairHasher").field("algo", &self.algo).finish_non_exhaustive()
+        f.debug_struct("PairHasher")
+            .field("algo", &self.algo)
+            .finish_non_exhaustive()
     }
 }
 
@@ -154,7 +156,11 @@ impl PairHasher {
     /// Keys for the pair `{a, b}` (order does not matter: both servers get the same keys).
     /// The domains must be the normalised domain parts of the two servers' JIDs.
     pub fn new(algo: HashAlgo, a: &str, b: &str) -> PairHasher {
-        let (lo, hi) = if a.as_bytes() <= b.as_bytes() { (a, b) } else { (b, a) };
+        let (lo, hi) = if a.as_bytes() <= b.as_bytes() {
+            (a, b)
+        } else {
+            (b, a)
+        };
         let mut pair = Vec::with_capacity(8 + lo.len() + hi.len());
         put_lp(&mut pair, lo.as_bytes());
         put_lp(&mut pair, hi.as_bytes());

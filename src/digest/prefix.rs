@@ -77,7 +77,11 @@ impl Prefix {
     /// The prefix of length `len` of a placement hash (its leading `len` nibbles).
     pub fn of_hash(placement: u64, len: u8) -> Prefix {
         debug_assert!(len <= MAX_DEPTH);
-        let bits = if len == 0 { 0 } else { (placement >> (64 - 4 * len as u32)) as u32 };
+        let bits = if len == 0 {
+            0
+        } else {
+            (placement >> (64 - 4 * len as u32)) as u32
+        };
         Prefix { bits, len }
     }
 
@@ -86,18 +90,27 @@ impl Prefix {
         if self.len >= MAX_DEPTH || i as usize >= FANOUT {
             return None;
         }
-        Some(Prefix { bits: (self.bits << 4) | i as u32, len: self.len + 1 })
+        Some(Prefix {
+            bits: (self.bits << 4) | i as u32,
+            len: self.len + 1,
+        })
     }
 
     /// The parent node; `None` for the root.
     pub fn parent(self) -> Option<Prefix> {
-        (self.len > 0).then(|| Prefix { bits: self.bits >> 4, len: self.len - 1 })
+        (self.len > 0).then(|| Prefix {
+            bits: self.bits >> 4,
+            len: self.len - 1,
+        })
     }
 
     /// The ancestor at level `len` (`len <= self.len()`).
     pub fn truncate(self, len: u8) -> Prefix {
         debug_assert!(len <= self.len);
-        Prefix { bits: self.bits >> (4 * (self.len - len) as u32), len }
+        Prefix {
+            bits: self.bits >> (4 * (self.len - len) as u32),
+            len,
+        }
     }
 
     /// True if `self` is `other` or an ancestor of it.
@@ -107,7 +120,11 @@ impl Prefix {
 
     /// The last nibble (the index of this node among its siblings); 0 for the root.
     pub fn last_nibble(self) -> u8 {
-        if self.len == 0 { 0 } else { (self.bits & 0xf) as u8 }
+        if self.len == 0 {
+            0
+        } else {
+            (self.bits & 0xf) as u8
+        }
     }
 }
 
@@ -142,7 +159,10 @@ impl FromStr for Prefix {
             };
             bits = (bits << 4) | v;
         }
-        Ok(Prefix { bits, len: s.len() as u8 })
+        Ok(Prefix {
+            bits,
+            len: s.len() as u8,
+        })
     }
 }
 

@@ -1,0 +1,141 @@
+//! A digest of a set whose items are placed by their own leaf hash (the edge set).
+//!
+//! Items are identified by a caller-chosen key `K` (for a server: a compact reference into its
+//! roster storage, such as two user ids), so the digest adds only the key and a share of the
+//! tree to each item, not a copy of the item. Operations that need leaf hashes of stored items
+//! (listing short ids, changing depth) take a function that computes them from the key.
+
+use super::hash::{LeafHash, ShortId};
+use super::prefix::Prefix;
+use super::tree::BucketTree;
+
+/// Tree plus per-bucket key lists.
+#[derive(Clone, Debug)]
+pub struct DigestSet<K> {
+    tree: BucketTree,
+    buckets: Vec<Vec<K>>,
+}
+
+impl<K: Clone + Eq> DigestSet<K> {
+    /// An empty set digest with the given tree.
+    pub fn new(tree: BucketTree) -> DigestSet<K> {
+        let buckets = vec![Vec::new(); tree.buckets()];
+        DigestSet { tree, buckets }
+    }
+
+    /// Builds the digest of `items` (key and leaf) in one pass: each item touches its bucket
+    /// only, and inner nodes are computed once at the end.
+    pub fn build(
+        mut tree: BucketTree,
+        items: impl IntoIterator<Item = (K, LeafHash)>,
+    ) -> DigestSet<K> {
+        let mut buckets = vec![Vec::new(); tree.buckets()];
+        for (key, leaf) in items {
+            let b = tree.bucket_of(leaf.placement());
+            tree.add_to_bucket(b, &leaf);
+            buckets[b].push(key);
+        }
+        tree.rebuild_inner();
+        DigestSet { tree, buckets }
+    }
+
+    /// The tree (root, node values, fingerprints, comparison).
+    pub fn tree(&self) -> &BucketTree {
+        &self.tree
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> u64 {
+        self.tree.root().count()
+    }
+
+    /// True if the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds an item: O(depth). The caller guarantees it is not present yet (a set).
+    pub fn insert(&mut self, key: K, leaf: &LeafHash) {
+        let p = leaf.placement();
+        self.tree.add(p, leaf);
+        self.buckets[self.tree.bucket_of(p)].push(key);
+    }
+
+    /// Removes the item `key` whose leaf is `leaf`: O(depth + bucket size). Returns false (and
+    /// changes nothing) if the key is not in the leaf's bucket.
+    pub fn remove(&mut self, key: &K, leaf: &LeafHash) -> bool {
+        let p = leaf.placement();
+        let bucket = &mut self.buckets[self.tree.bucket_of(p)];
+        let Some(i) = bucket.iter().position(|k| k == key) else {
+            return false;
+        };
+        bucket.swap_remove(i);
+        self.tree.remove(p, leaf);
+        true
+    }
+
+    /// True if `key` (with leaf `leaf`) is in the set.
+    pub fn contains(&self, key: &K, leaf: &LeafHash) -> bool {
+        self.buckets[self.tree.bucket_of(leaf.placement())].contains(key)
+    }
+
+    fn bucket_range(&self, prefix: Prefix) -> std::ops::Range<usize> {
+        let depth = self.tree.depth();
+        if prefix.len() <= depth {
+            let shift = 4 * (depth - prefix.len()) as u32;
+            let start = (prefix.bits() as usize) << shift;
+            start..start + (1usize << shift)
+        } else {
+            // Deeper than the tree: the single bucket containing the prefix; callers filter.
+            let b = prefix.truncate(depth).bits() as usize;
+            b..b + 1
+        }
+    }
+
+    /// Keys of the items under `prefix` (for a prefix deeper than the tree, the keys of the
+    /// bucket containing it: filter with [`Prefix::contains`] on the placement).
+    pub fn keys_under(&self, prefix: Prefix) -> impl Iterator<Item = &K> {
+        self.buckets[self.bucket_range(prefix)].iter().flatten()
+    }
+
+    /// Short ids of the items under `prefix`, computing leaves with `leaf_of` (the content of
+    /// an `<ids/>` element). Sorted, so that equal sets give equal lists.
+    pub fn short_ids_under(
+        &self,
+        prefix: Prefix,
+        mut leaf_of: impl FnMut(&K) -> LeafHash,
+    ) -> Vec<ShortId> {
+        let deep = prefix.len() > self.tree.depth();
+        let mut ids: Vec<ShortId> = self
+            .keys_under(prefix)
+            .map(&mut leaf_of)
+            .filter(|l| !deep || prefix.contains(Prefix::of_hash(l.placement(), prefix.len())))
+            .map(|l| l.short_id())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Rebuilds the tree at another depth, computing leaves with `leaf_of`: O(n).
+    pub fn set_depth(&mut self, depth: u8, mut leaf_of: impl FnMut(&K) -> LeafHash) {
+        let tree = BucketTree::new(self.tree.algo(), depth);
+        let items: Vec<(K, LeafHash)> = self
+            .buckets
+            .iter()
+            .flatten()
+            .map(|k| (k.clone(), leaf_of(k)))
+            .collect();
+        *self = DigestSet::build(tree, items);
+    }
+
+    /// Bytes held by the tree and the bucket lists (capacity, including vector headers).
+    pub fn memory_bytes(&self) -> usize {
+        self.tree.memory_bytes()
+            + self.buckets.capacity() * std::mem::size_of::<Vec<K>>()
+            + self
+                .buckets
+                .iter()
+                .map(|b| b.capacity() * std::mem::size_of::<K>())
+                .sum::<usize>()
+    }
+}
