@@ -1,4 +1,64 @@
-//! presence-sync: incremental presence resynchronization between federated XMPP servers.
+//! # presence-sync
+//!
+//! The reference implementation of *incremental presence resynchronization between federated
+//! XMPP servers* (XEP draft in `xep/presence-sync.xml`, namespace `urn:xmpp:presence-sync:0`).
+//!
+//! When two federated servers lose their link or one restarts, RFC 6121 puts presence right one
+//! subscription edge at a time: a probe and an answer per edge, a presence per remote
+//! subscriber, and nothing at all after a bare link loss. This crate lets two servers instead
+//! compare *digests* of what they share and exchange only what differs.
+//!
+//! ## Contract
+//!
+//! For one pair of domains A and B, each server can compute, from its own data only:
+//!
+//! - the **edge set**: every cross-domain subscription edge `(publisher, subscriber, state)`
+//!   between A and B, projected from its local rosters ([`model::edge::project`]). When the
+//!   two servers' rosters agree, both projections are the *same set*, so equal digests mean
+//!   agreement and unequal digests locate the disagreement;
+//! - its **published presence** towards the peer (its own available publishers that the peer
+//!   subscribes to, with their presence and the subscribers they block), and its **cache** of
+//!   the peer's published presence. Published on one side equals cached on the other exactly
+//!   when the cache is right.
+//!
+//! Each of the three is digested into a Merkle-hashed bucket tree ([`digest`]): the root (a 16-byte
+//! fingerprint and a count) says in one exchange whether the sides agree, and descending only
+//! into differing nodes finds the `d` differing items with work proportional to `d`, not to
+//! the size `n` of the set. Every change to a roster or a presence updates the digests in
+//! `O(depth)`; nothing is ever rebuilt to answer a comparison.
+//!
+//! ## Data flow
+//!
+//! ```text
+//!  rosters (model::Roster, per local user)          sessions' presence (model::PublisherPresence)
+//!        │ model::edge::project(peer domain)                    │ only publishers the peer subscribes to
+//!        ▼                                                      ▼
+//!  edges (publisher, subscriber, state)             publisher ──► presence (+ except list)
+//!        │ canonical encoding + keyed hash                      │ canonical encodings + keyed hashes
+//!        ▼ (digest::PairHasher, BLAKE3 or SHA-256)              ▼
+//!  leaf hash ── first nibbles = bucket              key hash ── first nibbles = bucket; leaf = key+value
+//!        │                                                      │
+//!        ▼                                                      ▼
+//!  digest::EdgeDigest ─┐                           digest::PresenceDigest (published, cached)
+//!                      ▼                                        │
+//!        digest::BucketTree: sum mod 2^256 and count per node, 16 children per node
+//!                      │
+//!                      ▼
+//!        root fingerprint + count ──► <hello/>;  node fingerprints ──► <reconcile/> (wire)
+//! ```
+//!
+//! ## Modules
+//!
+//! - [`model`]: rosters with the full RFC 6121 subscription state machine (Appendix A),
+//!   XEP-0191 block lists, edges and their projection, presence with canonical encodings,
+//!   boot epochs. No I/O.
+//! - [`digest`]: hash agility, per-pair keys, the additive bucket tree, set and map digests.
+//! - [`wire`]: the XEP's elements as xso types, strict parsing, typed errors mapped to XMPP
+//!   errors.
+//! - [`workload`]: seeded, reproducible workloads for tests, the CLI and the benchmarks.
+#![warn(missing_docs)]
+
 pub mod digest;
 pub mod model;
 pub mod wire;
+pub mod workload;

@@ -82,11 +82,8 @@ impl<K: Clone + Eq> EdgeDigest<K> {
     ) -> EdgeDigest<K> {
         let tree = BucketTree::new(hasher.algo(), depth_for(expected));
         let mut eh = EdgeHasher::new(hasher);
-        let items: Vec<(K, LeafHash)> = edges.into_iter().map(|(k, e)| (k, eh.leaf(e))).collect();
-        EdgeDigest {
-            hasher: eh,
-            set: DigestSet::build(tree, items),
-        }
+        let set = DigestSet::build(tree, edges.into_iter().map(|(k, e)| (k, eh.leaf(e))));
+        EdgeDigest { hasher: eh, set }
     }
 
     /// The underlying set digest (tree, counts, fingerprints).

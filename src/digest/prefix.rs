@@ -50,7 +50,9 @@ impl Prefix {
     /// The root of the tree (empty prefix).
     pub const ROOT: Prefix = Prefix { bits: 0, len: 0 };
 
-    /// Number of nibbles, i.e. the level of the node (root = 0).
+    /// Number of nibbles, i.e. the level of the node (root = 0). (An empty prefix is the root:
+    /// see [`Prefix::is_root`].)
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> u8 {
         self.len
     }

@@ -235,7 +235,8 @@ mod tests {
         let mut base = PublisherPresence::default();
         base.resources
             .insert("r".into(), ResourcePresence::default());
-        let variants: Vec<Box<dyn Fn(&mut PublisherPresence)>> = vec![
+        type Change = Box<dyn Fn(&mut PublisherPresence)>;
+        let variants: Vec<Change> = vec![
             Box::new(|p| p.resources.get_mut("r").unwrap().show = Show::Dnd),
             Box::new(|p| p.resources.get_mut("r").unwrap().priority = 5),
             Box::new(|p| {
