@@ -134,6 +134,20 @@ pub fn put_lp(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// The pair material keys are derived from: `lp(lo) || lp(hi)`, the two domains sorted
+/// byte-wise.
+pub fn pair_material(a: &str, b: &str) -> Vec<u8> {
+    let (lo, hi) = if a.as_bytes() <= b.as_bytes() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let mut pair = Vec::with_capacity(8 + lo.len() + hi.len());
+    put_lp(&mut pair, lo.as_bytes());
+    put_lp(&mut pair, hi.as_bytes());
+    pair
+}
+
 /// Per-pair keys of one hash algorithm: computes every hash of the protocol for the items
 /// exchanged between two given domains.
 #[derive(Clone)]
@@ -156,14 +170,7 @@ impl PairHasher {
     /// Keys for the pair `{a, b}` (order does not matter: both servers get the same keys).
     /// The domains must be the normalised domain parts of the two servers' JIDs.
     pub fn new(algo: HashAlgo, a: &str, b: &str) -> PairHasher {
-        let (lo, hi) = if a.as_bytes() <= b.as_bytes() {
-            (a, b)
-        } else {
-            (b, a)
-        };
-        let mut pair = Vec::with_capacity(8 + lo.len() + hi.len());
-        put_lp(&mut pair, lo.as_bytes());
-        put_lp(&mut pair, hi.as_bytes());
+        let pair = pair_material(a, b);
         let key = |ctx: &str| -> [u8; 32] {
             match algo {
                 HashAlgo::Blake3 => blake3::derive_key(ctx, &pair),
@@ -182,6 +189,17 @@ impl PairHasher {
             presence_key: key(CTX_PRESENCE_KEY),
             presence_leaf: key(CTX_PRESENCE_LEAF),
         }
+    }
+
+    /// The three derived keys (edge leaf, presence key, presence leaf), for checking the
+    /// XEP's test vectors.
+    pub fn derived_keys(&self) -> [[u8; 32]; 3] {
+        [self.edge_leaf, self.presence_key, self.presence_leaf]
+    }
+
+    /// The full keyed hash of a presence key encoding (its first 8 bytes are the placement).
+    pub fn presence_key_hash(&self, canonical_key: &[u8]) -> [u8; 32] {
+        self.keyed(&self.presence_key, canonical_key)
     }
 
     /// The algorithm in use.
@@ -209,7 +227,7 @@ impl PairHasher {
     /// Placement of a presence entry: the first 8 bytes (big-endian) of the keyed hash of the
     /// canonical encoding of its key (the publisher's bare JID).
     pub fn presence_placement(&self, canonical_key: &[u8]) -> u64 {
-        let h = self.keyed(&self.presence_key, canonical_key);
+        let h = self.presence_key_hash(canonical_key);
         u64::from_be_bytes(h[..8].try_into().expect("8 of 32 bytes"))
     }
 

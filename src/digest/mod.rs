@@ -4,6 +4,7 @@
 //! [`node`] (additive node values), [`tree`] (all node values to a depth, O(depth) updates,
 //! comparison), [`set`] and [`map`] (trees plus item lists), and the two protocol digests:
 //! [`edges::EdgeDigest`] and [`presence::PresenceDigest`].
+pub mod descent;
 pub mod edges;
 pub mod hash;
 pub mod map;

@@ -158,15 +158,28 @@ pub fn encode_element(e: &Element, out: &mut Vec<u8>) {
         put_lp(out, name.as_bytes());
         put_lp(out, value.as_bytes());
     }
-    let children: Vec<&Node> = e
-        .nodes()
-        .filter(|n| !matches!(n, Node::Text(t) if t.trim().is_empty()))
-        .collect();
+    // Adjacent text nodes are one text; whitespace-only texts are dropped (XEP §Canonical
+    // Encodings), so that how a parser split or indented the payload does not matter.
+    enum Child<'a> {
+        Element(&'a Element),
+        Text(String),
+    }
+    let mut children: Vec<Child<'_>> = Vec::new();
+    for node in e.nodes() {
+        match node {
+            Node::Element(c) => children.push(Child::Element(c)),
+            Node::Text(t) => match children.last_mut() {
+                Some(Child::Text(prev)) => prev.push_str(t),
+                _ => children.push(Child::Text(t.clone())),
+            },
+        }
+    }
+    children.retain(|c| !matches!(c, Child::Text(t) if t.trim().is_empty()));
     put_count(out, children.len());
     for child in children {
         match child {
-            Node::Element(c) => encode_element(c, out),
-            Node::Text(t) => {
+            Child::Element(c) => encode_element(c, out),
+            Child::Text(t) => {
                 out.push(b'T');
                 put_lp(out, t.as_bytes());
             }
@@ -228,6 +241,20 @@ mod tests {
         let mut ec = Vec::new();
         encode_element(&c, &mut ec);
         assert_ne!(ea, ec);
+    }
+
+    #[test]
+    fn adjacent_texts_are_one_text() {
+        let mut split = Element::builder("photo", "vcard-temp:x:update").build();
+        split.append_text_node("ab");
+        split.append_text_node("cd");
+        let whole: Element = "<photo xmlns='vcard-temp:x:update'>abcd</photo>"
+            .parse()
+            .unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        encode_element(&split, &mut a);
+        encode_element(&whole, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]
