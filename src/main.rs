@@ -4,8 +4,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use presence_sync::digest::descent::simulate;
 use presence_sync::digest::{EdgeDigest, HashAlgo, PairHasher, Prefix};
-use presence_sync::workload::{DOMAIN_A, DOMAIN_B, EdgeSpec, EdgeWorkload, SplitMix64};
+use presence_sync::workload::{
+    DOMAIN_A, DOMAIN_B, EdgeSpec, EdgeWorkload, SplitMix64, WorkloadView,
+};
 
 /// Incremental presence resynchronization between federated XMPP servers.
 #[derive(Parser)]
@@ -72,6 +75,28 @@ fn digest(edges: u64, differences: u64, seed: u64, algo: HashAlgo) -> ExitCode {
     let diff = a.tree().diff(b.tree());
     let compare = t.elapsed();
 
+    // The same comparison as two servers run it, over fingerprints and ids only.
+    let t = Instant::now();
+    let run = simulate(
+        &mut WorkloadView {
+            digest: &a,
+            workload: &w,
+        },
+        &mut WorkloadView {
+            digest: &b,
+            workload: &w,
+        },
+        16,
+    );
+    let descent = t.elapsed();
+    if run.found.len() as u64 != removed {
+        eprintln!(
+            "error: the descent found {} differences, not {removed}",
+            run.found.len()
+        );
+        return ExitCode::FAILURE;
+    }
+
     let root = a.tree().fingerprint(Prefix::ROOT).expect("the root exists");
     println!("edges                 {n}");
     println!("users                 {} per domain", w.users_a);
@@ -94,8 +119,15 @@ fn digest(edges: u64, differences: u64, seed: u64, algo: HashAlgo) -> ExitCode {
     );
     println!("removed on side B     {removed} edges");
     println!(
-        "differing buckets     {} (found in {compare:.2?})",
+        "differing buckets     {} (local comparison of the two trees, {compare:.2?})",
         diff.len()
+    );
+    println!(
+        "descent               {} messages ({} round trips), {} payload bytes, {} differences found ({descent:.2?})",
+        run.messages,
+        run.messages.div_ceil(2),
+        run.payload_bytes,
+        run.found.len()
     );
     ExitCode::SUCCESS
 }

@@ -222,3 +222,33 @@ mod tests {
         assert!(big > 100, "a few have hundreds: {big}");
     }
 }
+
+/// A digest of (part of) a workload's edges, seen by the descent: keys are edge indexes.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkloadView<'a> {
+    /// The digest (keys index `workload.edges`).
+    pub digest: &'a crate::digest::EdgeDigest<u32>,
+    /// The workload the keys refer to.
+    pub workload: &'a EdgeWorkload,
+}
+
+impl crate::digest::descent::DescentView for WorkloadView<'_> {
+    fn algo(&self) -> crate::digest::HashAlgo {
+        self.digest.tree().algo()
+    }
+    fn depth(&self) -> u8 {
+        self.digest.tree().depth()
+    }
+    fn node(&self, prefix: crate::digest::Prefix) -> crate::digest::NodeValue {
+        *self
+            .digest
+            .tree()
+            .node(prefix)
+            .expect("the descent asks within the depth")
+    }
+    fn ids_under(&mut self, prefix: crate::digest::Prefix) -> Vec<crate::digest::ShortId> {
+        let w = self.workload;
+        self.digest
+            .short_ids_under(prefix, |k, h| h.leaf(w.edge(*k)))
+    }
+}

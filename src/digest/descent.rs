@@ -35,8 +35,8 @@ pub enum Step {
     Split {
         /// The node.
         prefix: Prefix,
-        /// Fingerprints of its children 0..16.
-        fps: [Fingerprint; FANOUT],
+        /// Fingerprints of its children 0..16 (boxed: 256 bytes).
+        fps: Box<[Fingerprint; FANOUT]>,
     },
     /// "My node `prefix` holds exactly these items."
     Ids {
@@ -79,12 +79,12 @@ pub fn describe(view: &mut impl DescentView, prefix: Prefix, leaf_items: u64) ->
         };
     }
     let algo = view.algo();
-    let fps = std::array::from_fn(|i| {
+    let fps = Box::new(std::array::from_fn(|i| {
         let child = prefix
             .child(i as u8)
             .expect("prefix above the tree's depth");
         view.node(child).fingerprint(algo)
-    });
+    }));
     Step::Split { prefix, fps }
 }
 
@@ -140,71 +140,58 @@ pub fn answer_ids(view: &mut impl DescentView, prefix: Prefix, theirs: &[ShortId
     }
 }
 
+/// Figures of a descent simulated between two local digests (see [`simulate`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DescentRun {
+    /// Messages exchanged (each is one `<reconcile/>`; two make a round trip).
+    pub messages: usize,
+    /// Payload bytes of all entries (prefixes, fingerprints, ids), without XML framing.
+    pub payload_bytes: usize,
+    /// Every short id found to be on one side only.
+    pub found: std::collections::BTreeSet<ShortId>,
+}
+
+/// Runs the descent between `a` (which starts, after unequal roots) and `b` to the end,
+/// alternating messages as two servers would, and reports what it cost and found. For tests,
+/// the CLI and the benchmarks; servers exchange the steps over the wire instead.
+pub fn simulate<V: DescentView>(a: &mut V, b: &mut V, leaf_items: u64) -> DescentRun {
+    let mut r = DescentRun::default();
+    if a.node(Prefix::ROOT) == b.node(Prefix::ROOT) {
+        return r;
+    }
+    let mut outbox = vec![start(a, leaf_items)];
+    let mut to_a = false;
+    while !outbox.is_empty() {
+        r.messages += 1;
+        r.payload_bytes += outbox.iter().map(Step::payload_bytes).sum::<usize>();
+        let receiver = if to_a { &mut *a } else { &mut *b };
+        let mut next = Vec::new();
+        for step in outbox {
+            match step {
+                Step::Split { prefix, fps } => {
+                    next.extend(answer_split(receiver, prefix, &fps, leaf_items))
+                }
+                Step::Ids { prefix, ids } => {
+                    let d = answer_ids(receiver, prefix, &ids);
+                    r.found.extend(d.mine_only.iter().chain(&d.theirs_only));
+                }
+            }
+        }
+        outbox = next;
+        to_a = !to_a;
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::digest::{EdgeDigest, EdgeHasher, LeafHash, PairHasher};
-    use crate::workload::{DOMAIN_A, DOMAIN_B, EdgeSpec, EdgeWorkload, SplitMix64};
+    use crate::digest::{EdgeDigest, EdgeHasher, PairHasher};
+    use crate::workload::{DOMAIN_A, DOMAIN_B, EdgeSpec, EdgeWorkload, SplitMix64, WorkloadView};
 
-    struct View<'a> {
-        digest: &'a EdgeDigest<u32>,
-        w: &'a EdgeWorkload,
-    }
-
-    impl DescentView for View<'_> {
-        fn algo(&self) -> HashAlgo {
-            self.digest.tree().algo()
-        }
-        fn depth(&self) -> u8 {
-            self.digest.tree().depth()
-        }
-        fn node(&self, prefix: Prefix) -> NodeValue {
-            *self.digest.tree().node(prefix).expect("within depth")
-        }
-        fn ids_under(&mut self, prefix: Prefix) -> Vec<ShortId> {
-            self.digest
-                .short_ids_under(prefix, |k, h: &mut EdgeHasher| -> LeafHash {
-                    h.leaf(self.w.edge(*k))
-                })
-        }
-    }
-
-    /// Figures of one simulated descent.
-    #[derive(Debug, Default)]
-    struct Run {
-        messages: usize,
-        payload_bytes: usize,
-        found: BTreeSet<ShortId>,
-    }
-
-    /// Runs the descent between `a` (starts) and `b` to the end, alternating messages.
-    fn run<'w>(a: &mut View<'w>, b: &mut View<'w>, leaf_items: u64) -> Run {
-        let mut r = Run::default();
-        let mut outbox = vec![start(a, leaf_items)];
-        let mut a_turn = false; // who receives the outbox next: b first
-        while !outbox.is_empty() {
-            r.messages += 1;
-            r.payload_bytes += outbox.iter().map(Step::payload_bytes).sum::<usize>();
-            let receiver: &mut View<'w> = if a_turn { &mut *a } else { &mut *b };
-            let mut next = Vec::new();
-            for step in outbox {
-                match step {
-                    Step::Split { prefix, fps } => {
-                        next.extend(answer_split(receiver, prefix, &fps, leaf_items))
-                    }
-                    Step::Ids { prefix, ids } => {
-                        let d = answer_ids(receiver, prefix, &ids);
-                        r.found.extend(d.mine_only.iter().chain(&d.theirs_only));
-                    }
-                }
-            }
-            outbox = next;
-            a_turn = !a_turn;
-        }
-        r
-    }
+    type View<'a> = WorkloadView<'a>;
 
     fn pair() -> PairHasher {
         PairHasher::new(HashAlgo::Blake3, DOMAIN_A, DOMAIN_B)
@@ -255,8 +242,17 @@ mod tests {
             (5_000, 300, 300, 4),
         ] {
             let (w, a, b, truth) = setup(n, d_a, d_b, seed);
-            let (mut va, mut vb) = (View { digest: &a, w: &w }, View { digest: &b, w: &w });
-            let r = run(&mut va, &mut vb, 16);
+            let (mut va, mut vb) = (
+                View {
+                    digest: &a,
+                    workload: &w,
+                },
+                View {
+                    digest: &b,
+                    workload: &w,
+                },
+            );
+            let r = simulate(&mut va, &mut vb, 16);
             assert_eq!(r.found, truth, "n {n} d {d_a}+{d_b}");
         }
     }
@@ -267,21 +263,27 @@ mod tests {
         let mut shallow = b.clone();
         shallow.set_depth(1, |k, h| h.leaf(w.edge(*k)));
         let (mut va, mut vb) = (
-            View { digest: &a, w: &w },
+            View {
+                digest: &a,
+                workload: &w,
+            },
             View {
                 digest: &shallow,
-                w: &w,
+                workload: &w,
             },
         );
-        assert_eq!(run(&mut va, &mut vb, 16).found, truth);
+        assert_eq!(simulate(&mut va, &mut vb, 16).found, truth);
         let (mut va, mut vb) = (
             View {
                 digest: &shallow,
-                w: &w,
+                workload: &w,
             },
-            View { digest: &a, w: &w },
+            View {
+                digest: &a,
+                workload: &w,
+            },
         );
-        assert_eq!(run(&mut va, &mut vb, 16).found, truth);
+        assert_eq!(simulate(&mut va, &mut vb, 16).found, truth);
     }
 
     #[test]
@@ -293,8 +295,17 @@ mod tests {
         let mut sizes = Vec::new();
         for n in [10_000, 100_000] {
             let (w, a, b, truth) = setup(n, 0, 1, 7);
-            let (mut va, mut vb) = (View { digest: &a, w: &w }, View { digest: &b, w: &w });
-            let r = run(&mut va, &mut vb, 16);
+            let (mut va, mut vb) = (
+                View {
+                    digest: &a,
+                    workload: &w,
+                },
+                View {
+                    digest: &b,
+                    workload: &w,
+                },
+            );
+            let r = simulate(&mut va, &mut vb, 16);
             assert_eq!(r.found, truth);
             sizes.push((r.messages, r.payload_bytes));
         }
