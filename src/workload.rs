@@ -240,11 +240,8 @@ impl crate::digest::descent::DescentView for WorkloadView<'_> {
         self.digest.tree().depth()
     }
     fn node(&self, prefix: crate::digest::Prefix) -> crate::digest::NodeValue {
-        *self
-            .digest
-            .tree()
-            .node(prefix)
-            .expect("the descent asks within the depth")
+        let w = self.workload;
+        self.digest.node_value(prefix, |k, h| h.leaf(w.edge(*k)))
     }
     fn ids_under(&mut self, prefix: crate::digest::Prefix) -> Vec<crate::digest::ShortId> {
         let w = self.workload;

@@ -292,3 +292,29 @@ fn rebuilt_depth(d: &EdgeDigest<Edge>, depth: u8) -> BucketTree {
     d.set_depth(depth, |e, h| h.leaf(e.into()));
     d.tree().clone()
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// XEP PS-15: any node down to 8 nibbles has a value, equal to what a deeper tree holds.
+    #[test]
+    fn nodes_below_the_tree_depth_are_computed(set in edge_set(), prefix_bits in any::<u32>(), len in 0u8..=8) {
+        let shallow = digest_of(HashAlgo::Blake3, 1, set.iter().copied());
+        let deep = digest_of(HashAlgo::Blake3, 3, set.iter().copied());
+        let prefix = Prefix::of_hash((prefix_bits as u64) << 32, len);
+        let leaf_of = |k: &RawEdge, h: &mut presence_sync::digest::EdgeHasher| {
+            let (p, s, st) = edge_strings(k.0, k.1, k.2, k.3);
+            h.leaf(EdgeRef { publisher: &p, subscriber: &s, state: st })
+        };
+        let a = shallow.node_value(prefix, leaf_of);
+        let b = deep.node_value(prefix, leaf_of);
+        prop_assert_eq!(a, b);
+        if let Some(v) = deep.tree().node(prefix) {
+            prop_assert_eq!(&a, v);
+        }
+        // And it counts exactly the items under the prefix.
+        let mut probe = digest_of(HashAlgo::Blake3, 0, []);
+        let under = set.iter().filter(|e| prefix.contains(bucket_of(&mut probe, **e, len))).count();
+        prop_assert_eq!(a.count(), under as u64);
+    }
+}

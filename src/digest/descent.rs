@@ -22,7 +22,7 @@ pub trait DescentView {
     fn algo(&self) -> HashAlgo;
     /// Depth of the local tree (prefixes up to this length have node values).
     fn depth(&self) -> u8;
-    /// Node value at `prefix` (`prefix.len() <= depth()`).
+    /// Node value at `prefix`, at any length down to 8 nibbles (XEP PS-15).
     fn node(&self, prefix: Prefix) -> NodeValue;
     /// Sorted short ids of the local items under `prefix` (any length).
     fn ids_under(&mut self, prefix: Prefix) -> Vec<ShortId>;

@@ -1,6 +1,7 @@
 //! The edge digest between two domains (XEP §Edge Set Digest).
 
 use super::hash::{LeafHash, PairHasher, ShortId};
+use super::node::NodeValue;
 use super::prefix::Prefix;
 use super::set::DigestSet;
 use super::tree::{BucketTree, depth_for};
@@ -137,6 +138,17 @@ impl<K: Clone + Eq> EdgeDigest<K> {
     ) -> Vec<ShortId> {
         let mut eh = self.hasher.clone();
         self.set.short_ids_under(prefix, |k| leaf_of(k, &mut eh))
+    }
+
+    /// The node value at any prefix down to 8 nibbles (XEP PS-15); `leaf_of` as in
+    /// [`Self::short_ids_under`].
+    pub fn node_value(
+        &self,
+        prefix: Prefix,
+        mut leaf_of: impl FnMut(&K, &mut EdgeHasher) -> LeafHash,
+    ) -> NodeValue {
+        let mut eh = self.hasher.clone();
+        self.set.node_value(prefix, |k| leaf_of(k, &mut eh))
     }
 
     /// Changes the tree depth (O(n)); `leaf_of` as in [`Self::short_ids_under`].

@@ -4,6 +4,7 @@
 //! bucket. Each entry keeps its leaf hash, so updating or removing an entry needs only its key.
 
 use super::hash::{LeafHash, ShortId};
+use super::node::NodeValue;
 use super::prefix::Prefix;
 use super::tree::BucketTree;
 
@@ -104,6 +105,23 @@ impl<K: Clone + Eq> DigestMap<K> {
             .collect();
         out.sort_unstable_by_key(|(_, id)| *id);
         out
+    }
+
+    /// The node value at any `prefix` down to [`MAX_DEPTH`](super::prefix::MAX_DEPTH) (XEP
+    /// PS-15): from the tree within its depth, else summed from the entries of the bucket that
+    /// contains the prefix.
+    pub fn node_value(&self, prefix: Prefix) -> NodeValue {
+        if let Some(v) = self.tree.node(prefix) {
+            return *v;
+        }
+        let b = prefix.truncate(self.tree.depth()).bits() as usize;
+        let mut v = NodeValue::EMPTY;
+        for e in &self.buckets[b] {
+            if prefix.contains(Prefix::of_hash(e.placement, prefix.len())) {
+                v.add(&e.leaf);
+            }
+        }
+        v
     }
 
     /// Rebuilds the tree at another depth: O(n).

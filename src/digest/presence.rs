@@ -5,6 +5,7 @@ use jid::BareJid;
 
 use super::hash::{LeafHash, PairHasher, ShortId};
 use super::map::DigestMap;
+use super::node::NodeValue;
 use super::prefix::Prefix;
 use super::tree::BucketTree;
 use crate::model::presence::{PublisherPresence, encode_key, encode_leaf};
@@ -82,6 +83,11 @@ impl PresenceDigest {
     /// Publishers and short ids under `prefix`, sorted by short id.
     pub fn entries_under(&self, prefix: Prefix) -> Vec<(&BareJid, ShortId)> {
         self.map.entries_under(prefix)
+    }
+
+    /// The node value at any prefix down to 8 nibbles (XEP PS-15).
+    pub fn node_value(&self, prefix: Prefix) -> NodeValue {
+        self.map.node_value(prefix)
     }
 
     /// Changes the tree depth: O(n).

@@ -6,6 +6,7 @@
 //! (listing short ids, changing depth) take a function that computes them from the key.
 
 use super::hash::{LeafHash, ShortId};
+use super::node::NodeValue;
 use super::prefix::Prefix;
 use super::tree::BucketTree;
 
@@ -140,6 +141,22 @@ impl<K: Clone + Eq> DigestSet<K> {
             .collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// The node value at any `prefix` down to [`MAX_DEPTH`](super::prefix::MAX_DEPTH) (XEP
+    /// PS-15): from the tree within its depth, else summed from the leaves of the one bucket
+    /// that contains the prefix, computed with `leaf_of`.
+    pub fn node_value(&self, prefix: Prefix, mut leaf_of: impl FnMut(&K) -> LeafHash) -> NodeValue {
+        if let Some(v) = self.tree.node(prefix) {
+            return *v;
+        }
+        let mut v = NodeValue::EMPTY;
+        for leaf in self.keys_under(prefix).map(&mut leaf_of) {
+            if prefix.contains(Prefix::of_hash(leaf.placement(), prefix.len())) {
+                v.add(&leaf);
+            }
+        }
+        v
     }
 
     /// Rebuilds the tree at another depth, computing leaves with `leaf_of`: O(n).
