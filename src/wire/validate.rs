@@ -1,0 +1,233 @@
+//! Checks that need the session: negotiated limits and the two domains (XEP §Flow Control
+//! and Limits, XEP §Spoofed JIDs, XEP §Business Rules).
+//!
+//! Parsing already rejects everything that is wrong in isolation (see the element types).
+//! What remains depends on the session: counts and sizes against the negotiated [`Limits`],
+//! and JIDs against the [`Domains`]: items of the peer's publishers, excepts of our users,
+//! edges with one end in each domain.
+
+use crate::wire::edge::Edge;
+use crate::wire::error::WireError;
+use crate::wire::hello::{Hello, StreamFeature};
+use crate::wire::item::{Batch, Item};
+use crate::wire::limits::{Domains, Limits};
+use crate::wire::markers::{Fanout, Repair, Shutdown};
+use crate::wire::reconcile::{Reconcile, ReconcileEntry};
+use crate::wire::{Condition, WireElement};
+
+fn check_item(element: &'static str, item: &Item, domains: &Domains) -> Result<(), WireError> {
+    if !domains.is_peer(&item.jid) {
+        return Err(WireError::ForeignJid {
+            element,
+            role: "item jid",
+            jid: item.jid.to_string(),
+            expected: domains.peer().to_owned(),
+        });
+    }
+    if let Some(except) = item.excepts.iter().find(|e| !domains.is_local(&e.jid)) {
+        return Err(WireError::ForeignJid {
+            element,
+            role: "except jid",
+            jid: except.jid.to_string(),
+            expected: domains.local().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn check_edge(element: &'static str, edge: &Edge, domains: &Domains) -> Result<(), WireError> {
+    let (p, s) = (&edge.publisher, &edge.subscriber);
+    let crosses =
+        (domains.is_local(p) && domains.is_peer(s)) || (domains.is_peer(p) && domains.is_local(s));
+    if !crosses {
+        return Err(WireError::ForeignJid {
+            element,
+            role: "edge",
+            jid: edge.label(),
+            expected: format!("{} and {}", domains.local(), domains.peer()),
+        });
+    }
+    Ok(())
+}
+
+fn check_encoded_size<T: WireElement>(value: &T, limits: &Limits) -> Result<(), WireError> {
+    let bytes = value
+        .to_xml_bytes()
+        .map_err(|e| WireError::from_xso(T::NAME, e))?;
+    limits.check_size(T::NAME, bytes.len())
+}
+
+impl WireElement for Reconcile {
+    const NAME: &'static str = "reconcile";
+
+    /// At most max-items `<split/>`+`<ids/>` and max-items `<item/>`+`<edge/>`; items of the
+    /// peer's publishers with excepts of our users; edges between the two domains; at most
+    /// max-bytes serialised.
+    fn validate(&self, limits: &Limits, domains: &Domains) -> Result<(), WireError> {
+        limits.check_items(Self::NAME, "split and ids", self.node_count())?;
+        limits.check_items(Self::NAME, "items and edges", self.item_count())?;
+        for entry in &self.entries {
+            match entry {
+                ReconcileEntry::Item(item) => check_item(Self::NAME, item, domains)?,
+                ReconcileEntry::Edge(edge) => check_edge(Self::NAME, edge, domains)?,
+                _ => {}
+            }
+        }
+        check_encoded_size(self, limits)
+    }
+}
+
+impl WireElement for Batch {
+    const NAME: &'static str = "batch";
+
+    /// At most max-items items, of the peer's publishers with excepts of our users; at most
+    /// max-bytes serialised. (Whether the epoch is current is the session's check:
+    /// [`WireError::StaleEpoch`].)
+    fn validate(&self, limits: &Limits, domains: &Domains) -> Result<(), WireError> {
+        limits.check_items(Self::NAME, "items", self.items.len())?;
+        for item in &self.items {
+            check_item(Self::NAME, item, domains)?;
+        }
+        check_encoded_size(self, limits)
+    }
+}
+
+impl WireElement for Item {
+    const NAME: &'static str = "item";
+
+    /// The publisher is in the peer domain, the excepts in ours.
+    fn validate(&self, _limits: &Limits, domains: &Domains) -> Result<(), WireError> {
+        check_item(Self::NAME, self, domains)
+    }
+}
+
+impl WireElement for Hello {
+    const NAME: &'static str = "hello";
+}
+
+impl WireElement for StreamFeature {
+    const NAME: &'static str = "presence-sync";
+}
+
+impl WireElement for Shutdown {
+    const NAME: &'static str = "shutdown";
+}
+
+impl WireElement for Fanout {
+    const NAME: &'static str = "fanout";
+}
+
+impl WireElement for Repair {
+    const NAME: &'static str = "repair";
+}
+
+impl WireElement for Condition {
+    const NAME: &'static str = "error condition";
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::digest::{Fingerprint, Prefix, ShortId};
+    use crate::wire::{
+        ChildFingerprints, Domains, IdList, Ids, Limits, Reconcile, ReconcileEntry, Split,
+        WireElement, WireError,
+    };
+
+    fn edges_xml() -> String {
+        format!(
+            "<reconcile xmlns='urn:xmpp:presence-sync:0' set='edges'>\
+             <split prefix='3a' fps='{}'/>\
+             <ids prefix='3a7' ids='AQIDBAUGBwgJCgsMDQ4PEA=='/>\
+             <ids prefix='' ids=''/>\
+             <lack ids='AQIDBAUGBwg='/>\
+             <edge publisher='juliet@a.example' subscriber='romeo@b.example'/>\
+             <edge publisher='nurse@a.example' subscriber='romeo@b.example' state='pending'/>\
+             </reconcile>",
+            "AAAA".repeat(85) + "AA=="
+        )
+    }
+
+    fn presence_xml() -> &'static str {
+        "<reconcile xmlns='urn:xmpp:presence-sync:0' set='presence'>\
+         <gone ids='AQIDBAUGBwg='/>\
+         <item jid='juliet@a.example'>\
+         <presence xmlns='jabber:server' from='juliet@a.example/balcony'><show>away</show></presence>\
+         <except jid='tybalt@b.example'/></item>\
+         <item jid='benvolio@a.example'/>\
+         </reconcile>"
+    }
+
+    #[test]
+    fn validate_limits_and_domains() {
+        let domains = Domains::new("b.example", "a.example").unwrap();
+        let r = Reconcile::parse_bytes(edges_xml().as_bytes()).unwrap();
+        r.validate(&Limits::DEFAULT, &domains).unwrap();
+        let tight = Limits {
+            max_items: 2,
+            ..Limits::DEFAULT
+        };
+        assert_eq!(
+            r.validate(&tight, &domains).unwrap_err().to_string(),
+            "reconcile: 3 split and ids exceed max-items 2"
+        );
+        let tight = Limits {
+            max_items: 1,
+            ..Limits::DEFAULT
+        };
+        let mut only_edges = r.clone();
+        only_edges
+            .entries
+            .retain(|e| matches!(e, ReconcileEntry::Edge(_)));
+        assert_eq!(
+            only_edges
+                .validate(&tight, &domains)
+                .unwrap_err()
+                .to_string(),
+            "reconcile: 2 items and edges exceed max-items 1"
+        );
+        let small = Limits {
+            max_bytes: 4096,
+            ..Limits::DEFAULT
+        };
+        let mut big = r.clone();
+        for i in 0..40u8 {
+            let prefix = Prefix::new(u32::from(i), 2).unwrap();
+            big.entries.push(ReconcileEntry::Ids(Ids {
+                prefix,
+                ids: IdList(vec![ShortId([i; 8])]),
+            }));
+            big.entries.push(ReconcileEntry::Split(Split {
+                prefix: Prefix::new(u32::from(i), 3).unwrap(),
+                fps: ChildFingerprints([Fingerprint([i; 16]); 16]),
+            }));
+        }
+        let WireError::TooLarge {
+            bytes, max: 4096, ..
+        } = big.validate(&small, &domains).unwrap_err()
+        else {
+            panic!()
+        };
+        assert!(bytes > 4096);
+        let foreign = edges_xml().replace("juliet@a.example", "juliet@c.example");
+        let foreign = Reconcile::parse_bytes(foreign.as_bytes()).unwrap();
+        let e = foreign.validate(&Limits::DEFAULT, &domains).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "reconcile: edge juliet@c.example -> romeo@b.example is not in b.example and a.example"
+        );
+        let inner = edges_xml().replace("juliet@a.example", "juliet@b.example");
+        let inner = Reconcile::parse_bytes(inner.as_bytes()).unwrap();
+        assert!(inner.validate(&Limits::DEFAULT, &domains).is_err());
+        let p = Reconcile::parse_bytes(presence_xml().as_bytes()).unwrap();
+        p.validate(&Limits::DEFAULT, &domains).unwrap();
+        assert_eq!(
+            p.validate(
+                &Limits::DEFAULT,
+                &Domains::new("a.example", "b.example").unwrap()
+            )
+            .unwrap_err()
+            .to_string(),
+            "reconcile: item jid juliet@a.example is not in b.example"
+        );
+    }
+}
