@@ -47,6 +47,42 @@
 //!        root fingerprint + count ──► <hello/>;  node fingerprints ──► <reconcile/> (wire)
 //! ```
 //!
+//! ## Example
+//!
+//! Two servers project the same edges from mirrored rosters, so their roots agree; one lost
+//! subscription on one side is found in exactly one bucket.
+//!
+//! ```
+//! use jid::BareJid;
+//! use presence_sync::digest::{EdgeDigest, HashAlgo, PairHasher, Prefix};
+//! use presence_sync::model::{edge::project, NamedState, Roster, Subscription};
+//!
+//! let juliet = BareJid::new("juliet@capulet.lit").unwrap();
+//! let romeo = BareJid::new("romeo@montague.lit").unwrap();
+//!
+//! // capulet.lit's roster of juliet, and montague.lit's roster of romeo: mutual subscription.
+//! let mut at_capulet = Roster::new();
+//! at_capulet.set(romeo.clone(), Subscription::named(NamedState::Both));
+//! let mut at_montague = Roster::new();
+//! at_montague.set(juliet.clone(), Subscription::named(NamedState::Both));
+//!
+//! let digest = |user: &BareJid, roster: &Roster, peer: &str| {
+//!     let edges: Vec<_> = project([(user, roster)], peer).collect();
+//!     let pair = PairHasher::new(HashAlgo::Blake3, "capulet.lit", "montague.lit");
+//!     EdgeDigest::build(pair, edges.len() as u64, edges.iter().map(|e| (e.clone(), e.into())))
+//! };
+//! let a = digest(&juliet, &at_capulet, "montague.lit");
+//! let b = digest(&romeo, &at_montague, "capulet.lit");
+//! assert_eq!(a.len(), 2); // juliet -> romeo and romeo -> juliet
+//! assert_eq!(a.tree().fingerprint(Prefix::ROOT), b.tree().fingerprint(Prefix::ROOT));
+//!
+//! // montague.lit lost romeo's subscription to juliet (romeo's item became "From").
+//! at_montague.set(juliet.clone(), Subscription::named(NamedState::From));
+//! let b = digest(&romeo, &at_montague, "capulet.lit");
+//! assert_ne!(a.tree().fingerprint(Prefix::ROOT), b.tree().fingerprint(Prefix::ROOT));
+//! assert_eq!(a.tree().diff(b.tree()).len(), 1);
+//! ```
+//!
 //! ## Modules
 //!
 //! - [`model`]: rosters with the full RFC 6121 subscription state machine (Appendix A),
