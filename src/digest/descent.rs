@@ -193,6 +193,15 @@ mod tests {
 
     type View<'a> = WorkloadView<'a>;
 
+    /// Runs the descent between two digests of the same workload, `a` starting.
+    fn descend(w: &EdgeWorkload, a: &EdgeDigest<u32>, b: &EdgeDigest<u32>) -> DescentRun {
+        let view = |digest| View {
+            digest,
+            workload: w,
+        };
+        simulate(&mut view(a), &mut view(b), 16)
+    }
+
     fn pair() -> PairHasher {
         PairHasher::new(HashAlgo::Blake3, DOMAIN_A, DOMAIN_B)
     }
@@ -242,17 +251,7 @@ mod tests {
             (5_000, 300, 300, 4),
         ] {
             let (w, a, b, truth) = setup(n, d_a, d_b, seed);
-            let (mut va, mut vb) = (
-                View {
-                    digest: &a,
-                    workload: &w,
-                },
-                View {
-                    digest: &b,
-                    workload: &w,
-                },
-            );
-            let r = simulate(&mut va, &mut vb, 16);
+            let r = descend(&w, &a, &b);
             assert_eq!(r.found, truth, "n {n} d {d_a}+{d_b}");
         }
     }
@@ -262,28 +261,8 @@ mod tests {
         let (w, a, b, truth) = setup(30_000, 10, 10, 5);
         let mut shallow = b.clone();
         shallow.set_depth(1, |k, h| h.leaf(w.edge(*k)));
-        let (mut va, mut vb) = (
-            View {
-                digest: &a,
-                workload: &w,
-            },
-            View {
-                digest: &shallow,
-                workload: &w,
-            },
-        );
-        assert_eq!(simulate(&mut va, &mut vb, 16).found, truth);
-        let (mut va, mut vb) = (
-            View {
-                digest: &shallow,
-                workload: &w,
-            },
-            View {
-                digest: &a,
-                workload: &w,
-            },
-        );
-        assert_eq!(simulate(&mut va, &mut vb, 16).found, truth);
+        assert_eq!(descend(&w, &a, &shallow).found, truth);
+        assert_eq!(descend(&w, &shallow, &a).found, truth);
     }
 
     #[test]
@@ -295,17 +274,7 @@ mod tests {
         let mut sizes = Vec::new();
         for n in [10_000, 100_000] {
             let (w, a, b, truth) = setup(n, 0, 1, 7);
-            let (mut va, mut vb) = (
-                View {
-                    digest: &a,
-                    workload: &w,
-                },
-                View {
-                    digest: &b,
-                    workload: &w,
-                },
-            );
-            let r = simulate(&mut va, &mut vb, 16);
+            let r = descend(&w, &a, &b);
             assert_eq!(r.found, truth);
             sizes.push((r.messages, r.payload_bytes));
         }

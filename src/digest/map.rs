@@ -88,15 +88,7 @@ impl<K: Clone + Eq> DigestMap<K> {
 
     /// Entries (key, short id) under `prefix`, sorted by short id.
     pub fn entries_under(&self, prefix: Prefix) -> Vec<(&K, ShortId)> {
-        let depth = self.tree.depth();
-        let range = if prefix.len() <= depth {
-            let shift = 4 * (depth - prefix.len()) as u32;
-            let start = (prefix.bits() as usize) << shift;
-            start..start + (1usize << shift)
-        } else {
-            let b = prefix.truncate(depth).bits() as usize;
-            b..b + 1
-        };
+        let range = self.tree.buckets_under(prefix);
         let mut out: Vec<(&K, ShortId)> = self.buckets[range]
             .iter()
             .flatten()

@@ -106,23 +106,12 @@ impl<K: Clone + Eq> DigestSet<K> {
         self.buckets[self.tree.bucket_of(leaf.placement())].contains(key)
     }
 
-    fn bucket_range(&self, prefix: Prefix) -> std::ops::Range<usize> {
-        let depth = self.tree.depth();
-        if prefix.len() <= depth {
-            let shift = 4 * (depth - prefix.len()) as u32;
-            let start = (prefix.bits() as usize) << shift;
-            start..start + (1usize << shift)
-        } else {
-            // Deeper than the tree: the single bucket containing the prefix; callers filter.
-            let b = prefix.truncate(depth).bits() as usize;
-            b..b + 1
-        }
-    }
-
     /// Keys of the items under `prefix` (for a prefix deeper than the tree, the keys of the
     /// bucket containing it: filter with [`Prefix::contains`] on the placement).
     pub fn keys_under(&self, prefix: Prefix) -> impl Iterator<Item = &K> {
-        self.buckets[self.bucket_range(prefix)].iter().flatten()
+        self.buckets[self.tree.buckets_under(prefix)]
+            .iter()
+            .flatten()
     }
 
     /// Short ids of the items under `prefix`, computing leaves with `leaf_of` (the content of

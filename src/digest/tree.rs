@@ -73,6 +73,19 @@ impl BucketTree {
         Prefix::new(index as u32, self.depth).expect("bucket index below 16^depth")
     }
 
+    /// The indexes of the buckets under `prefix`; for a prefix deeper than the tree, the one
+    /// bucket that contains it (callers filter its items by placement).
+    pub fn buckets_under(&self, prefix: Prefix) -> std::ops::Range<usize> {
+        if prefix.len() <= self.depth {
+            let shift = 4 * (self.depth - prefix.len()) as u32;
+            let start = (prefix.bits() as usize) << shift;
+            start..start + (1usize << shift)
+        } else {
+            let b = prefix.truncate(self.depth).bits() as usize;
+            b..b + 1
+        }
+    }
+
     /// Adds a leaf on the path of `placement`: O(depth).
     pub fn add(&mut self, placement: u64, leaf: &LeafHash) {
         let mut idx = self.bucket_of(placement);

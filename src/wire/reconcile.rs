@@ -357,7 +357,7 @@ impl Reconcile {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::digest::{Fingerprint, ShortId};
     use crate::model;
@@ -368,7 +368,8 @@ mod tests {
         "AAAA".repeat(85) + "AA=="
     }
 
-    fn edges_xml() -> String {
+    /// A reconcile with one child of each kind of the edge set (shared with validate's tests).
+    pub(crate) fn edges_xml() -> String {
         format!(
             "<reconcile xmlns='urn:xmpp:presence-sync:0' set='edges'>\
              <split prefix='3a' fps='{}'/>\

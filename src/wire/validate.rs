@@ -133,19 +133,7 @@ mod tests {
         WireElement, WireError,
     };
 
-    fn edges_xml() -> String {
-        format!(
-            "<reconcile xmlns='urn:xmpp:presence-sync:0' set='edges'>\
-             <split prefix='3a' fps='{}'/>\
-             <ids prefix='3a7' ids='AQIDBAUGBwgJCgsMDQ4PEA=='/>\
-             <ids prefix='' ids=''/>\
-             <lack ids='AQIDBAUGBwg='/>\
-             <edge publisher='juliet@a.example' subscriber='romeo@b.example'/>\
-             <edge publisher='nurse@a.example' subscriber='romeo@b.example' state='pending'/>\
-             </reconcile>",
-            "AAAA".repeat(85) + "AA=="
-        )
-    }
+    use crate::wire::reconcile::tests::edges_xml;
 
     fn presence_xml() -> &'static str {
         "<reconcile xmlns='urn:xmpp:presence-sync:0' set='presence'>\
