@@ -98,3 +98,4 @@ pub mod digest;
 pub mod model;
 pub mod wire;
 pub mod workload;
+pub mod sim;

@@ -1,0 +1,99 @@
+//! The contract between a simulated server and the deterministic network driver.
+//!
+//! A [`Host`] is a sans-IO server: it never reads a clock or touches a socket. The driver gives
+//! it the time with every call, delivers the stanzas that reach it from peers, tells it when an
+//! s2s link to a peer comes up or goes down, fires its timer, and collects what it wants to
+//! send. In the style of quinn-proto, a driver calls, after every input, `poll_transmit` until
+//! it returns `None`, then `poll_timeout` to learn the next timer.
+//!
+//! An s2s "link" between two domains stands for the pair of s2s streams between them: stanzas
+//! in each direction arrive in the order they were sent, or not at all once the link is down.
+
+use std::fmt;
+
+use minidom::Element;
+
+/// Simulated time in microseconds since the start of the simulation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SimTime(pub u64);
+
+impl SimTime {
+    /// Time zero.
+    pub const ZERO: SimTime = SimTime(0);
+
+    /// `ms` milliseconds.
+    pub fn from_millis(ms: u64) -> SimTime {
+        SimTime(ms * 1000)
+    }
+
+    /// Whole milliseconds.
+    pub fn as_millis(self) -> u64 {
+        self.0 / 1000
+    }
+
+    /// This time plus `us` microseconds (saturating).
+    pub fn plus_micros(self, us: u64) -> SimTime {
+        SimTime(self.0.saturating_add(us))
+    }
+}
+
+impl fmt::Display for SimTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03} ms", self.0 / 1000, self.0 % 1000)
+    }
+}
+
+/// A stanza a host wants to send to a peer domain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transmit {
+    /// The peer domain (the s2s link it goes over).
+    pub peer: String,
+    /// The stanza (`<iq/>`, `<message/>` or `<presence/>` in `jabber:server`).
+    pub stanza: Element,
+}
+
+/// A simulated XMPP server as the driver sees it.
+pub trait Host {
+    /// The domain this host serves.
+    fn domain(&self) -> &str;
+
+    /// The s2s link to `peer` is established (both streams up, peer authenticated).
+    fn handle_link_up(&mut self, now: SimTime, peer: &str);
+
+    /// The s2s link to `peer` is gone; stanzas in flight on it are lost.
+    fn handle_link_down(&mut self, now: SimTime, peer: &str);
+
+    /// A stanza from `peer` arrived over the link.
+    fn handle_stanza(&mut self, now: SimTime, peer: &str, stanza: Element);
+
+    /// A stanza this host sent to `peer` could not be delivered (the link was down when it was
+    /// sent, or went down before it arrived). Real servers bounce it as an error or drop it;
+    /// the default does nothing.
+    fn handle_undeliverable(&mut self, now: SimTime, peer: &str, stanza: Element) {
+        let _ = (now, peer, stanza);
+    }
+
+    /// The timer returned by [`Host::poll_timeout`] expired (`now` is at or after it).
+    fn handle_timeout(&mut self, now: SimTime);
+
+    /// The next stanza to send, if any.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+
+    /// When the host next needs [`Host::handle_timeout`], if ever.
+    fn poll_timeout(&self) -> Option<SimTime>;
+
+    /// The server process dies now: volatile state (sessions, presence, anything not
+    /// persisted) is lost, nothing more is sent. The driver takes its links down without
+    /// telling it; it is dead until [`Host::restart`].
+    fn crash(&mut self, now: SimTime);
+
+    /// The server stops cleanly: it may queue last stanzas (drained by the driver with
+    /// `poll_transmit` and delivered if the links are up), then it is down until
+    /// [`Host::restart`].
+    fn shutdown(&mut self, now: SimTime);
+
+    /// The server boots again after [`Host::crash`] or [`Host::shutdown`], from its persistent
+    /// state only (rosters, block lists, and whatever its protocol says may be persisted).
+    /// The driver then brings its links up again.
+    fn restart(&mut self, now: SimTime);
+}
