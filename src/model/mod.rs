@@ -8,6 +8,7 @@ pub mod epoch;
 pub mod presence;
 pub mod roster;
 pub mod subscription;
+pub mod truth;
 
 pub use edge::{Edge, EdgeState};
 pub use epoch::Epoch;
