@@ -93,20 +93,16 @@ pub fn start(view: &mut impl DescentView, leaf_items: u64) -> Step {
     describe(view, Prefix::ROOT, leaf_items)
 }
 
-/// Answers a peer's `<split prefix fps/>`: one step per differing child. A split of a node at
-/// or below the end of the local tree is answered with the ids of the whole node.
+/// Answers a peer's `<split prefix fps/>` (XEP PS-24): one step per child whose fingerprint
+/// differs from the peer's, describing that child (ids when small or at or below the local
+/// tree's depth, else a split). Children below the local depth are computed from the bucket
+/// that holds them, so a shallow tree still answers exactly.
 pub fn answer_split(
     view: &mut impl DescentView,
     prefix: Prefix,
     fps: &[Fingerprint; FANOUT],
     leaf_items: u64,
 ) -> Vec<Step> {
-    if prefix.len() >= view.depth() {
-        return vec![Step::Ids {
-            prefix,
-            ids: view.ids_under(prefix),
-        }];
-    }
     let algo = view.algo();
     let differing: Vec<Prefix> = (0..FANOUT as u8)
         .filter_map(|i| prefix.child(i))
