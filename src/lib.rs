@@ -95,7 +95,8 @@
 #![warn(missing_docs)]
 
 pub mod digest;
+pub mod engine;
 pub mod model;
+pub mod sim;
 pub mod wire;
 pub mod workload;
-pub mod sim;

@@ -229,6 +229,20 @@ fn context_checks() {
             Condition::TooManyItems,
         ),
         (
+            // XEP PS-82: one id list holds at most max-items ids.
+            reconcile(
+                "edges",
+                "<ids prefix='1' ids='AQIDBAUGBwgREhMUFRYXGCEiIyQlJico'/>",
+            ),
+            "reconcile: 3 ids in one list exceed max-items 2",
+            Condition::TooManyItems,
+        ),
+        (
+            reconcile("edges", "<lack ids='AQIDBAUGBwgREhMUFRYXGCEiIyQlJico'/>"),
+            "reconcile: 3 ids in one list exceed max-items 2",
+            Condition::TooManyItems,
+        ),
+        (
             reconcile(
                 "edges",
                 "<edge publisher='p@a.example' subscriber='s@a.example'/>",

@@ -61,12 +61,22 @@ impl PresenceDigest {
     /// Records the presence of `publisher`; an unavailable presence removes it. O(depth).
     /// Returns true if the digest changed.
     pub fn set(&mut self, publisher: &BareJid, presence: &PublisherPresence) -> bool {
+        let before = *self.map.tree().root();
+        self.upsert(publisher, presence);
+        *self.map.tree().root() != before
+    }
+
+    /// Records the presence of `publisher` like [`Self::set`] and returns the short id of its
+    /// new entry (`None` when the presence is unavailable and the entry is gone).
+    pub fn upsert(&mut self, publisher: &BareJid, presence: &PublisherPresence) -> Option<ShortId> {
         let placement = self.placement(publisher);
         if presence.is_unavailable() {
-            return self.map.remove(publisher, placement).is_some();
+            self.map.remove(publisher, placement);
+            return None;
         }
         let leaf = self.leaf(publisher, presence);
-        self.map.upsert(publisher.clone(), placement, leaf) != Some(leaf)
+        self.map.upsert(publisher.clone(), placement, leaf);
+        Some(leaf.short_id())
     }
 
     /// Removes `publisher` (it became unavailable). Returns true if it was present.

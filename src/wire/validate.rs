@@ -60,7 +60,8 @@ fn check_encoded_size<T: WireElement>(value: &T, limits: &Limits) -> Result<(), 
 impl WireElement for Reconcile {
     const NAME: &'static str = "reconcile";
 
-    /// At most max-items `<split/>`+`<ids/>` and max-items `<item/>`+`<edge/>`; items of the
+    /// At most max-items `<split/>`+`<ids/>`, max-items `<item/>`+`<edge/>` and max-items ids
+    /// in any one list; items of the
     /// peer's publishers with excepts of our users; edges between the two domains; at most
     /// max-bytes serialised.
     fn validate(&self, limits: &Limits, domains: &Domains) -> Result<(), WireError> {
@@ -70,7 +71,18 @@ impl WireElement for Reconcile {
             match entry {
                 ReconcileEntry::Item(item) => check_item(Self::NAME, item, domains)?,
                 ReconcileEntry::Edge(edge) => check_edge(Self::NAME, edge, domains)?,
-                _ => {}
+                // XEP PS-82: an id list holds at most max-items ids (parsers bound the length
+                // of an attribute value; 256 ids are 2 732 base64 characters).
+                ReconcileEntry::Ids(ids) => {
+                    limits.check_items(Self::NAME, "ids in one list", ids.ids.0.len())?
+                }
+                ReconcileEntry::Lack(lack) => {
+                    limits.check_items(Self::NAME, "ids in one list", lack.ids.0.len())?
+                }
+                ReconcileEntry::Gone(gone) => {
+                    limits.check_items(Self::NAME, "ids in one list", gone.ids.0.len())?
+                }
+                ReconcileEntry::Split(_) => {}
             }
         }
         check_encoded_size(self, limits)

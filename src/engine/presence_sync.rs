@@ -1,0 +1,465 @@
+//! Reconciliation of one presence set (XEP §Reconciliation), both roles, sans-IO.
+//!
+//! The **cache holder** drives ([`Puller`]): it sends `<reconcile set='presence'/>` queries
+//! (first `<ids/>` of the buckets its priority policy names, then a descent from the root) and
+//! applies the answers to its cache, reporting every change so that the server can fan it out
+//! to local users. The **authoritative** server answers each query with [`answer`], from its
+//! published set.
+//!
+//! Rules implemented here: PS-24 (split), PS-26 (ids at the authoritative server), PS-27 (ids at
+//! the cache holder, with stale entries removed only once every lacked id under the prefix is
+//! answered, so a changed publisher never flaps to unavailable and back), PS-28 (lack), PS-29
+//! (gone), PS-30 and PS-31 (limits, and an answer that would not fit handed back as a split of
+//! the same prefix), PS-35 (pulls by prefix, in any order).
+
+use std::collections::{BTreeSet, VecDeque};
+
+use jid::BareJid;
+
+use super::presence_set::PresenceSet;
+use crate::digest::descent::{self, DescentView, Step};
+use crate::digest::prefix::MAX_DEPTH;
+use crate::digest::{Prefix, ShortId};
+use crate::model::PublisherPresence;
+use crate::wire::{
+    ChildFingerprints, Gone, IdList, Ids, Item, Lack, Limits, Reconcile, ReconcileEntry,
+    ReconcileSet, Split, WireElement,
+};
+
+/// Bytes kept free in every stanza for the `<iq/>` and `<reconcile/>` around the entries.
+const ENVELOPE_BYTES: usize = 320;
+
+/// Upper bound of the serialised size of a hand-back (a split with 16 fingerprints).
+const HANDBACK_BYTES: usize = 40 + 8 + 344;
+
+/// Upper bound of the serialised size of an entry (exact for items).
+fn entry_bytes(entry: &ReconcileEntry) -> usize {
+    let b64 = |bytes: usize| bytes.div_ceil(3) * 4;
+    match entry {
+        ReconcileEntry::Split(s) => 40 + s.prefix.len() as usize + b64(256),
+        ReconcileEntry::Ids(i) => 32 + i.prefix.len() as usize + b64(8 * i.ids.0.len()),
+        ReconcileEntry::Lack(l) => 20 + b64(8 * l.ids.0.len()),
+        ReconcileEntry::Gone(g) => 20 + b64(8 * g.ids.0.len()),
+        ReconcileEntry::Item(item) => item.to_xml_bytes().map_or(usize::MAX / 4, |b| b.len()),
+        ReconcileEntry::Edge(_) => 120,
+    }
+}
+
+fn is_node(entry: &ReconcileEntry) -> bool {
+    matches!(entry, ReconcileEntry::Split(_) | ReconcileEntry::Ids(_))
+}
+
+/// Accumulates the entries of one `<reconcile/>` within the limits (XEP PS-30).
+#[derive(Debug)]
+struct Budget {
+    nodes: usize,
+    items: usize,
+    bytes: usize,
+    max_items: usize,
+}
+
+impl Budget {
+    fn new(limits: &Limits) -> Budget {
+        Budget {
+            nodes: 0,
+            items: 0,
+            bytes: (limits.max_bytes as usize).saturating_sub(ENVELOPE_BYTES),
+            max_items: limits.max_items as usize,
+        }
+    }
+
+    /// Takes room for `entries` if all of them fit; false (and nothing taken) otherwise.
+    fn take(&mut self, entries: &[ReconcileEntry]) -> bool {
+        self.take_keeping(entries, 0)
+    }
+
+    /// Like [`Budget::take`], but leaves room for `handbacks` more hand-backs (PS-31).
+    fn take_keeping(&mut self, entries: &[ReconcileEntry], handbacks: usize) -> bool {
+        let nodes = entries.iter().filter(|e| is_node(e)).count();
+        let items = entries
+            .iter()
+            .filter(|e| matches!(e, ReconcileEntry::Item(_) | ReconcileEntry::Edge(_)))
+            .count();
+        let bytes: usize = entries.iter().map(entry_bytes).sum();
+        if self.nodes + nodes + handbacks > self.max_items
+            || self.items + items > self.max_items
+            || bytes + handbacks * HANDBACK_BYTES > self.bytes
+        {
+            return false;
+        }
+        self.nodes += nodes;
+        self.items += items;
+        self.bytes -= bytes;
+        true
+    }
+}
+
+fn wire_step(step: Step) -> ReconcileEntry {
+    match step {
+        Step::Split { prefix, fps } => ReconcileEntry::Split(Split {
+            prefix,
+            fps: ChildFingerprints(*fps),
+        }),
+        Step::Ids { prefix, ids } => ReconcileEntry::Ids(Ids {
+            prefix,
+            ids: IdList(ids),
+        }),
+    }
+}
+
+fn item_of(set: &PresenceSet, publisher: &BareJid) -> ReconcileEntry {
+    let presence = set.get(publisher).cloned().unwrap_or_default();
+    // Resources in a presence set come from valid full JIDs, so this cannot fail.
+    let item = Item::from_model(publisher, &presence).expect("resources are valid JID parts");
+    ReconcileEntry::Item(item)
+}
+
+/// The node handed back when the responses to a child do not fit (XEP PS-31): a split of the
+/// same prefix, or its ids at the deepest level.
+fn hand_back(set: &mut PresenceSet, prefix: Prefix) -> ReconcileEntry {
+    if prefix.len() < MAX_DEPTH {
+        let algo = set.algo();
+        let fps = std::array::from_fn(|i| {
+            let child = prefix.child(i as u8).expect("below the deepest level");
+            set.node(child).fingerprint(algo)
+        });
+        ReconcileEntry::Split(Split {
+            prefix,
+            fps: ChildFingerprints(fps),
+        })
+    } else {
+        ReconcileEntry::Ids(Ids {
+            prefix,
+            ids: IdList(set.ids_under(prefix)),
+        })
+    }
+}
+
+/// A node entry that fits a stanza on its own: an `<ids/>` whose list would be longer than
+/// max-items ids (PS-82) or too long for max-bytes is described by a `<split/>` of the same
+/// prefix instead (PS-24 allows either at or below the sender's depth), except at the deepest
+/// level.
+fn fit_node(set: &mut PresenceSet, entry: ReconcileEntry, limits: &Limits) -> ReconcileEntry {
+    match entry {
+        ReconcileEntry::Ids(ref ids)
+            if ids.prefix.len() < MAX_DEPTH
+                && (ids.ids.0.len() > limits.max_items as usize
+                    || entry_bytes(&entry) + HANDBACK_BYTES + ENVELOPE_BYTES
+                        > limits.max_bytes as usize) =>
+        {
+            hand_back(set, ids.prefix)
+        }
+        other => other,
+    }
+}
+
+/// The authoritative server's answer to a presence query about its `published` set.
+/// Children of the query that are not meant for it (items, gone) are ignored here; the wire
+/// layer rejects them before (`Reconcile::check_direction`).
+pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -> Reconcile {
+    let leaf_items = limits.leaf_items as u64;
+    let mut budget = Budget::new(limits);
+    let mut out = Reconcile::new(ReconcileSet::Presence);
+    // Node children first, each keeping room for the hand-backs of those after it, so that
+    // every node of the query gets a response (PS-31); lacked items fill what is left, and the
+    // requester asks again for those that did not fit (PS-28).
+    let nodes: Vec<&ReconcileEntry> = query.entries.iter().filter(|e| is_node(e)).collect();
+    for (i, entry) in nodes.iter().enumerate() {
+        let later = nodes.len() - i - 1;
+        let (prefix, responses): (Prefix, Vec<ReconcileEntry>) = match entry {
+            ReconcileEntry::Split(s) => {
+                let steps = descent::answer_split(published, s.prefix, &s.fps.0, leaf_items);
+                let responses = steps
+                    .into_iter()
+                    .map(|step| fit_node(published, wire_step(step), limits))
+                    .collect();
+                (s.prefix, responses)
+            }
+            ReconcileEntry::Ids(i) => {
+                let d = descent::answer_ids(published, i.prefix, &i.ids.0);
+                let mut r: Vec<ReconcileEntry> = d
+                    .mine_only
+                    .iter()
+                    .filter_map(|id| published.publisher_of(id).cloned())
+                    .map(|p| item_of(published, &p))
+                    .collect();
+                r.extend(gone_entries(d.theirs_only, limits));
+                (i.prefix, r)
+            }
+            _ => unreachable!("filtered to nodes"),
+        };
+        if budget.take_keeping(&responses, later) {
+            out.entries.extend(responses);
+        } else {
+            let back = hand_back(published, prefix);
+            let fits = budget.take_keeping(std::slice::from_ref(&back), later);
+            debug_assert!(fits, "room for hand-backs is kept");
+            out.entries.push(back);
+        }
+    }
+    let mut gone = Vec::new();
+    for entry in &query.entries {
+        // Items and gone in a query are not for the authoritative server: the wire layer
+        // rejects them before (`Reconcile::check_direction`).
+        let ReconcileEntry::Lack(l) = entry else {
+            continue;
+        };
+        for id in &l.ids.0 {
+            match published.publisher_of(id).cloned() {
+                Some(p) => {
+                    let item = item_of(published, &p);
+                    if budget.take(std::slice::from_ref(&item)) {
+                        out.entries.push(item);
+                    }
+                }
+                None => gone.push(*id),
+            }
+        }
+    }
+    for entry in gone_entries(gone, limits) {
+        budget.take(std::slice::from_ref(&entry));
+        out.entries.push(entry);
+    }
+    out
+}
+
+/// `<gone/>` children listing `ids`, at most max-items ids each (PS-82).
+fn gone_entries(ids: Vec<ShortId>, limits: &Limits) -> Vec<ReconcileEntry> {
+    ids.chunks(limits.max_items as usize)
+        .map(|chunk| {
+            ReconcileEntry::Gone(Gone {
+                ids: IdList(chunk.to_vec()),
+            })
+        })
+        .collect()
+}
+
+/// A change the cache holder applied to its cache: what its local fan-out must deliver.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheChange {
+    /// The publisher.
+    pub publisher: BareJid,
+    /// Its cached presence before (None: it was unavailable).
+    pub old: Option<PublisherPresence>,
+    /// Its cached presence now (None: unavailable).
+    pub new: Option<PublisherPresence>,
+}
+
+/// Stale entries under one prefix, removed once every id lacked there is answered (PS-27).
+#[derive(Debug)]
+struct StaleGroup {
+    waiting: BTreeSet<ShortId>,
+    stale: Vec<(BareJid, ShortId)>,
+}
+
+/// The cache holder's side of one presence-set reconciliation.
+#[derive(Debug)]
+pub struct Puller {
+    /// Prefixes to pull first, in priority order (XEP §Priority Ordering).
+    priority: VecDeque<Prefix>,
+    /// Node entries (split/ids) to send.
+    nodes: VecDeque<ReconcileEntry>,
+    /// Ids to ask for (lack).
+    lack: BTreeSet<ShortId>,
+    stale: Vec<StaleGroup>,
+    root_started: bool,
+    outstanding: usize,
+    queries: usize,
+}
+
+impl Puller {
+    /// A reconciliation that first pulls the buckets `priority` names (each as an `<ids/>` of
+    /// what the cache holds there), then descends from the root.
+    pub fn new(priority: impl IntoIterator<Item = Prefix>) -> Puller {
+        Puller {
+            priority: priority.into_iter().collect(),
+            nodes: VecDeque::new(),
+            lack: BTreeSet::new(),
+            stale: Vec::new(),
+            root_started: false,
+            outstanding: 0,
+            queries: 0,
+        }
+    }
+
+    /// Pulls `prefix` next, before anything not yet sent (a user became active).
+    pub fn prioritize(&mut self, prefix: Prefix) {
+        self.priority.push_front(prefix);
+    }
+
+    /// Queries sent so far.
+    pub fn queries(&self) -> usize {
+        self.queries
+    }
+
+    /// Queries sent and not answered yet.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding
+    }
+
+    /// True when the reconciliation is complete: nothing left to send, nothing awaited.
+    pub fn is_done(&self) -> bool {
+        self.root_started
+            && self.priority.is_empty()
+            && self.nodes.is_empty()
+            && self.lack.is_empty()
+            && self.stale.is_empty()
+            && self.outstanding == 0
+    }
+
+    /// The next query to send, if there is anything to say now. The caller sends it in an
+    /// `<iq type='set'/>` and passes the answer to [`Puller::handle_answer`]; it may call this
+    /// again before the answer arrives, up to its window.
+    pub fn next_query(&mut self, cache: &mut PresenceSet, limits: &Limits) -> Option<Reconcile> {
+        let mut budget = Budget::new(limits);
+        // A query leaves room for the hand-backs of its answer (PS-31).
+        let max_nodes = (limits.max_items as usize).min((limits.max_bytes as usize / 512).max(1));
+        let mut q = Reconcile::new(ReconcileSet::Presence);
+        if !self.lack.is_empty() {
+            // At most max-items ids per list (PS-82); the rest go in the next query.
+            let ids: Vec<ShortId> = self
+                .lack
+                .iter()
+                .take(limits.max_items as usize)
+                .copied()
+                .collect();
+            for id in &ids {
+                self.lack.remove(id);
+            }
+            let entry = ReconcileEntry::Lack(Lack { ids: IdList(ids) });
+            // A lack always fits: ids are 8 bytes and max-items bounds what we received.
+            budget.take(std::slice::from_ref(&entry));
+            q.entries.push(entry);
+        }
+        let mut nodes = 0;
+        while nodes < max_nodes {
+            let entry = if let Some(e) = self.nodes.pop_front() {
+                e
+            } else if let Some(p) = self.priority.pop_front() {
+                let ids = ReconcileEntry::Ids(Ids {
+                    prefix: p,
+                    ids: IdList(cache.ids_under(p)),
+                });
+                fit_node(cache, ids, limits)
+            } else if !self.root_started && self.outstanding == 0 {
+                // The descent from the root goes last, once the priority pulls are answered,
+                // so that it finds their buckets already equal.
+                self.root_started = true;
+                let start = wire_step(descent::start(cache, limits.leaf_items as u64));
+                fit_node(cache, start, limits)
+            } else {
+                break;
+            };
+            if !budget.take(std::slice::from_ref(&entry)) {
+                self.nodes.push_front(entry);
+                break;
+            }
+            q.entries.push(entry);
+            nodes += 1;
+        }
+        if q.entries.is_empty() {
+            return None;
+        }
+        self.outstanding += 1;
+        self.queries += 1;
+        Some(q)
+    }
+
+    /// Applies an answer to the cache; returns the changes in the order they were applied.
+    pub fn handle_answer(
+        &mut self,
+        cache: &mut PresenceSet,
+        answer: &Reconcile,
+        limits: &Limits,
+    ) -> Vec<CacheChange> {
+        self.outstanding = self.outstanding.saturating_sub(1);
+        let leaf_items = limits.leaf_items as u64;
+        let mut changes = Vec::new();
+        let mut answered: BTreeSet<ShortId> = BTreeSet::new();
+        for entry in &answer.entries {
+            match entry {
+                ReconcileEntry::Split(s) => {
+                    let steps = descent::answer_split(cache, s.prefix, &s.fps.0, leaf_items);
+                    for step in steps {
+                        let entry = fit_node(cache, wire_step(step), limits);
+                        self.nodes.push_back(entry);
+                    }
+                }
+                ReconcileEntry::Ids(i) => {
+                    let d = descent::answer_ids(cache, i.prefix, &i.ids.0);
+                    let stale: Vec<(BareJid, ShortId)> = d
+                        .mine_only
+                        .iter()
+                        .filter_map(|id| cache.publisher_of(id).map(|p| (p.clone(), *id)))
+                        .collect();
+                    if !d.theirs_only.is_empty() {
+                        self.lack.extend(d.theirs_only.iter().copied());
+                    }
+                    self.stale.push(StaleGroup {
+                        waiting: d.theirs_only.into_iter().collect(),
+                        stale,
+                    });
+                }
+                ReconcileEntry::Item(item) => {
+                    let new = item.to_model();
+                    let old = cache.set(&item.jid, new.clone());
+                    if let Some(id) = cache.id_of(&item.jid) {
+                        answered.insert(id);
+                    }
+                    let new = (!new.is_unavailable()).then_some(new);
+                    if old != new {
+                        changes.push(CacheChange {
+                            publisher: item.jid.clone(),
+                            old,
+                            new,
+                        });
+                    }
+                }
+                ReconcileEntry::Gone(g) => {
+                    for id in &g.ids.0 {
+                        answered.insert(*id);
+                        if let Some(p) = cache.publisher_of(id).cloned() {
+                            let old = cache.remove(&p);
+                            changes.push(CacheChange {
+                                publisher: p,
+                                old,
+                                new: None,
+                            });
+                        }
+                    }
+                }
+                ReconcileEntry::Lack(_) | ReconcileEntry::Edge(_) => {}
+            }
+        }
+        // Ids lacked earlier and now answered; those still missing are asked for again.
+        for group in &mut self.stale {
+            group.waiting.retain(|id| !answered.contains(id));
+        }
+        let still_lacking: BTreeSet<ShortId> = self
+            .stale
+            .iter()
+            .flat_map(|g| g.waiting.iter().copied())
+            .filter(|id| !self.lack.contains(id))
+            .collect();
+        if self.outstanding == 0 {
+            self.lack.extend(still_lacking);
+        }
+        // Groups whose lacks are all answered drop their stale entries, unless an item has
+        // replaced them meanwhile (the entry then has another id).
+        let (done, waiting): (Vec<StaleGroup>, Vec<StaleGroup>) = std::mem::take(&mut self.stale)
+            .into_iter()
+            .partition(|g| g.waiting.is_empty());
+        self.stale = waiting;
+        for (publisher, id) in done.into_iter().flat_map(|g| g.stale) {
+            if cache.id_of(&publisher) == Some(id) {
+                let old = cache.remove(&publisher);
+                changes.push(CacheChange {
+                    publisher,
+                    old,
+                    new: None,
+                });
+            }
+        }
+        changes
+    }
+}

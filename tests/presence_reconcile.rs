@@ -1,0 +1,259 @@
+//! Reconciliation of a presence set between a cache holder and the authoritative server
+//! (XEP §Reconciliation), every message passed through the wire format: random sets, random
+//! differences of every kind, tight and default limits, windows of 1 and 4. Always converges
+//! to the published set, never flaps a publisher that stays available, and costs messages in
+//! proportion to the differences.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use jid::BareJid;
+use presence_sync::digest::{HashAlgo, PairHasher, Prefix};
+use presence_sync::engine::{CacheChange, PresenceSet, Puller, answer};
+use presence_sync::model::{PublisherPresence, ResourcePresence, Show};
+use presence_sync::wire::{Direction, Domains, Limits, Reconcile, WireElement};
+use presence_sync::workload::SplitMix64;
+use proptest::prelude::*;
+
+fn jid(s: &str) -> BareJid {
+    BareJid::new(s).unwrap()
+}
+
+fn pair() -> PairHasher {
+    PairHasher::new(HashAlgo::Blake3, "a.example", "b.example")
+}
+
+fn presence(rng: &mut SplitMix64) -> PublisherPresence {
+    let mut p = PublisherPresence::default();
+    let shows = [Show::Available, Show::Away, Show::Chat, Show::Dnd, Show::Xa];
+    for r in 0..1 + rng.below(2) {
+        let mut rp = ResourcePresence {
+            show: shows[rng.below(5) as usize],
+            priority: rng.below(10) as i8,
+            ..Default::default()
+        };
+        if rng.below(3) == 0 {
+            rp.statuses
+                .insert(String::new(), format!("status {}", rng.below(1000)));
+        }
+        p.resources.insert(format!("r{r}"), rp);
+    }
+    if rng.below(20) == 0 {
+        p.except
+            .insert(jid(&format!("blocked{}@b.example", rng.below(5))));
+    }
+    p
+}
+
+/// A published set of `n` publishers and a cache that differs from it in `d` ways (a third
+/// changed, a third missing, a third stale extras).
+fn sets(n: u64, d: u64, seed: u64, depth_pub: u8, depth_cache: u8) -> (PresenceSet, PresenceSet) {
+    let mut rng = SplitMix64::new(seed);
+    let mut published = PresenceSet::new(pair(), depth_pub);
+    let mut cache = PresenceSet::new(pair(), depth_cache);
+    for i in 0..n {
+        let p = jid(&format!("u{i}@a.example"));
+        let state = presence(&mut rng);
+        published.set(&p, state.clone());
+        cache.set(&p, state);
+    }
+    for k in 0..d {
+        let i = rng.below(n.max(1));
+        let p = jid(&format!("u{i}@a.example"));
+        match k % 3 {
+            0 => {
+                cache.set(&p, presence(&mut rng));
+            }
+            1 => {
+                cache.remove(&p);
+            }
+            _ => {
+                cache.set(&jid(&format!("gone{k}@a.example")), presence(&mut rng));
+            }
+        }
+    }
+    (published, cache)
+}
+
+/// Serialises `r`, parses it back and runs the receiver's checks: direction, limits (PS-30,
+/// PS-82) and domains (publishers of a.example, excepts of b.example).
+fn through_wire(r: &Reconcile, direction: Direction, limits: &Limits) -> Reconcile {
+    let bytes = r.to_xml_bytes().expect("serialises");
+    let parsed = Reconcile::parse_bytes(&bytes).expect("parses back");
+    parsed
+        .check_direction(direction)
+        .expect("allowed in this direction");
+    let (local, peer) = match direction {
+        Direction::Query => ("a.example", "b.example"),
+        Direction::Answer => ("b.example", "a.example"),
+    };
+    let domains = Domains::new(local, peer).unwrap();
+    parsed
+        .validate(limits, &domains)
+        .expect("within the limits and domains");
+    assert_eq!(&parsed, r);
+    parsed
+}
+
+struct Outcome {
+    queries: usize,
+    changes: Vec<CacheChange>,
+}
+
+/// Runs the reconciliation with up to `window` queries in flight, answers in order.
+fn run(
+    published: &mut PresenceSet,
+    cache: &mut PresenceSet,
+    limits: &Limits,
+    window: usize,
+    priority: Vec<Prefix>,
+) -> Outcome {
+    let mut puller = Puller::new(priority);
+    let mut in_flight: VecDeque<Reconcile> = VecDeque::new();
+    let mut changes = Vec::new();
+    for _ in 0..100_000 {
+        while in_flight.len() < window {
+            match puller.next_query(cache, limits) {
+                Some(q) => {
+                    let bytes = q.to_xml_bytes().unwrap().len();
+                    assert!(bytes <= limits.max_bytes as usize, "query of {bytes} bytes");
+                    let q = through_wire(&q, Direction::Query, limits);
+                    let a = answer(published, &q, limits);
+                    let bytes = a.to_xml_bytes().unwrap().len();
+                    assert!(
+                        bytes <= limits.max_bytes as usize,
+                        "answer of {bytes} bytes"
+                    );
+                    in_flight.push_back(through_wire(&a, Direction::Answer, limits));
+                }
+                None => break,
+            }
+        }
+        match in_flight.pop_front() {
+            Some(a) => changes.extend(puller.handle_answer(cache, &a, limits)),
+            None => {
+                assert!(
+                    puller.is_done(),
+                    "nothing to send, nothing in flight, yet not done: {puller:?}"
+                );
+                return Outcome {
+                    queries: puller.queries(),
+                    changes,
+                };
+            }
+        }
+    }
+    panic!("the reconciliation did not end");
+}
+
+fn contents(s: &PresenceSet) -> BTreeMap<BareJid, PublisherPresence> {
+    s.iter().map(|(j, p)| (j.clone(), p.clone())).collect()
+}
+
+fn check_converged(
+    published: &PresenceSet,
+    cache: &PresenceSet,
+    before: &BTreeMap<BareJid, PublisherPresence>,
+    changes: &[CacheChange],
+) {
+    assert_eq!(cache.root(), published.root());
+    assert_eq!(contents(cache), contents(published));
+    // No flapping: a publisher available before and after is never reported unavailable.
+    for c in changes {
+        if c.new.is_none() {
+            assert!(
+                published.get(&c.publisher).is_none() || !before.contains_key(&c.publisher),
+                "{} flapped to unavailable",
+                c.publisher
+            );
+        }
+    }
+    // Every change is real: replaying them on the old cache gives the new one.
+    let mut replay = before.clone();
+    for c in changes {
+        assert_eq!(
+            replay.get(&c.publisher),
+            c.old.as_ref(),
+            "change of {} starts from the state it had",
+            c.publisher
+        );
+        match &c.new {
+            Some(p) => replay.insert(c.publisher.clone(), p.clone()),
+            None => replay.remove(&c.publisher),
+        };
+    }
+    assert_eq!(replay, contents(published));
+}
+
+#[test]
+fn equal_sets_need_no_query_beyond_the_root() {
+    let (mut published, mut cache) = sets(500, 0, 1, 2, 2);
+    assert_eq!(published.root(), cache.root());
+    let out = run(&mut published, &mut cache, &Limits::default(), 1, vec![]);
+    // The session would not start a descent at all; if asked to, it costs one exchange.
+    assert_eq!(out.queries, 1);
+    assert!(out.changes.is_empty());
+}
+
+#[test]
+fn empty_cache_is_filled_and_priority_buckets_come_first() {
+    let (mut published, _) = sets(3_000, 0, 2, 2, 2);
+    let mut cache = PresenceSet::new(pair(), 2);
+    let wanted = jid("u17@a.example");
+    let bucket = cache.prefix_of(&wanted, 2);
+    let out = run(
+        &mut published,
+        &mut cache,
+        &Limits::default(),
+        4,
+        vec![bucket],
+    );
+    check_converged(&published, &cache, &BTreeMap::new(), &out.changes);
+    let first = out
+        .changes
+        .iter()
+        .position(|c| c.publisher == wanted)
+        .unwrap();
+    let bucket_size = published.ids_under_count(bucket);
+    assert!(
+        first < bucket_size,
+        "u17 arrived as change {first}, its bucket holds {bucket_size}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn converges_without_flapping(
+        n in 0u64..3_000,
+        d in 0u64..200,
+        seed in any::<u64>(),
+        depths in (0u8..4, 0u8..4),
+        tight in any::<bool>(),
+        window in prop_oneof![Just(1usize), Just(4usize)],
+    ) {
+        let (mut published, mut cache) = sets(n, d, seed, depths.0, depths.1);
+        let before = contents(&cache);
+        let limits = if tight {
+            Limits { max_items: 8, max_bytes: 4096, window: window as u32, leaf_items: 4 }
+        } else {
+            Limits::default()
+        };
+        let out = run(&mut published, &mut cache, &limits, window, vec![]);
+        check_converged(&published, &cache, &before, &out.changes);
+    }
+}
+
+#[test]
+fn cost_grows_with_differences_not_with_size() {
+    let mut counts = Vec::new();
+    for n in [10_000u64, 100_000] {
+        let (mut published, mut cache) = sets(n, 30, 9, 3, 3);
+        let before = contents(&cache);
+        let out = run(&mut published, &mut cache, &Limits::default(), 4, vec![]);
+        check_converged(&published, &cache, &before, &out.changes);
+        counts.push(out.queries);
+    }
+    // Ten times the publishers, same differences: at most one more level of descent.
+    assert!(counts[1] <= counts[0] + 2, "queries {counts:?}");
+}
