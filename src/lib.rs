@@ -97,6 +97,7 @@
 pub mod digest;
 pub mod engine;
 pub mod model;
+pub mod server;
 pub mod sim;
 pub mod wire;
 pub mod workload;

@@ -1,0 +1,115 @@
+//! A server's state, split by what survives a restart.
+//!
+//! [`Persistent`] is what a real server keeps on disk: accounts, i.e. rosters and block lists.
+//! [`Volatile`] is everything a process holds in memory: sessions and their presence, what each
+//! user's clients have been shown, stanzas waiting to be sent, what the server knows about each
+//! peer. A crash drops [`Volatile`]; a restart builds a fresh one from [`Persistent`]
+//! ([`Volatile::boot`]). Nothing else lives in a [`super::Server`] except its configuration and
+//! the [`LocalStats`] instrumentation, which belongs to the simulation, not to the server.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use jid::BareJid;
+use minidom::Element;
+
+use crate::model::Account;
+use crate::model::truth::Resources;
+use crate::sim::{SimTime, Transmit};
+
+/// What survives a restart: the accounts (rosters and XEP-0191 block lists) of local users.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Persistent {
+    /// Every local user's account.
+    pub accounts: BTreeMap<BareJid, Account>,
+}
+
+/// How this server talks to one peer domain. The dispatch point for per-peer protocols: the
+/// legacy (RFC 6121 only) mode today; the sync extension adds its own variant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PeerMode {
+    /// Plain RFC 6121: one stanza per edge (or per XEP-0033 group), nothing on link events.
+    #[default]
+    Legacy,
+}
+
+/// What the server knows about one peer domain (volatile: forgotten on restart).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// The s2s link is up (the driver said so with `handle_link_up`).
+    pub link_up: bool,
+    /// The protocol spoken with the peer.
+    pub mode: PeerMode,
+}
+
+/// What the server holds in memory only (crate-internal: read it through the getters of
+/// [`super::Server`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Volatile {
+    /// The time of the latest input from the driver.
+    pub now: SimTime,
+    /// Available resources of each online user (no entry: offline; never an empty map).
+    pub online: BTreeMap<BareJid, Resources>,
+    /// For each online user, what its clients have been shown: contact → available resources
+    /// (no entry: nothing shown, i.e. unavailable).
+    pub views: BTreeMap<BareJid, BTreeMap<BareJid, Resources>>,
+    /// Stanzas waiting for `poll_transmit`.
+    pub outgoing: VecDeque<Transmit>,
+    /// Peer domains this boot has dealt with.
+    pub peers: BTreeMap<String, Peer>,
+}
+
+impl Volatile {
+    /// The state of a freshly booted server: nobody online, nothing shown, no link up. Legacy
+    /// servers derive nothing from their persistent state at boot; the sync extension builds
+    /// its per-peer digests here.
+    pub fn boot(_persistent: &Persistent, now: SimTime) -> Volatile {
+        Volatile {
+            now,
+            ..Volatile::default()
+        }
+    }
+
+    /// The record of `peer`, created (legacy, link down) on first use.
+    pub fn peer(&mut self, peer: &str) -> &mut Peer {
+        self.peers.entry(peer.to_owned()).or_default()
+    }
+
+    /// Number of available resources of `user`.
+    pub fn resources(&self, user: &BareJid) -> usize {
+        self.online.get(user).map_or(0, |r| r.len())
+    }
+}
+
+/// A stanza the driver could not deliver (BRIEF §3 row 5: both servers bounce what they could
+/// not send; the model records it and shows clients nothing).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bounce {
+    /// When the driver reported it.
+    pub at: SimTime,
+    /// The peer it was for.
+    pub peer: String,
+    /// The stanza.
+    pub stanza: Element,
+}
+
+/// Counters of what the server did locally, for tests and benchmarks. Deliveries count one per
+/// stanza per client (available resource) it reaches, as a real server writes one stanza to
+/// each session. They survive crashes (they measure the simulation, not the server).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalStats {
+    /// Presence (available or unavailable) delivered to local clients.
+    pub presence_delivered: u64,
+    /// Roster pushes to local clients (RFC 6121 §2.1.6).
+    pub roster_pushes: u64,
+    /// Subscription stanzas delivered to local clients (requests to approve, approvals,
+    /// cancellations; RFC 6121 §3).
+    pub subscriptions_delivered: u64,
+    /// Presence probes received (local and remote), counted once per probed contact.
+    pub probes_received: u64,
+    /// `type='error'` presence received from peers.
+    pub errors_received: u64,
+    /// Received stanzas dropped as invalid, foreign or unexpected.
+    pub rejected: u64,
+    /// Stanzas the driver reported undeliverable.
+    pub bounced: u64,
+}
