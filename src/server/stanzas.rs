@@ -13,12 +13,13 @@ use std::fmt;
 use jid::{BareJid, Jid};
 use minidom::Element;
 use xmpp_parsers::message::Lang;
-use xmpp_parsers::presence::{Presence, Show as WireShow, Type};
+use xmpp_parsers::presence::{Presence, Type};
 use xso::{AsXml, FromXml};
 
 use super::config::MULTICAST_RECEIVE_LIMIT;
-use crate::model::{ResourcePresence, Show, SubscriptionStanza};
+use crate::model::{ResourcePresence, SubscriptionStanza};
 use crate::wire::ServerNs;
+use crate::wire::convert::{model_show, wire_show};
 use crate::wire::ns::JABBER_SERVER;
 
 /// The XEP-0033 (Extended Stanza Addressing) namespace.
@@ -133,26 +134,6 @@ pub fn multicast(from: &Jid, peer: &BareJid, recipients: &[BareJid], kind: &Kind
         stanza.append_node(node);
     }
     stanza
-}
-
-fn wire_show(show: Show) -> Option<WireShow> {
-    match show {
-        Show::Available => None,
-        Show::Away => Some(WireShow::Away),
-        Show::Chat => Some(WireShow::Chat),
-        Show::Dnd => Some(WireShow::Dnd),
-        Show::Xa => Some(WireShow::Xa),
-    }
-}
-
-fn model_show(show: Option<&WireShow>) -> Show {
-    match show {
-        None => Show::Available,
-        Some(WireShow::Away) => Show::Away,
-        Some(WireShow::Chat) => Show::Chat,
-        Some(WireShow::Dnd) => Show::Dnd,
-        Some(WireShow::Xa) => Show::Xa,
-    }
 }
 
 fn presence_element(from: &Jid, to: &Jid, kind: &Kind) -> Element {
@@ -289,6 +270,7 @@ pub fn is_multicast(element: &Element) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Show;
 
     fn jid(s: &str) -> Jid {
         Jid::new(s).unwrap()

@@ -13,7 +13,8 @@ use crate::model::{PublisherPresence, ResourcePresence, Show};
 use crate::wire::item::{Except, Item};
 use crate::wire::presence::ItemPresence;
 
-fn wire_show(show: Show) -> Option<WireShow> {
+/// The `<show/>` of a model availability (`None`: plainly available).
+pub(crate) fn wire_show(show: Show) -> Option<WireShow> {
     match show {
         Show::Available => None,
         Show::Away => Some(WireShow::Away),
@@ -23,7 +24,8 @@ fn wire_show(show: Show) -> Option<WireShow> {
     }
 }
 
-fn model_show(show: Option<&WireShow>) -> Show {
+/// The model availability of a `<show/>` (absent: plainly available).
+pub(crate) fn model_show(show: Option<&WireShow>) -> Show {
     match show {
         None => Show::Available,
         Some(WireShow::Away) => Show::Away,
