@@ -2,10 +2,19 @@
 //!
 //! Present so far: presence sets with their digests ([`presence_set`]) and the reconciliation
 //! of one presence set between the cache holder and the authoritative server
-//! ([`presence_sync`]). The per-peer session (hello, epochs, edge descent and repair, batches,
+//! ([`presence_sync`]); the edge set with its digest ([`edge_set`]), its symmetric descent
+//! ([`edge_sync`]) and the repair decisions that follow it ([`repair`]); the limits every
+//! `<reconcile/>` keeps (`budget`, internal). The per-peer session (hello, epochs, batches,
 //! domain-level presence, priorities, windows) builds on these.
+mod budget;
+pub mod edge_set;
+pub mod edge_sync;
 pub mod presence_set;
 pub mod presence_sync;
+pub mod repair;
 
+pub use edge_set::EdgeSet;
+pub use edge_sync::{EdgeDiff, EdgeReconciler, is_edge_driver};
 pub use presence_set::PresenceSet;
 pub use presence_sync::{CacheChange, Puller, answer};
+pub use repair::{Decision, Holder, RepairStanza, decide, plan};

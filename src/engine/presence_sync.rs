@@ -16,141 +16,18 @@ use std::collections::{BTreeSet, VecDeque};
 
 use jid::BareJid;
 
+use super::budget::{Budget, fit_node, hand_back, is_node, max_query_nodes, wire_step};
 use super::presence_set::PresenceSet;
-use crate::digest::descent::{self, DescentView, Step};
-use crate::digest::prefix::MAX_DEPTH;
+use crate::digest::descent::{self, DescentView};
 use crate::digest::{Prefix, ShortId};
 use crate::model::PublisherPresence;
-use crate::wire::{
-    ChildFingerprints, Gone, IdList, Ids, Item, Lack, Limits, Reconcile, ReconcileEntry,
-    ReconcileSet, Split, WireElement,
-};
-
-/// Bytes kept free in every stanza for the `<iq/>` and `<reconcile/>` around the entries.
-const ENVELOPE_BYTES: usize = 320;
-
-/// Upper bound of the serialised size of a hand-back (a split with 16 fingerprints).
-const HANDBACK_BYTES: usize = 40 + 8 + 344;
-
-/// Upper bound of the serialised size of an entry (exact for items).
-fn entry_bytes(entry: &ReconcileEntry) -> usize {
-    let b64 = |bytes: usize| bytes.div_ceil(3) * 4;
-    match entry {
-        ReconcileEntry::Split(s) => 40 + s.prefix.len() as usize + b64(256),
-        ReconcileEntry::Ids(i) => 32 + i.prefix.len() as usize + b64(8 * i.ids.0.len()),
-        ReconcileEntry::Lack(l) => 20 + b64(8 * l.ids.0.len()),
-        ReconcileEntry::Gone(g) => 20 + b64(8 * g.ids.0.len()),
-        ReconcileEntry::Item(item) => item.to_xml_bytes().map_or(usize::MAX / 4, |b| b.len()),
-        ReconcileEntry::Edge(_) => 120,
-    }
-}
-
-fn is_node(entry: &ReconcileEntry) -> bool {
-    matches!(entry, ReconcileEntry::Split(_) | ReconcileEntry::Ids(_))
-}
-
-/// Accumulates the entries of one `<reconcile/>` within the limits (XEP PS-30).
-#[derive(Debug)]
-struct Budget {
-    nodes: usize,
-    items: usize,
-    bytes: usize,
-    max_items: usize,
-}
-
-impl Budget {
-    fn new(limits: &Limits) -> Budget {
-        Budget {
-            nodes: 0,
-            items: 0,
-            bytes: (limits.max_bytes as usize).saturating_sub(ENVELOPE_BYTES),
-            max_items: limits.max_items as usize,
-        }
-    }
-
-    /// Takes room for `entries` if all of them fit; false (and nothing taken) otherwise.
-    fn take(&mut self, entries: &[ReconcileEntry]) -> bool {
-        self.take_keeping(entries, 0)
-    }
-
-    /// Like [`Budget::take`], but leaves room for `handbacks` more hand-backs (PS-31).
-    fn take_keeping(&mut self, entries: &[ReconcileEntry], handbacks: usize) -> bool {
-        let nodes = entries.iter().filter(|e| is_node(e)).count();
-        let items = entries
-            .iter()
-            .filter(|e| matches!(e, ReconcileEntry::Item(_) | ReconcileEntry::Edge(_)))
-            .count();
-        let bytes: usize = entries.iter().map(entry_bytes).sum();
-        if self.nodes + nodes + handbacks > self.max_items
-            || self.items + items > self.max_items
-            || bytes + handbacks * HANDBACK_BYTES > self.bytes
-        {
-            return false;
-        }
-        self.nodes += nodes;
-        self.items += items;
-        self.bytes -= bytes;
-        true
-    }
-}
-
-fn wire_step(step: Step) -> ReconcileEntry {
-    match step {
-        Step::Split { prefix, fps } => ReconcileEntry::Split(Split {
-            prefix,
-            fps: ChildFingerprints(*fps),
-        }),
-        Step::Ids { prefix, ids } => ReconcileEntry::Ids(Ids {
-            prefix,
-            ids: IdList(ids),
-        }),
-    }
-}
+use crate::wire::{Gone, IdList, Ids, Item, Lack, Limits, Reconcile, ReconcileEntry, ReconcileSet};
 
 fn item_of(set: &PresenceSet, publisher: &BareJid) -> ReconcileEntry {
     let presence = set.get(publisher).cloned().unwrap_or_default();
     // Resources in a presence set come from valid full JIDs, so this cannot fail.
     let item = Item::from_model(publisher, &presence).expect("resources are valid JID parts");
     ReconcileEntry::Item(item)
-}
-
-/// The node handed back when the responses to a child do not fit (XEP PS-31): a split of the
-/// same prefix, or its ids at the deepest level.
-fn hand_back(set: &mut PresenceSet, prefix: Prefix) -> ReconcileEntry {
-    if prefix.len() < MAX_DEPTH {
-        let algo = set.algo();
-        let fps = std::array::from_fn(|i| {
-            let child = prefix.child(i as u8).expect("below the deepest level");
-            set.node(child).fingerprint(algo)
-        });
-        ReconcileEntry::Split(Split {
-            prefix,
-            fps: ChildFingerprints(fps),
-        })
-    } else {
-        ReconcileEntry::Ids(Ids {
-            prefix,
-            ids: IdList(set.ids_under(prefix)),
-        })
-    }
-}
-
-/// A node entry that fits a stanza on its own: an `<ids/>` whose list would be longer than
-/// max-items ids (PS-82) or too long for max-bytes is described by a `<split/>` of the same
-/// prefix instead (PS-24 allows either at or below the sender's depth), except at the deepest
-/// level.
-fn fit_node(set: &mut PresenceSet, entry: ReconcileEntry, limits: &Limits) -> ReconcileEntry {
-    match entry {
-        ReconcileEntry::Ids(ref ids)
-            if ids.prefix.len() < MAX_DEPTH
-                && (ids.ids.0.len() > limits.max_items as usize
-                    || entry_bytes(&entry) + HANDBACK_BYTES + ENVELOPE_BYTES
-                        > limits.max_bytes as usize) =>
-        {
-            hand_back(set, ids.prefix)
-        }
-        other => other,
-    }
 }
 
 /// The authoritative server's answer to a presence query about its `published` set.
@@ -313,7 +190,7 @@ impl Puller {
     pub fn next_query(&mut self, cache: &mut PresenceSet, limits: &Limits) -> Option<Reconcile> {
         let mut budget = Budget::new(limits);
         // A query leaves room for the hand-backs of its answer (PS-31).
-        let max_nodes = (limits.max_items as usize).min((limits.max_bytes as usize / 512).max(1));
+        let max_nodes = max_query_nodes(limits);
         let mut q = Reconcile::new(ReconcileSet::Presence);
         if !self.lack.is_empty() {
             // At most max-items ids per list (PS-82); the rest go in the next query.

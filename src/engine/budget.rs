@@ -1,0 +1,144 @@
+//! What every `<reconcile/>` sender needs, whichever set it reconciles (XEP §Answers that Do
+//! Not Fit): the size of an entry, a budget that keeps a stanza within the limits (PS-30), the
+//! hand-back of a node whose responses do not fit (PS-31), and the replacement of an `<ids/>`
+//! that is too long by a `<split/>` (PS-82). Shared by [`super::presence_sync`] and
+//! [`super::edge_sync`].
+
+use crate::digest::Prefix;
+use crate::digest::descent::{DescentView, Step};
+use crate::digest::prefix::MAX_DEPTH;
+use crate::wire::{ChildFingerprints, IdList, Ids, Limits, ReconcileEntry, Split, WireElement};
+
+/// Bytes kept free in every stanza for the `<iq/>` and `<reconcile/>` around the entries.
+pub(crate) const ENVELOPE_BYTES: usize = 320;
+
+/// Upper bound of the serialised size of a hand-back (a split with 16 fingerprints).
+pub(crate) const HANDBACK_BYTES: usize = 40 + 8 + 344;
+
+/// Upper bound of the serialised size of an entry (exact for items).
+pub(crate) fn entry_bytes(entry: &ReconcileEntry) -> usize {
+    let b64 = |bytes: usize| bytes.div_ceil(3) * 4;
+    match entry {
+        ReconcileEntry::Split(s) => 40 + s.prefix.len() as usize + b64(256),
+        ReconcileEntry::Ids(i) => 32 + i.prefix.len() as usize + b64(8 * i.ids.0.len()),
+        ReconcileEntry::Lack(l) => 20 + b64(8 * l.ids.0.len()),
+        ReconcileEntry::Gone(g) => 20 + b64(8 * g.ids.0.len()),
+        ReconcileEntry::Item(item) => item.to_xml_bytes().map_or(usize::MAX / 4, |b| b.len()),
+        // `<edge xmlns='…' publisher='…' subscriber='…' state='pending'/>` is 84 bytes and the
+        // two JIDs: bare JIDs hold no character that XML escapes (RFC 7622 §3.3.1).
+        ReconcileEntry::Edge(e) => 96 + e.publisher.as_str().len() + e.subscriber.as_str().len(),
+    }
+}
+
+/// True for the node children (`<split/>`, `<ids/>`).
+pub(crate) fn is_node(entry: &ReconcileEntry) -> bool {
+    matches!(entry, ReconcileEntry::Split(_) | ReconcileEntry::Ids(_))
+}
+
+/// Accumulates the entries of one `<reconcile/>` within the limits (XEP PS-30).
+#[derive(Debug)]
+pub(crate) struct Budget {
+    nodes: usize,
+    items: usize,
+    bytes: usize,
+    max_items: usize,
+}
+
+impl Budget {
+    pub(crate) fn new(limits: &Limits) -> Budget {
+        Budget {
+            nodes: 0,
+            items: 0,
+            bytes: (limits.max_bytes as usize).saturating_sub(ENVELOPE_BYTES),
+            max_items: limits.max_items as usize,
+        }
+    }
+
+    /// Takes room for `entries` if all of them fit; false (and nothing taken) otherwise.
+    pub(crate) fn take(&mut self, entries: &[ReconcileEntry]) -> bool {
+        self.take_keeping(entries, 0)
+    }
+
+    /// Like [`Budget::take`], but leaves room for `handbacks` more hand-backs (PS-31).
+    pub(crate) fn take_keeping(&mut self, entries: &[ReconcileEntry], handbacks: usize) -> bool {
+        let nodes = entries.iter().filter(|e| is_node(e)).count();
+        let items = entries
+            .iter()
+            .filter(|e| matches!(e, ReconcileEntry::Item(_) | ReconcileEntry::Edge(_)))
+            .count();
+        let bytes: usize = entries.iter().map(entry_bytes).sum();
+        if self.nodes + nodes + handbacks > self.max_items
+            || self.items + items > self.max_items
+            || bytes + handbacks * HANDBACK_BYTES > self.bytes
+        {
+            return false;
+        }
+        self.nodes += nodes;
+        self.items += items;
+        self.bytes -= bytes;
+        true
+    }
+}
+
+/// The wire form of a descent step.
+pub(crate) fn wire_step(step: Step) -> ReconcileEntry {
+    match step {
+        Step::Split { prefix, fps } => ReconcileEntry::Split(Split {
+            prefix,
+            fps: ChildFingerprints(*fps),
+        }),
+        Step::Ids { prefix, ids } => ReconcileEntry::Ids(Ids {
+            prefix,
+            ids: IdList(ids),
+        }),
+    }
+}
+
+/// The node handed back when the responses to a child do not fit (XEP PS-31): a split of the
+/// same prefix, or its ids at the deepest level.
+pub(crate) fn hand_back(set: &mut impl DescentView, prefix: Prefix) -> ReconcileEntry {
+    if prefix.len() < MAX_DEPTH {
+        let algo = set.algo();
+        let fps = std::array::from_fn(|i| {
+            let child = prefix.child(i as u8).expect("below the deepest level");
+            set.node(child).fingerprint(algo)
+        });
+        ReconcileEntry::Split(Split {
+            prefix,
+            fps: ChildFingerprints(fps),
+        })
+    } else {
+        ReconcileEntry::Ids(Ids {
+            prefix,
+            ids: IdList(set.ids_under(prefix)),
+        })
+    }
+}
+
+/// A node entry that fits a stanza on its own: an `<ids/>` whose list would be longer than
+/// max-items ids (PS-82) or too long for max-bytes is described by a `<split/>` of the same
+/// prefix instead (PS-24 allows either at or below the sender's depth), except at the deepest
+/// level.
+pub(crate) fn fit_node(
+    set: &mut impl DescentView,
+    entry: ReconcileEntry,
+    limits: &Limits,
+) -> ReconcileEntry {
+    match entry {
+        ReconcileEntry::Ids(ref ids)
+            if ids.prefix.len() < MAX_DEPTH
+                && (ids.ids.0.len() > limits.max_items as usize
+                    || entry_bytes(&entry) + HANDBACK_BYTES + ENVELOPE_BYTES
+                        > limits.max_bytes as usize) =>
+        {
+            hand_back(set, ids.prefix)
+        }
+        other => other,
+    }
+}
+
+/// The most node children a query should carry so that an answer made only of hand-backs
+/// fits (PS-31: ⌊max-bytes / 512⌋, and at most max-items).
+pub(crate) fn max_query_nodes(limits: &Limits) -> usize {
+    (limits.max_items as usize).min((limits.max_bytes as usize / 512).max(1))
+}

@@ -1,0 +1,172 @@
+//! The projected edge set of one server towards one peer, with its digest (XEP §Sets and
+//! Roles, XEP §Leaves, Placements and Short Ids).
+//!
+//! Each server projects E(A,B) from its own rosters (PS-6, [`crate::model::edge::project`]) and
+//! keeps it here: the [`EdgeDigest`] over it (placement = leaf, PS-15 node values at any
+//! depth) and the way back from a short id to the edge it names, which the descent needs to
+//! answer a `<lack/>` (PS-28) and to turn the ids of an `<ids/>` into full `<edge/>`s (PS-25).
+//!
+//! Memory: the digest's buckets hold only the 8-byte short id of each edge; the side table
+//! holds the [`Edge`] (two bare JIDs) and its 32-byte leaf, so that listing ids and computing
+//! deep node values do not rehash. That is about 8 + 32 + 2 × (JID size + allocation) bytes
+//! per edge on top of the tree, more than the XEP's estimate for a server that keys edges by
+//! roster row (§Memory per Edge); a server can key `EdgeDigest` by such a row id instead.
+
+use std::collections::HashMap;
+
+use crate::digest::descent::DescentView;
+use crate::digest::{
+    EdgeDigest, EdgeRef, Fingerprint, HashAlgo, LeafHash, NodeValue, PairHasher, Prefix, ShortId,
+};
+use crate::model::Edge;
+
+/// The edges of one server towards one peer, with digest and short-id index.
+#[derive(Clone, Debug)]
+pub struct EdgeSet {
+    digest: EdgeDigest<ShortId>,
+    edges: HashMap<ShortId, (Edge, LeafHash)>,
+}
+
+impl EdgeSet {
+    /// An empty set whose tree has the given depth.
+    pub fn new(hasher: PairHasher, depth: u8) -> EdgeSet {
+        EdgeSet {
+            digest: EdgeDigest::new(hasher, depth),
+            edges: HashMap::new(),
+        }
+    }
+
+    /// A set holding `edges`, with a tree of the given depth.
+    pub fn with_edges(
+        hasher: PairHasher,
+        depth: u8,
+        edges: impl IntoIterator<Item = Edge>,
+    ) -> Self {
+        let mut set = EdgeSet::new(hasher, depth);
+        for e in edges {
+            set.insert(e);
+        }
+        set
+    }
+
+    /// The short id of `edge` under this pair's keys (whether or not the set holds it).
+    pub fn id_of(&mut self, edge: &Edge) -> ShortId {
+        self.digest.leaf(EdgeRef::from(edge)).short_id()
+    }
+
+    /// Adds `edge`; false if it was already present. An edge set holds at most one edge per
+    /// (publisher, subscriber) pair (XEP §Sets and Roles); keeping it so is the caller's part
+    /// (the projection does). Two edges whose 64-bit short ids collide cannot both be held:
+    /// the second is refused (false), which only crafted data can cause (XEP §Keyed
+    /// Placement and Crafted Collisions).
+    pub fn insert(&mut self, edge: Edge) -> bool {
+        let leaf = self.digest.leaf(EdgeRef::from(&edge));
+        let id = leaf.short_id();
+        if self.edges.contains_key(&id) {
+            return false;
+        }
+        self.digest.insert(id, EdgeRef::from(&edge));
+        self.edges.insert(id, (edge, leaf));
+        true
+    }
+
+    /// Removes `edge`; false if it was not present.
+    pub fn remove(&mut self, edge: &Edge) -> bool {
+        if !self.contains(edge) {
+            return false;
+        }
+        let id = self.id_of(edge);
+        self.digest.remove(&id, EdgeRef::from(edge));
+        self.edges.remove(&id);
+        true
+    }
+
+    /// True if the set holds `edge` (same pair and state).
+    pub fn contains(&mut self, edge: &Edge) -> bool {
+        let id = self.id_of(edge);
+        self.edges.get(&id).is_some_and(|(e, _)| e == edge)
+    }
+
+    /// The edge whose short id is `id`.
+    pub fn edge_of(&self, id: &ShortId) -> Option<&Edge> {
+        self.edges.get(id).map(|(e, _)| e)
+    }
+
+    /// All edges, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Edge> {
+        self.edges.values().map(|(e, _)| e)
+    }
+
+    /// Number of edges.
+    pub fn len(&self) -> u64 {
+        self.digest.len()
+    }
+
+    /// True if there is no edge.
+    pub fn is_empty(&self) -> bool {
+        self.digest.is_empty()
+    }
+
+    /// The root fingerprint and count (the edge `<root/>` of a hello).
+    pub fn root(&self) -> (Fingerprint, u64) {
+        let v = self.node(Prefix::ROOT);
+        (v.fingerprint(self.algo()), v.count())
+    }
+
+    /// The digest.
+    pub fn digest(&self) -> &EdgeDigest<ShortId> {
+        &self.digest
+    }
+}
+
+impl DescentView for EdgeSet {
+    fn algo(&self) -> HashAlgo {
+        self.digest.tree().algo()
+    }
+
+    fn depth(&self) -> u8 {
+        self.digest.tree().depth()
+    }
+
+    fn node(&self, prefix: Prefix) -> NodeValue {
+        let edges = &self.edges;
+        self.digest.node_value(prefix, |id, _| edges[id].1)
+    }
+
+    fn ids_under(&mut self, prefix: Prefix) -> Vec<ShortId> {
+        let edges = &self.edges;
+        self.digest.short_ids_under(prefix, |id, _| edges[id].1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jid::BareJid;
+
+    use super::*;
+    use crate::model::EdgeState;
+
+    fn edge(p: &str, s: &str, state: EdgeState) -> Edge {
+        Edge::new(BareJid::new(p).unwrap(), BareJid::new(s).unwrap(), state)
+    }
+
+    #[test]
+    fn insert_remove_and_lookup() {
+        let pair = PairHasher::new(HashAlgo::Blake3, "a.example", "b.example");
+        let mut set = EdgeSet::new(pair.clone(), 1);
+        let e = edge("u@a.example", "v@b.example", EdgeState::Subscribed);
+        let p = edge("u@a.example", "v@b.example", EdgeState::Pending);
+        assert!(set.insert(e.clone()) && !set.insert(e.clone()));
+        assert!(set.contains(&e) && !set.contains(&p));
+        let id = set.id_of(&e);
+        assert_eq!(set.edge_of(&id), Some(&e));
+        assert_eq!(set.ids_under(Prefix::ROOT), vec![id]);
+        let other = EdgeSet::with_edges(pair, 3, [e.clone()]);
+        assert_eq!(
+            other.root(),
+            set.root(),
+            "the root does not depend on depth"
+        );
+        assert!(!set.remove(&p) && set.remove(&e) && set.is_empty());
+    }
+}
