@@ -383,7 +383,8 @@ pub(crate) mod tests {
         )
     }
 
-    fn presence_xml() -> &'static str {
+    /// A presence answer with a gone and two items (shared with validate's tests).
+    pub(crate) fn presence_xml() -> &'static str {
         "<reconcile xmlns='urn:xmpp:presence-sync:0' set='presence'>\
          <gone ids='AQIDBAUGBwg='/>\
          <item jid='juliet@a.example'>\

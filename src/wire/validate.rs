@@ -145,17 +145,7 @@ mod tests {
         WireElement, WireError,
     };
 
-    use crate::wire::reconcile::tests::edges_xml;
-
-    fn presence_xml() -> &'static str {
-        "<reconcile xmlns='urn:xmpp:presence-sync:0' set='presence'>\
-         <gone ids='AQIDBAUGBwg='/>\
-         <item jid='juliet@a.example'>\
-         <presence xmlns='jabber:server' from='juliet@a.example/balcony'><show>away</show></presence>\
-         <except jid='tybalt@b.example'/></item>\
-         <item jid='benvolio@a.example'/>\
-         </reconcile>"
-    }
+    use crate::wire::reconcile::tests::{edges_xml, presence_xml};
 
     #[test]
     fn validate_limits_and_domains() {
