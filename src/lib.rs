@@ -87,10 +87,15 @@
 //!
 //! - [`model`]: rosters with the full RFC 6121 subscription state machine (Appendix A),
 //!   XEP-0191 block lists, edges and their projection, presence with canonical encodings,
-//!   boot epochs. No I/O.
+//!   boot epochs, and the ground-truth oracle. No I/O.
 //! - [`digest`]: hash agility, per-pair keys, the additive bucket tree, set and map digests.
 //! - [`wire`]: the XEP's elements as xso types, strict parsing, typed errors mapped to XMPP
 //!   errors.
+//! - [`engine`]: the sync engine, sans-IO (in progress): reconciliation of presence sets and of
+//!   the edge set, and the repair decisions.
+//! - [`server`]: a model XMPP server (users, rosters, sessions) with the RFC 6121 baselines of
+//!   Prosody and ejabberd; the unit simulations restart.
+//! - [`sim`]: the deterministic driver that runs servers over in-memory s2s links.
 //! - [`workload`]: seeded, reproducible workloads for tests, the CLI and the benchmarks.
 #![warn(missing_docs)]
 
