@@ -16,6 +16,15 @@ use crate::sim::{Host, SimTime};
 const PROSODY: Flavour = Flavour::Prosody;
 const EJABBERD: Flavour = Flavour::Ejabberd { multicast: false };
 
+/// The RFC 6121 state of `user`'s roster item for `contact` on `server`.
+fn state(server: &Server, user: &BareJid, contact: &BareJid) -> NamedState {
+    server.accounts()[user]
+        .roster
+        .get(contact)
+        .expect("the item exists")
+        .name()
+}
+
 fn jid(s: &str) -> BareJid {
     BareJid::new(s).unwrap()
 }
@@ -152,14 +161,7 @@ fn subscribe_approve_and_mutual_prosody() {
     // has no `to` yet).
     p.a.subscribe(&juliet(), &romeo());
     assert_eq!(p.take(), (v(&["subscribe"]), v(&["unavailable"])));
-    assert_eq!(
-        p.b.accounts()[&romeo()]
-            .roster
-            .get(&juliet())
-            .unwrap()
-            .name(),
-        NamedState::NonePendingIn
-    );
+    assert_eq!(state(&p.b, &romeo(), &juliet()), NamedState::NonePendingIn);
     assert_eq!(p.b.stats().subscriptions_delivered, 1);
     // romeo approves: subscribed, then his presence (RFC 6121 §3.1.5).
     p.b.approve(&romeo(), &juliet());
@@ -219,14 +221,7 @@ fn unsubscribe_and_cancel() {
         p.a.deny(&juliet(), &romeo());
         assert_eq!(p.take(), (v(&["unsubscribed", "unavailable"]), v(&[])));
         assert!(p.b.view(&romeo()).is_empty());
-        assert_eq!(
-            p.b.accounts()[&romeo()]
-                .roster
-                .get(&juliet())
-                .unwrap()
-                .name(),
-            NamedState::None
-        );
+        assert_eq!(state(&p.b, &romeo(), &juliet()), NamedState::None);
         p.check_truth();
     }
 }
