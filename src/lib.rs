@@ -99,6 +99,8 @@
 //! - [`workload`]: seeded, reproducible workloads for tests, the CLI and the benchmarks.
 #![warn(missing_docs)]
 
+#[path = "../conformance/mod.rs"]
+pub mod conformance;
 pub mod digest;
 pub mod engine;
 pub mod model;

@@ -18,118 +18,29 @@
 //! (the same three reversed, plus mercutio→tybalt, dropped at b.example by the block); a.example
 //! users probe 4 remote contacts, b.example users 3.
 
-use std::collections::BTreeSet;
+mod support;
 
-use jid::BareJid;
-use presence_sync::model::truth::{View, differences, entitled};
-use presence_sync::model::{NamedState, ResourcePresence, Show, Subscription};
+use presence_sync::model::NamedState;
 use presence_sync::server::{Flavour, Server};
 use presence_sync::sim::{LinkConfig, Net};
+use support::*;
 
-const A: &str = "a.example";
-const B: &str = "b.example";
 const PROSODY: Flavour = Flavour::Prosody;
 const EJABBERD: Flavour = Flavour::Ejabberd { multicast: false };
 const MULTICAST: Flavour = Flavour::Ejabberd { multicast: true };
 const FLAVOURS: [Flavour; 3] = [PROSODY, EJABBERD, MULTICAST];
 
-fn jid(s: &str) -> BareJid {
-    BareJid::new(s).unwrap()
+/// The small world of `support`, between two legacy servers.
+fn world(fa: Flavour, fb: Flavour) -> Net<Server> {
+    world_of(Server::new(A, fa), Server::new(B, fb))
 }
 
-fn domain_of(user: &BareJid) -> String {
-    user.domain().to_string()
-}
-
-fn away() -> ResourcePresence {
-    ResourcePresence {
-        show: Show::Away,
-        statuses: [(String::new(), "at the ball".to_string())].into(),
-        ..Default::default()
-    }
-}
-
-/// Sets `ua`'s item for `ub` and `ub`'s item for `ua`.
-fn relate(net: &mut Net<Server>, ua: &str, ub: &str, at_a: NamedState, at_b: NamedState) {
-    let (ua, ub) = (jid(ua), jid(ub));
-    net.with_host(&domain_of(&ua), |s, _| {
-        s.set_roster_item(&ua, &ub, Subscription::named(at_a))
-    });
-    net.with_host(&domain_of(&ub), |s, _| {
-        s.set_roster_item(&ub, &ua, Subscription::named(at_b))
-    });
-}
-
-/// Two connected servers with `users` and no roster items.
+/// Two connected legacy servers with `users` and no roster items.
 fn pair(fa: Flavour, fb: Flavour, users: &[&str]) -> Net<Server> {
-    let mut net = Net::new(1);
-    net.add_host(Server::new(A, fa));
-    net.add_host(Server::new(B, fb));
-    for u in users {
-        let u = jid(u);
-        net.with_host(&domain_of(&u), |s, _| s.add_user(&u));
-    }
+    let mut net = pair_unconnected(Server::new(A, fa), Server::new(B, fb), users);
     net.connect(A, B, LinkConfig::default());
     net
 }
-
-/// The small world of the module docs, everybody offline.
-fn world(fa: Flavour, fb: Flavour) -> Net<Server> {
-    let users = [
-        "juliet@a.example",
-        "nurse@a.example",
-        "mercutio@a.example",
-        "romeo@b.example",
-        "benvolio@b.example",
-        "tybalt@b.example",
-    ];
-    let mut net = pair(fa, fb, &users);
-    use NamedState::*;
-    relate(&mut net, "juliet@a.example", "romeo@b.example", Both, Both);
-    relate(
-        &mut net,
-        "juliet@a.example",
-        "benvolio@b.example",
-        Both,
-        Both,
-    );
-    relate(&mut net, "nurse@a.example", "romeo@b.example", Both, Both);
-    relate(
-        &mut net,
-        "mercutio@a.example",
-        "tybalt@b.example",
-        Both,
-        Both,
-    );
-    relate(
-        &mut net,
-        "nurse@a.example",
-        "benvolio@b.example",
-        NonePendingOut,
-        NonePendingIn,
-    );
-    relate(&mut net, "juliet@a.example", "nurse@a.example", Both, Both);
-    let (tybalt, mercutio) = (jid("tybalt@b.example"), jid("mercutio@a.example"));
-    net.with_host(B, |s, _| s.block(&tybalt, &mercutio));
-    net
-}
-
-fn login(net: &mut Net<Server>, user: &str) {
-    let u = jid(user);
-    net.with_host(&domain_of(&u), |s, _| {
-        s.login(&u, "r", ResourcePresence::default())
-    });
-    net.drive();
-}
-
-fn login_all(net: &mut Net<Server>, users: &[&str]) {
-    for u in users {
-        login(net, u);
-    }
-}
-
-const A_USERS: [&str; 3] = ["juliet@a.example", "nurse@a.example", "mercutio@a.example"];
-const B_USERS: [&str; 3] = ["romeo@b.example", "benvolio@b.example", "tybalt@b.example"];
 
 /// The world with everybody online and the counters at zero.
 fn online_world(fa: Flavour, fb: Flavour) -> Net<Server> {
@@ -139,39 +50,6 @@ fn online_world(fa: Flavour, fb: Flavour) -> Net<Server> {
     assert_truth(&net);
     net.reset_stats();
     net
-}
-
-/// What online users are shown that differs from what they are entitled to.
-fn diff(net: &Net<Server>) -> Vec<String> {
-    let (a, b) = (net.host(A), net.host(B));
-    let online: BTreeSet<&BareJid> = a.online().keys().chain(b.online().keys()).collect();
-    let truth: View = entitled(&[a.domain_state(), b.domain_state()])
-        .into_iter()
-        .filter(|(viewer, _)| online.contains(viewer))
-        .collect();
-    let mut shown = a.views();
-    shown.extend(b.views());
-    differences(&truth, &shown)
-}
-
-fn assert_truth(net: &Net<Server>) {
-    let d = diff(net);
-    assert!(d.is_empty(), "views differ from the truth: {d:#?}");
-}
-
-fn sent(net: &Net<Server>, from: &str, to: &str) -> u64 {
-    net.stats().direction(from, to).stanzas
-}
-
-fn kind(net: &Net<Server>, from: &str, to: &str, kind: &str) -> u64 {
-    net.stats().get(from, to, kind).stanzas
-}
-
-/// Stanzas each way (a→b, b→a) since the last reset; resets.
-fn traffic(net: &mut Net<Server>) -> (u64, u64) {
-    let t = (sent(net, A, B), sent(net, B, A));
-    net.reset_stats();
-    t
 }
 
 #[test]

@@ -47,7 +47,7 @@ pub struct EdgeDiff {
 }
 
 /// One side of a descent of the edge set.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct EdgeReconciler {
     /// Node entries (split/ids) to send in queries.
     nodes: VecDeque<ReconcileEntry>,

@@ -12,9 +12,14 @@ pub mod edge_sync;
 pub mod presence_set;
 pub mod presence_sync;
 pub mod repair;
+pub mod session;
 
 pub use edge_set::EdgeSet;
 pub use edge_sync::{EdgeDiff, EdgeReconciler, is_edge_driver};
 pub use presence_set::PresenceSet;
 pub use presence_sync::{CacheChange, Puller, answer};
 pub use repair::{Decision, Holder, RepairStanza, decide, plan};
+pub use session::{
+    ActiveFirst, Config, Directory, Event, FallbackReason, Mode, PriorityPolicy, Session,
+    VoidReason,
+};

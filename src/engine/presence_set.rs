@@ -103,6 +103,11 @@ impl PresenceSet {
         self.digest.node_value(prefix).count() as usize
     }
 
+    /// Changes the depth of the tree (O(n); meant for an empty set about to be filled).
+    pub fn set_depth(&mut self, depth: u8) {
+        self.digest.set_depth(depth);
+    }
+
     /// The digest.
     pub fn digest(&self) -> &PresenceDigest {
         &self.digest

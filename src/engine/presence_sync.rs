@@ -123,14 +123,14 @@ pub struct CacheChange {
 }
 
 /// Stale entries under one prefix, removed once every id lacked there is answered (PS-27).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct StaleGroup {
     waiting: BTreeSet<ShortId>,
     stale: Vec<(BareJid, ShortId)>,
 }
 
 /// The cache holder's side of one presence-set reconciliation.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Puller {
     /// Prefixes to pull first, in priority order (XEP §Priority Ordering).
     priority: VecDeque<Prefix>,

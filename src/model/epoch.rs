@@ -8,7 +8,7 @@ use std::str::FromStr;
 /// new epoch seen from a peer voids everything cached from the peer's earlier epochs.
 ///
 /// Written on the wire as exactly 16 lowercase hexadecimal digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Epoch(pub u64);
 
 impl fmt::Display for Epoch {

@@ -57,10 +57,12 @@ mod legacy;
 mod rfc6121;
 mod stanzas;
 mod state;
+mod sync;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jid::{BareJid, Jid};
 use minidom::Element;
@@ -72,9 +74,12 @@ pub use stanzas::{
 use state::Volatile;
 pub use state::{Bounce, LocalStats, Peer, PeerMode, Persistent};
 
+use crate::engine::session::{ActiveFirst, Config as SyncConfig, Event, PriorityPolicy, Session};
+use crate::model::Epoch;
 use crate::model::truth::{DomainState, Resources, View};
 use crate::model::{Account, ResourcePresence, Subscription, SubscriptionStanza};
 use crate::sim::{Host, SimTime, Transmit};
+use crate::workload::SplitMix64;
 
 /// One XMPP domain: its users' accounts and sessions, speaking RFC 6121 to its peers the way
 /// its [`Flavour`] does. See the [module documentation](self).
@@ -82,11 +87,36 @@ use crate::sim::{Host, SimTime, Transmit};
 pub struct Server {
     domain: String,
     flavour: Flavour,
+    /// The extension, if enabled (None: RFC 6121 only).
+    sync: Option<SyncSetup>,
+    /// Seed of the epochs this server draws (the simulation's stand-in for a CSPRNG).
+    seed: u64,
+    /// Boots so far (the first run is boot 0).
+    boots: u64,
     up: bool,
     persistent: Persistent,
     volatile: Volatile,
     stats: LocalStats,
     bounces: Vec<Bounce>,
+    sync_log: Vec<(SimTime, String, Event)>,
+}
+
+/// How a server runs the extension: the session tunables and the priority policy.
+#[derive(Clone, Debug)]
+pub struct SyncSetup {
+    /// Session tunables (XEP defaults by default).
+    pub config: SyncConfig,
+    /// Whose contacts are pulled first (XEP §Priority Ordering); [`ActiveFirst`] by default.
+    pub policy: Arc<dyn PriorityPolicy>,
+}
+
+impl Default for SyncSetup {
+    fn default() -> SyncSetup {
+        SyncSetup {
+            config: SyncConfig::default(),
+            policy: Arc::new(ActiveFirst),
+        }
+    }
 }
 
 impl Server {
@@ -97,15 +127,42 @@ impl Server {
     pub fn new(domain: &str, flavour: Flavour) -> Server {
         let valid = BareJid::new(domain).is_ok_and(|j| j.node().is_none());
         assert!(valid, "{domain:?} is not a domain");
-        Server {
+        let mut server = Server {
             domain: domain.to_owned(),
             flavour,
+            sync: None,
+            seed: 0,
+            boots: 0,
             up: true,
             persistent: Persistent::default(),
             volatile: Volatile::default(),
             stats: LocalStats::default(),
             bounces: Vec::new(),
+            sync_log: Vec::new(),
+        };
+        server.volatile.epoch = server.draw_epoch();
+        server
+    }
+
+    /// A running server for `domain` that runs the extension with every peer that advertises
+    /// it, and RFC 6121 as `flavour` does with the others. `seed` makes its epochs
+    /// reproducible.
+    pub fn with_sync(domain: &str, flavour: Flavour, setup: SyncSetup, seed: u64) -> Server {
+        let mut server = Server::new(domain, flavour);
+        server.sync = Some(setup);
+        server.seed = seed;
+        server.volatile.epoch = server.draw_epoch();
+        server
+    }
+
+    /// The epoch of the current boot (PS-12): random, from the seed, the domain and the boot
+    /// number, so that every run of a scenario draws the same ones.
+    fn draw_epoch(&self) -> Epoch {
+        let mut h = self.seed ^ self.boots.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for b in self.domain.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
         }
+        Epoch(SplitMix64::new(h).next_u64())
     }
 
     // ---- getters ----
@@ -182,6 +239,22 @@ impl Server {
         &self.bounces
     }
 
+    /// This run's epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.volatile.epoch
+    }
+
+    /// The extension's session with `peer`, if one exists in this boot.
+    pub fn session(&self, peer: &str) -> Option<&Session> {
+        self.volatile.sessions.get(peer)
+    }
+
+    /// What the sessions reported, oldest first (deliveries excepted): milestones, repairs,
+    /// errors, fallbacks. Survives crashes (instrumentation).
+    pub fn sync_log(&self) -> &[(SimTime, String, Event)] {
+        &self.sync_log
+    }
+
     /// The record of a peer domain this boot has dealt with.
     pub fn peer(&self, domain: &str) -> Option<&Peer> {
         self.volatile.peers.get(domain)
@@ -205,7 +278,44 @@ impl Server {
     /// # Panics
     /// If `user` has no account.
     pub fn set_roster_item(&mut self, user: &BareJid, contact: &BareJid, sub: Subscription) {
+        let before = self.account(user).roster.get(contact).copied();
         self.account_mut(user).roster.set(contact.clone(), sub);
+        self.roster_changed(user, contact, before.unwrap_or_default(), sub);
+    }
+
+    /// Marks online `user` as active now or not (XEP §Priority Ordering): the contacts of
+    /// active users are synchronized first. Becoming active moves the user's contacts to the
+    /// front of the pulls in progress.
+    pub fn set_active(&mut self, user: &BareJid, active: bool) {
+        if !self.up {
+            return;
+        }
+        if !active {
+            self.volatile.active.remove(user);
+            return;
+        }
+        if !self.volatile.active.insert(user.clone()) {
+            return;
+        }
+        let account = self.account(user);
+        let mut by_peer: BTreeMap<String, Vec<BareJid>> = BTreeMap::new();
+        for (c, _) in account.roster.iter().filter(|(c, _)| account.sees(c)) {
+            by_peer
+                .entry(c.domain().to_string())
+                .or_default()
+                .push(c.clone());
+        }
+        for (peer, contacts) in by_peer {
+            if let Some(s) = self.volatile.sessions.get_mut(&peer) {
+                s.want(&contacts);
+            }
+            self.drain_session(&peer);
+        }
+    }
+
+    /// Online users marked active.
+    pub fn active(&self) -> &std::collections::BTreeSet<BareJid> {
+        &self.volatile.active
     }
 
     // ---- local actions ----
@@ -291,13 +401,77 @@ impl Server {
         let peer = stanza.to.domain().to_string();
         match self.volatile.peer(&peer).mode {
             PeerMode::Legacy => self.legacy_send(&peer, stanza),
+            PeerMode::Sync => match stanza.kind {
+                // PS-66: the probe is served from the cache.
+                Kind::Probe => {
+                    let user = stanza.from.to_bare();
+                    self.serve_from_cache(&peer, &user, &[stanza.to.to_bare()]);
+                }
+                // PS-49, PS-66: presence along a subscription change or a block travels at
+                // domain level (the session's published set), not per edge.
+                Kind::Available(_) | Kind::Unavailable => {}
+                Kind::Subscription(_) | Kind::Error => self.legacy_send(&peer, stanza),
+            },
         }
+    }
+
+    /// Sends an answer to a probe: per edge in every mode (PS-67).
+    fn send_answer(&mut self, stanza: Stanza) {
+        let peer = stanza.to.domain().to_string();
+        self.legacy_send(&peer, stanza);
     }
 
     /// A broadcast or a round of probes to `recipients` of domain `peer`, through its mode.
     fn fan_out_peer(&mut self, peer: &str, from: &Jid, recipients: &[BareJid], kind: &Kind) {
         match self.volatile.peer(peer).mode {
             PeerMode::Legacy => self.legacy_fan_out(peer, from, recipients, kind),
+            // Broadcasts need nothing here: the caller updated the published state
+            // (`sync_publish`), which crosses the link once (PS-45).
+            PeerMode::Sync => {
+                if *kind == Kind::Probe {
+                    let user = from.to_bare();
+                    self.serve_from_cache(peer, &user, recipients);
+                }
+            }
+        }
+    }
+
+    /// RFC 6121 towards `peer` for `user`, as if its `resources` had just logged in: probes
+    /// to its contacts there and its presence to its subscribers there (PS-58).
+    fn legacy_login_towards(&mut self, peer: &str, user: &BareJid, resources: &[String]) {
+        let account = self.account(user);
+        let contacts: Vec<BareJid> = account
+            .roster
+            .iter()
+            .filter(|(c, _)| c.domain().as_str() == peer && account.sees(c))
+            .map(|(c, _)| c.clone())
+            .collect();
+        let subscribers: Vec<BareJid> = account
+            .roster
+            .iter()
+            .filter(|(c, _)| c.domain().as_str() == peer && account.publishes_to(c))
+            .map(|(c, _)| c.clone())
+            .collect();
+        let online = self.volatile.online.get(user).cloned().unwrap_or_default();
+        for resource in resources {
+            let Some(presence) = online.get(resource) else {
+                continue;
+            };
+            let from: Jid = user
+                .with_resource_str(resource)
+                .expect("valid resource")
+                .into();
+            if !contacts.is_empty() {
+                self.legacy_fan_out(peer, &from, &contacts, &Kind::Probe);
+            }
+            if !subscribers.is_empty() {
+                self.legacy_fan_out(
+                    peer,
+                    &from,
+                    &subscribers,
+                    &Kind::Available(presence.clone()),
+                );
+            }
         }
     }
 
@@ -332,17 +506,20 @@ impl Host for Server {
         &self.domain
     }
 
-    fn handle_link_up(&mut self, now: SimTime, peer: &str) {
+    fn stream_features(&self) -> Vec<Element> {
+        self.sync_features()
+    }
+
+    fn handle_link_up(&mut self, now: SimTime, peer: &str, features: &[Element]) {
         if !self.up {
             return;
         }
         self.volatile.now = now;
         let record = self.volatile.peer(peer);
         record.link_up = true;
-        match record.mode {
-            // RFC 6121 has nothing to say when a link comes up (BRIEF §1).
-            PeerMode::Legacy => {}
-        }
+        // RFC 6121 has nothing to say when a link comes up (BRIEF §1); the extension starts
+        // a session if both sides advertise it.
+        self.sync_link_up(now, peer, features);
     }
 
     fn handle_link_down(&mut self, now: SimTime, peer: &str) {
@@ -356,6 +533,8 @@ impl Host for Server {
             // Neither server sends or changes anything: remote presence stays shown (BRIEF §3
             // row 4).
             PeerMode::Legacy => {}
+            // The session is suspended; the grace period starts (PS-56).
+            PeerMode::Sync => self.sync_link_down(now, peer),
         }
     }
 
@@ -366,6 +545,11 @@ impl Host for Server {
         self.volatile.now = now;
         match self.volatile.peer(peer).mode {
             PeerMode::Legacy => self.legacy_receive(peer, stanza),
+            PeerMode::Sync => {
+                if !self.sync_receive(now, peer, &stanza) {
+                    self.legacy_receive(peer, stanza);
+                }
+            }
         }
     }
 
@@ -381,6 +565,7 @@ impl Host for Server {
     fn handle_timeout(&mut self, now: SimTime) {
         if self.up {
             self.volatile.now = now;
+            self.sync_timeout(now);
         }
     }
 
@@ -389,7 +574,10 @@ impl Host for Server {
     }
 
     fn poll_timeout(&self) -> Option<SimTime> {
-        None
+        if !self.up {
+            return None;
+        }
+        self.sync_poll_timeout()
     }
 
     fn crash(&mut self, now: SimTime) {
@@ -403,6 +591,8 @@ impl Host for Server {
             return;
         }
         self.volatile.now = now;
+        // PS-54: one message per synchronized peer, before the stream closes.
+        self.sync_shutdown(false);
         if self.flavour.unavailable_on_shutdown() {
             self.end_sessions();
         }
@@ -415,7 +605,10 @@ impl Host for Server {
     }
 
     fn restart(&mut self, now: SimTime) {
-        self.volatile = Volatile::boot(&self.persistent, now);
+        // PS-12: a run without the previous run's user sessions has a new epoch.
+        self.boots += 1;
+        let epoch = self.draw_epoch();
+        self.volatile = Volatile::boot(&self.persistent, now, epoch);
         self.up = true;
     }
 }

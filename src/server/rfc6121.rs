@@ -76,6 +76,16 @@ impl Server {
         }
     }
 
+    /// Sends an answer to a probe: served here if local, else per edge in every peer mode
+    /// (PS-67).
+    fn route_answer(&mut self, stanza: Stanza) {
+        if self.is_local(&stanza.to) {
+            self.receive(stanza);
+        } else {
+            self.send_answer(stanza);
+        }
+    }
+
     /// Sends `kind` from `from` to every one of `recipients`: local ones one by one, remote ones
     /// as one list per peer domain to the peer's mode.
     pub(super) fn fan_out(&mut self, from: &Jid, recipients: Vec<BareJid>, kind: &Kind) {
@@ -93,7 +103,7 @@ impl Server {
     }
 
     /// One roster push per available resource of `user` (RFC 6121 §2.1.6).
-    fn push(&mut self, user: &BareJid) {
+    pub(super) fn push(&mut self, user: &BareJid) {
         self.stats.roster_pushes += self.volatile.resources(user) as u64;
     }
 
@@ -143,6 +153,7 @@ impl Server {
         let initial = online.insert(resource.to_owned(), p.clone()).is_none();
         self.volatile.views.entry(user.clone()).or_default();
         let available = Kind::Available(p);
+        self.sync_publish(user);
         if !initial {
             self.fan_out(&from, subscribers, &available);
             return;
@@ -184,6 +195,7 @@ impl Server {
             self.volatile.views.remove(user);
         }
         let subscribers = subscribers(user, self.account(user));
+        self.sync_publish(user);
         self.fan_out(&full(user, resource), subscribers, &Kind::Unavailable);
     }
 
@@ -204,6 +216,9 @@ impl Server {
         if t.forward {
             let stanza = Stanza::new(user.clone(), contact.clone(), Kind::Subscription(kind));
             self.route(stanza);
+        }
+        if t.changed {
+            self.roster_changed(user, contact, before.unwrap_or_default(), sub);
         }
         self.item_changed(user, contact, before.unwrap_or_default(), sub, false);
         if kind == SubscriptionStanza::Subscribed
@@ -233,6 +248,10 @@ impl Server {
             if let Some(view) = self.volatile.views.get_mut(user) {
                 view.remove(contact);
             }
+        }
+        if !before.to() && after.to() && self.synced(contact.domain().as_str()) {
+            // PS-49: the subscriber's server delivers the publisher's cached presence.
+            self.show_cached(user, contact);
         }
         if !before.from() && after.from() {
             self.send_current_presence(user, &Jid::from(contact.clone()));
@@ -267,6 +286,8 @@ impl Server {
                 view.remove(&contact);
             }
         }
+        // The except list of the user's published state may have changed (PS-9).
+        self.sync_publish(user);
     }
 
     /// Local action: `user` unblocks `jid`. Contacts it releases that are subscribed (`from`)
@@ -291,6 +312,7 @@ impl Server {
                 self.route(Stanza::new(user.clone(), contact.clone(), Kind::Probe));
             }
         }
+        self.sync_publish(user);
     }
 
     /// Serves a stanza addressed to a local JID (from a local user, or from a peer after the
@@ -381,10 +403,15 @@ impl Server {
         let prober_bare = prober.to_bare();
         if self.account(user).publishes_to(&prober_bare) {
             if self.volatile.online.contains_key(user) {
-                self.send_current_presence(user, prober);
+                // Per edge in every peer mode (PS-67).
+                for (resource, presence) in self.resources_of(user) {
+                    let from = full(user, &resource);
+                    let stanza = Stanza::new(from, prober.clone(), Kind::Available(presence));
+                    self.route_answer(stanza);
+                }
             } else if self.flavour.answers_offline_probe() {
                 let stanza = Stanza::new(user.clone(), prober.clone(), Kind::Unavailable);
-                self.route(stanza);
+                self.route_answer(stanza);
             }
         } else if self.flavour.answers_unauthorised_probe() {
             let kind = Kind::Subscription(SubscriptionStanza::Unsubscribed);
@@ -405,6 +432,7 @@ impl Server {
         if t.changed {
             self.account_mut(user).roster.set(contact.clone(), sub);
             self.push(user);
+            self.roster_changed(user, contact, before, sub);
         }
         if t.forward {
             self.stats.subscriptions_delivered += self.volatile.resources(user) as u64;

@@ -7,13 +7,14 @@
 //! ([`Volatile::boot`]). Nothing else lives in a [`super::Server`] except its configuration and
 //! the [`LocalStats`] instrumentation, which belongs to the simulation, not to the server.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use jid::BareJid;
 use minidom::Element;
 
-use crate::model::Account;
+use crate::engine::Session;
 use crate::model::truth::Resources;
+use crate::model::{Account, Epoch};
 use crate::sim::{SimTime, Transmit};
 
 /// What survives a restart: the accounts (rosters and XEP-0191 block lists) of local users.
@@ -23,13 +24,15 @@ pub struct Persistent {
     pub accounts: BTreeMap<BareJid, Account>,
 }
 
-/// How this server talks to one peer domain. The dispatch point for per-peer protocols: the
-/// legacy (RFC 6121 only) mode today; the sync extension adds its own variant.
+/// How this server talks to one peer domain: the dispatch point for per-peer protocols.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum PeerMode {
     /// Plain RFC 6121: one stanza per edge (or per XEP-0033 group), nothing on link events.
     #[default]
     Legacy,
+    /// The extension (XEP §Sessions): the peer's [`Session`] is in the synchronized or
+    /// suspended mode; presence crosses the link at domain level, no probes are sent.
+    Sync,
 }
 
 /// What the server knows about one peer domain (volatile: forgotten on restart).
@@ -56,17 +59,43 @@ pub(crate) struct Volatile {
     pub outgoing: VecDeque<Transmit>,
     /// Peer domains this boot has dealt with.
     pub peers: BTreeMap<String, Peer>,
+    /// This run's epoch (XEP §Epochs, PS-12).
+    pub epoch: Epoch,
+    /// The extension's session with each peer that advertised it in this boot.
+    pub sessions: BTreeMap<String, Session>,
+    /// Online users who are active now (XEP §Priority Ordering).
+    pub active: BTreeSet<BareJid>,
+    /// Remote contact → local users with a roster item for it: who to serve when a cached
+    /// presence of the contact changes. Items are never removed, so neither are entries.
+    pub watchers: HashMap<BareJid, BTreeSet<BareJid>>,
 }
 
 impl Volatile {
     /// The state of a freshly booted server: nobody online, nothing shown, no link up. Legacy
     /// servers derive nothing from their persistent state at boot; the sync extension builds
     /// its per-peer digests here.
-    pub fn boot(_persistent: &Persistent, now: SimTime) -> Volatile {
-        Volatile {
+    pub fn boot(persistent: &Persistent, now: SimTime, epoch: Epoch) -> Volatile {
+        let mut v = Volatile {
             now,
+            epoch,
             ..Volatile::default()
+        };
+        for (user, account) in &persistent.accounts {
+            for (contact, _) in account.roster.iter() {
+                if contact.domain() != user.domain() {
+                    v.watch(user, contact);
+                }
+            }
         }
+        v
+    }
+
+    /// Records that local `user` has a roster item for remote `contact`.
+    pub fn watch(&mut self, user: &BareJid, contact: &BareJid) {
+        self.watchers
+            .entry(contact.clone())
+            .or_default()
+            .insert(user.clone());
     }
 
     /// The record of `peer`, created (legacy, link down) on first use.

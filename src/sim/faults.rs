@@ -278,9 +278,10 @@ impl<H: Host> Net<H> {
         }
         self.links[l].status = Status::Up;
         self.record(EventKind::LinkUp, a, Some(b), None, None);
-        for (me, peer) in [(a, b), (b, a)] {
+        let features = [a, b].map(|h| self.hosts[h].host.stream_features());
+        for (me, peer, theirs) in [(a, b, &features[1]), (b, a, &features[0])] {
             let (peer, me_slot) = pair(&mut self.hosts, peer, me);
-            me_slot.host.handle_link_up(self.now, &peer.domain);
+            me_slot.host.handle_link_up(self.now, &peer.domain, theirs);
             self.after_input(me, 0);
         }
     }

@@ -57,8 +57,16 @@ pub trait Host {
     /// The domain this host serves.
     fn domain(&self) -> &str;
 
-    /// The s2s link to `peer` is established (both streams up, peer authenticated).
-    fn handle_link_up(&mut self, now: SimTime, peer: &str);
+    /// The stream features this host offers its peers (RFC 6120 §4.3.2), e.g. the
+    /// `<presence-sync/>` feature of the extension. Stream negotiation is not counted as
+    /// stanzas by the driver. None by default.
+    fn stream_features(&self) -> Vec<Element> {
+        Vec::new()
+    }
+
+    /// The s2s link to `peer` is established (both streams up, peer authenticated);
+    /// `features` are the peer's [`Host::stream_features`].
+    fn handle_link_up(&mut self, now: SimTime, peer: &str, features: &[Element]);
 
     /// The s2s link to `peer` is gone; stanzas in flight on it are lost.
     fn handle_link_down(&mut self, now: SimTime, peer: &str);

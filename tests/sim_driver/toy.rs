@@ -103,7 +103,7 @@ impl Host for Toy {
         &self.domain
     }
 
-    fn handle_link_up(&mut self, now: SimTime, peer: &str) {
+    fn handle_link_up(&mut self, now: SimTime, peer: &str, _features: &[Element]) {
         self.note(now, format!("up {peer}"));
         self.peers_up.insert(peer.into());
         for i in 0..self.burst {

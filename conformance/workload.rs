@@ -1,0 +1,1 @@
+//! Seeded federations of two (or many) domains for the conformance scenarios. Being built.

@@ -1,0 +1,455 @@
+//! The extension between two model servers on the simulated network: every use case of the
+//! XEP (§Use Cases) and the faults tried, each end state checked against the ground-truth
+//! oracle ([`presence_sync::model::truth::entitled`]) and stanza counts asserted exactly where
+//! the XEP states them. The world is `support`'s (see its module docs); a.example is the edge
+//! driver.
+
+mod support;
+
+use std::time::Duration;
+
+use presence_sync::engine::{Event, FallbackReason, Mode, VoidReason};
+use presence_sync::model::{NamedState, ResourcePresence, Subscription};
+use presence_sync::server::{Flavour, Server, SyncSetup};
+use presence_sync::sim::{Net, Verdict};
+use support::*;
+
+const PROSODY: Flavour = Flavour::Prosody;
+const EJABBERD: Flavour = Flavour::Ejabberd { multicast: false };
+
+fn sync_server(domain: &str, flavour: Flavour, seed: u64) -> Server {
+    Server::with_sync(domain, flavour, SyncSetup::default(), seed)
+}
+
+/// The world between two servers running the extension (ejabberd-like, which adds no
+/// quirks of its own), link up, nobody online.
+fn world() -> Net<Server> {
+    let mut net = world_of(sync_server(A, EJABBERD, 1), sync_server(B, EJABBERD, 2));
+    net.drive();
+    net
+}
+
+/// The world with everybody online, synchronized, counters at zero.
+fn online_world() -> Net<Server> {
+    let mut net = world();
+    login_all(&mut net, &A_USERS);
+    login_all(&mut net, &B_USERS);
+    assert_truth(&net);
+    assert!(synchronized(&net));
+    net.reset_stats();
+    net
+}
+
+fn synchronized(net: &Net<Server>) -> bool {
+    let ok = |d: &str, p: &str| net.host(d).session(p).is_some_and(|s| s.is_synchronized());
+    ok(A, B) && ok(B, A)
+}
+
+/// Events of `domain`'s sessions since `from` (an index into its log).
+fn events_since(net: &Net<Server>, domain: &str, from: usize) -> Vec<Event> {
+    net.host(domain).sync_log()[from..]
+        .iter()
+        .map(|(_, _, e)| e.clone())
+        .collect()
+}
+
+fn probes(net: &Net<Server>) -> u64 {
+    kind(net, A, B, "presence/probe") + kind(net, B, A, "presence/probe")
+}
+
+fn grace() -> Duration {
+    Duration::from_secs(301)
+}
+
+#[test]
+fn first_contact_is_one_round_trip_and_logins_publish_once_per_publisher() {
+    let mut net = world_of(sync_server(A, EJABBERD, 1), sync_server(B, EJABBERD, 2));
+    net.drive();
+    // XEP §Hello: nothing to reconcile (nobody online, same edges): 2 stanzas, 1 round trip.
+    assert_eq!(net.round_trips(), 1);
+    assert_eq!(traffic(&mut net), (1, 1));
+    assert!(synchronized(&net));
+    // Each login of a publisher with subscribers at the peer: one batch with its item, and
+    // the acknowledgement (PS-47); no probes (PS-66).
+    login_all(&mut net, &A_USERS);
+    assert_eq!(kind(&net, A, B, "iq/set/batch"), 3);
+    assert_eq!(probes(&net), 0);
+    login_all(&mut net, &B_USERS);
+    assert_truth(&net);
+    assert_eq!(probes(&net), 0);
+    // romeo and benvolio publish; tybalt's only subscriber is mercutio, whom he blocks, so
+    // tybalt is not in the published set at all (PS-7).
+    assert_eq!(kind(&net, B, A, "iq/set/batch"), 2);
+    assert!(net.host(A).view(&jid("mercutio@a.example")).is_empty());
+}
+
+#[test]
+fn a_presence_change_crosses_once_per_publisher() {
+    // romeo has two subscribers at a.example; RFC 6121 sends him twice (tests/legacy.rs),
+    // domain-level presence once (PS-45).
+    let mut net = online_world();
+    let romeo = jid("romeo@b.example");
+    let before = net.host(A).stats().presence_delivered;
+    net.with_host(B, |s, _| s.set_presence(&romeo, "r", away()));
+    net.drive();
+    assert_truth(&net);
+    assert_eq!(traffic(&mut net), (0, 1));
+    assert_eq!(net.host(A).stats().presence_delivered, before + 2);
+    // A second resource is one more domain-level presence; its logout another.
+    net.with_host(B, |s, _| {
+        s.login(&romeo, "phone", ResourcePresence::default())
+    });
+    net.drive();
+    assert_truth(&net);
+    net.with_host(B, |s, _| s.logout(&romeo, "r"));
+    net.drive();
+    assert_truth(&net);
+    assert_eq!(kind(&net, B, A, "presence/fanout"), 1);
+    assert_eq!(kind(&net, B, A, "presence/unavailable/fanout"), 1);
+    assert_eq!(traffic(&mut net), (0, 2));
+    // His last resource goes: one more stanza, and he is gone for both subscribers.
+    net.with_host(B, |s, _| s.logout(&romeo, "phone"));
+    net.drive();
+    assert_truth(&net);
+    assert_eq!(traffic(&mut net), (0, 1));
+    assert!(
+        !net.host(A)
+            .view(&jid("nurse@a.example"))
+            .contains_key(&romeo)
+    );
+}
+
+#[test]
+fn unchanged_state_after_a_link_loss_costs_two_stanzas() {
+    // XEP §Link Loss without Restart, BRIEF target: 1 round trip, 2 stanzas.
+    let mut net = online_world();
+    net.partition(A, B);
+    net.drive_for(Duration::from_secs(60));
+    net.repair(A, B);
+    net.reset_stats();
+    net.drive();
+    assert_truth(&net);
+    assert!(synchronized(&net));
+    assert_eq!(traffic(&mut net), (1, 1));
+}
+
+#[test]
+fn link_loss_with_changes_transfers_only_the_changes_and_leaves_no_ghosts() {
+    let mut net = online_world();
+    let (romeo, juliet, benvolio) = (
+        jid("romeo@b.example"),
+        jid("juliet@a.example"),
+        jid("benvolio@b.example"),
+    );
+    net.partition(A, B);
+    net.with_host(B, |s, _| s.set_presence(&romeo, "r", away()));
+    net.with_host(B, |s, _| s.logout(&benvolio, "r"));
+    net.with_host(A, |s, _| s.logout(&juliet, "r"));
+    net.drive_for(Duration::from_secs(30));
+    // Under RFC 6121 these would be ghosts until the next change (tests/legacy.rs); here the
+    // cache stays shown during the grace period (PS-56) and is corrected on reconnection.
+    net.repair(A, B);
+    net.reset_stats();
+    net.drive();
+    assert_truth(&net);
+    assert!(synchronized(&net));
+    assert_eq!(probes(&net), 0);
+    // Hello exchange, then each cache holder pulls the one differing bucket per changed
+    // publisher (a descent of a tiny set: one query and its answer, then a lack if needed).
+    let (ab, ba) = traffic(&mut net);
+    assert!(ab + ba <= 10, "{ab} + {ba} stanzas");
+}
+
+#[test]
+fn grace_period_voids_the_cache_of_a_crashed_peer() {
+    let mut net = online_world();
+    net.crash(B);
+    net.drive_for(Duration::from_secs(60));
+    // Within the grace period a.example still shows b.example's users (PS-56 MAY).
+    assert!(
+        net.host(A)
+            .view(&jid("juliet@a.example"))
+            .contains_key(&jid("romeo@b.example"))
+    );
+    net.drive_for(grace());
+    // Then the cache is voided without a stanza: no ghosts (XEP §Restart of One Server).
+    assert_truth(&net);
+    assert_eq!(traffic(&mut net), (0, 0));
+    let voided = events_since(&net, A, 0).contains(&Event::CacheVoided(VoidReason::GraceExpired));
+    assert!(voided);
+}
+
+#[test]
+fn cold_restart_then_login_storm_sends_no_probes() {
+    let mut net = online_world();
+    let log_a = net.host(A).sync_log().len();
+    net.crash(B);
+    net.drive_for(Duration::from_secs(5));
+    net.restart(B);
+    net.drive();
+    // The hello carries a new epoch: a.example voids its cache at once (PS-13, PS-19), one
+    // round trip for the whole domain. b.example, whose cache died with it, pulls
+    // a.example's published set (3 publishers): one query and its answer.
+    assert_eq!(kind(&net, A, B, "iq/set/hello"), 1);
+    assert_eq!(kind(&net, B, A, "iq/set/reconcile"), 1);
+    assert_eq!(traffic(&mut net), (2, 2));
+    assert_truth(&net);
+    let events = events_since(&net, A, log_a);
+    assert!(events.contains(&Event::PeerRestarted), "{events:?}");
+    assert!(events.contains(&Event::CacheVoided(VoidReason::NewEpoch)));
+    // The login storm: each b.example publisher crosses once; b.example pulls a.example's
+    // published set (3 publishers) with priority; no probe in either direction.
+    login_all(&mut net, &B_USERS);
+    assert_truth(&net);
+    assert!(synchronized(&net));
+    assert_eq!(probes(&net), 0);
+}
+
+#[test]
+fn graceful_shutdown_is_one_stanza() {
+    let mut net = online_world();
+    net.shutdown(B);
+    net.drive();
+    // XEP §Graceful Shutdown: one message replaces one unavailable per edge (PS-54, PS-55).
+    assert_eq!(kind(&net, B, A, "message/shutdown"), 1);
+    assert_eq!(traffic(&mut net), (0, 1));
+    assert_truth(&net);
+    assert!(
+        net.host(A)
+            .view(&jid("juliet@a.example"))
+            .get(&jid("romeo@b.example"))
+            .is_none()
+    );
+    let events = events_since(&net, A, 0);
+    assert!(events.contains(&Event::CacheVoided(VoidReason::Shutdown)));
+    // Back again: a new epoch, the same end state as before once everybody is back.
+    net.restart(B);
+    net.drive();
+    login_all(&mut net, &B_USERS);
+    assert_truth(&net);
+    assert!(synchronized(&net));
+    assert_eq!(probes(&net), 0);
+}
+
+#[test]
+fn both_servers_restart() {
+    let mut net = online_world();
+    net.crash(A);
+    net.crash(B);
+    net.drive_for(Duration::from_secs(1));
+    net.restart(B);
+    net.restart(A);
+    net.drive();
+    assert_eq!(traffic(&mut net), (1, 1));
+    login_all(&mut net, &A_USERS);
+    login_all(&mut net, &B_USERS);
+    assert_truth(&net);
+    assert!(synchronized(&net));
+    assert_eq!(probes(&net), 0);
+}
+
+#[test]
+fn subscription_mismatches_are_repaired_through_rfc6121() {
+    // XEP §Subscription Mismatch: b.example restores benvolio's roster from a backup without
+    // his subscription to juliet, and loses tybalt's record of mercutio entirely.
+    // The restore happens while b.example is down; its users log in again afterwards.
+    let mut net = online_world();
+    net.crash(B);
+    let (benvolio, juliet) = (jid("benvolio@b.example"), jid("juliet@a.example"));
+    let (tybalt, mercutio) = (jid("tybalt@b.example"), jid("mercutio@a.example"));
+    net.with_host(B, |s, _| {
+        s.set_roster_item(&benvolio, &juliet, Subscription::named(NamedState::From));
+        s.set_roster_item(&tybalt, &mercutio, Subscription::named(NamedState::None));
+    });
+    net.restart(B);
+    net.drive();
+    login_all(&mut net, &B_USERS);
+    assert_truth(&net);
+    assert!(synchronized(&net));
+    // Both edge sets are equal again.
+    let root = |d: &str, p: &str| net.host(d).session(p).unwrap().edges().root();
+    assert_eq!(root(A, B), root(B, A));
+    // The repairs went as RFC 6121 stanzas with <repair/> (PS-60, PS-61).
+    let repairs = |d: &str| {
+        net.host(d)
+            .sync_log()
+            .iter()
+            .filter(|(_, _, e)| matches!(e, Event::Repaired(_)))
+            .count()
+    };
+    assert!(
+        repairs(A) + repairs(B) >= 2,
+        "{:?} {:?}",
+        log(&net, A),
+        log(&net, B)
+    );
+    // Row 1 of the table: benvolio's server sent `unsubscribe` to juliet, whose `from` went;
+    // her `to` (benvolio's `from`, which the backup kept) stays. mercutio and tybalt: rows 1
+    // and 4, `unsubscribe` and `unsubscribed` from b.example; nothing is left.
+    let sub = |d: &str, u: &str, c: &str| {
+        net.host(d).accounts()[&jid(u)]
+            .roster
+            .get(&jid(c))
+            .copied()
+            .unwrap()
+    };
+    let juliet_benvolio = sub(A, "juliet@a.example", "benvolio@b.example");
+    assert!(!juliet_benvolio.from() && juliet_benvolio.to());
+    let mercutio_tybalt = sub(A, "mercutio@a.example", "tybalt@b.example");
+    assert!(!mercutio_tybalt.from() && !mercutio_tybalt.to());
+}
+
+fn log(net: &Net<Server>, domain: &str) -> Vec<String> {
+    net.host(domain)
+        .sync_log()
+        .iter()
+        .map(|(t, p, e)| format!("{t} {p} {e:?}"))
+        .collect()
+}
+
+#[test]
+fn legacy_peer_gets_rfc6121_unchanged() {
+    // XEP §Legacy Peer: b.example lacks the extension; a.example falls back (PS-5).
+    for fb in [PROSODY, EJABBERD] {
+        let mut net = world_of(sync_server(A, EJABBERD, 1), Server::new(B, fb));
+        net.drive();
+        assert_eq!(traffic(&mut net), (0, 0));
+        let fell_back =
+            events_since(&net, A, 0).contains(&Event::Fallback(FallbackReason::NotSupported));
+        assert!(fell_back);
+        assert_eq!(net.host(A).session(B).unwrap().mode(), Mode::Legacy);
+        login_all(&mut net, &A_USERS);
+        login_all(&mut net, &B_USERS);
+        assert_truth(&net);
+        assert!(probes(&net) > 0, "RFC 6121 probes");
+        assert_eq!(kind(&net, A, B, "iq/set/hello"), 0, "PS-5: nothing of ours");
+    }
+}
+
+#[test]
+fn link_drop_at_every_message_of_a_resync_converges() {
+    // Count the stanzas of a resync after a link loss with changes, then drop the link after
+    // each of them in turn; the next connection converges (XEP §Link Loss, Resumption).
+    let scenario = |drop_after: Option<u64>| {
+        let mut net = online_world();
+        net.partition(A, B);
+        net.with_host(B, |s, _| {
+            s.set_presence(&jid("romeo@b.example"), "r", away())
+        });
+        net.with_host(A, |s, _| s.logout(&jid("nurse@a.example"), "r"));
+        net.with_host(B, |s, _| s.logout(&jid("benvolio@b.example"), "r"));
+        let start = net.sent_count();
+        if let Some(i) = drop_after {
+            net.set_filter(move |e| {
+                if e.index == start + i {
+                    Verdict::DropLinkAfter
+                } else {
+                    Verdict::Deliver
+                }
+            });
+        }
+        net.repair(A, B);
+        net.drive();
+        let sent = net.sent_count() - start;
+        net.clear_filter();
+        net.drive_for(Duration::from_secs(5));
+        net.repair(A, B);
+        net.drive();
+        net.drive_for(Duration::from_secs(30));
+        net.drive();
+        assert_truth(&net);
+        assert!(synchronized(&net), "drop after {drop_after:?}");
+        sent
+    };
+    let n = scenario(None);
+    assert!(n >= 2);
+    for i in 0..n {
+        scenario(Some(i));
+    }
+}
+
+#[test]
+fn crash_of_either_side_mid_sync_converges() {
+    for crashed in [A, B] {
+        let mut net = online_world();
+        net.partition(A, B);
+        net.with_host(B, |s, _| {
+            s.set_presence(&jid("romeo@b.example"), "r", away())
+        });
+        net.repair(A, B);
+        // Crash when the hello is on the wire.
+        let c = crashed.to_owned();
+        net.at(net.now(), move |n| n.crash(&c));
+        net.drive();
+        net.restart(crashed);
+        net.drive();
+        let users = if crashed == A { &A_USERS } else { &B_USERS };
+        login_all(&mut net, users);
+        assert_truth(&net);
+        assert!(synchronized(&net));
+    }
+}
+
+#[test]
+fn changes_during_the_sync_are_not_lost() {
+    let mut net = online_world();
+    net.partition(A, B);
+    net.with_host(B, |s, _| {
+        s.set_presence(&jid("romeo@b.example"), "r", away())
+    });
+    net.repair(A, B);
+    // While the hello is in flight, juliet changes and tybalt unblocks mercutio.
+    net.with_host(A, |s, _| {
+        s.set_presence(&jid("juliet@a.example"), "r", away())
+    });
+    net.with_host(B, |s, _| {
+        s.unblock(&jid("tybalt@b.example"), &jid("mercutio@a.example"))
+    });
+    net.drive();
+    assert_truth(&net);
+    assert!(synchronized(&net));
+    assert!(
+        net.host(A)
+            .view(&jid("mercutio@a.example"))
+            .contains_key(&jid("tybalt@b.example"))
+    );
+}
+
+#[test]
+fn blocking_reaches_the_peer_as_an_except_list() {
+    let mut net = online_world();
+    let (romeo, nurse) = (jid("romeo@b.example"), jid("nurse@a.example"));
+    net.with_host(B, |s, _| s.block(&romeo, &nurse));
+    net.drive();
+    assert_truth(&net);
+    assert!(!net.host(A).view(&nurse).contains_key(&romeo));
+    assert!(
+        net.host(A)
+            .view(&jid("juliet@a.example"))
+            .contains_key(&romeo)
+    );
+    net.with_host(B, |s, _| s.set_presence(&romeo, "r", away()));
+    net.drive();
+    assert_truth(&net);
+    net.with_host(B, |s, _| s.unblock(&romeo, &nurse));
+    net.drive();
+    assert_truth(&net);
+    assert!(net.host(A).view(&nurse).contains_key(&romeo));
+}
+
+#[test]
+fn subscriptions_made_during_a_session_show_presence_from_the_cache() {
+    let mut net = online_world();
+    let (tybalt, juliet) = (jid("tybalt@b.example"), jid("juliet@a.example"));
+    net.with_host(A, |s, _| s.subscribe(&juliet, &tybalt));
+    net.drive();
+    net.with_host(B, |s, _| s.approve(&tybalt, &juliet));
+    net.drive();
+    assert_truth(&net);
+    assert!(net.host(A).view(&juliet).contains_key(&tybalt));
+    net.with_host(A, |s, _| s.unsubscribe(&juliet, &tybalt));
+    net.drive();
+    assert_truth(&net);
+    assert!(!net.host(A).view(&juliet).contains_key(&tybalt));
+    assert!(synchronized(&net));
+}
