@@ -213,12 +213,21 @@ impl Puller {
             let entry = if let Some(e) = self.nodes.pop_front() {
                 e
             } else if let Some(p) = self.priority.pop_front() {
+                // PS-21: a prefix at most once per query (a bucket wanted twice).
+                let listed = q.entries.iter().any(|e| match e {
+                    ReconcileEntry::Ids(i) => i.prefix == p,
+                    ReconcileEntry::Split(s) => s.prefix == p,
+                    _ => false,
+                });
+                if listed {
+                    continue;
+                }
                 let ids = ReconcileEntry::Ids(Ids {
                     prefix: p,
                     ids: IdList(cache.ids_under(p)),
                 });
                 fit_node(cache, ids, limits)
-            } else if !self.root_started && self.outstanding == 0 {
+            } else if !self.root_started && self.outstanding == 0 && nodes == 0 {
                 // The descent from the root goes last, once the priority pulls are answered,
                 // so that it finds their buckets already equal.
                 self.root_started = true;

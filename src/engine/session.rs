@@ -615,6 +615,9 @@ impl Session {
         let Some(live) = &mut self.live else {
             return;
         };
+        if len == 0 {
+            return; // one bucket: the descent from the root is the pull
+        }
         let Some(puller) = &mut live.puller else {
             return;
         };
@@ -860,7 +863,13 @@ impl Session {
                 }
                 let len = bucket_len(count, live.limits.leaf_items);
                 let mut seen = BTreeSet::new();
-                dir.wanted(&self.peer)
+                // With one bucket, the descent from the root is the pull.
+                let wanted = if len == 0 {
+                    Vec::new()
+                } else {
+                    dir.wanted(&self.peer)
+                };
+                wanted
                     .iter()
                     .map(|p| self.cache.prefix_of(p, len))
                     .filter(|p| seen.insert(*p))

@@ -66,7 +66,12 @@ impl Server {
             if stanza.to.domain().as_str() != self.domain {
                 return Err(Rejected::ForeignTo);
             }
-            self.receive(stanza);
+            let repair = element.has_child("repair", crate::wire::ns::PRESENCE_SYNC);
+            match stanza.kind {
+                // XEP PS-85: a repair changes the roster even if the user blocks the sender.
+                Kind::Subscription(kind) if repair => self.receive_repair(&stanza, kind),
+                _ => self.receive(stanza),
+            }
             return Ok(());
         };
         // XEP-0033: the stanza is for our multicast service (the domain itself here); each

@@ -355,6 +355,20 @@ impl Server {
         }
     }
 
+    /// A subscription stanza marked `<repair/>` from a peer (XEP §Repair of Subscription
+    /// Mismatches): processed as RFC 6121 inbound even when the user blocks the sender
+    /// (PS-85), since XEP-0191 drops the subscription stanzas of a blocked contact and the
+    /// mismatch that causes could otherwise never be repaired.
+    pub(super) fn receive_repair(&mut self, stanza: &Stanza, kind: SubscriptionStanza) {
+        let user = stanza.to.to_bare();
+        let contact = stanza.from.to_bare();
+        if user == contact || !self.persistent.accounts.contains_key(&user) {
+            self.stats.rejected += 1;
+            return;
+        }
+        self.inbound(&user, &contact, kind);
+    }
+
     /// Delivers presence of `from` to `to`'s clients: to every available resource for a bare
     /// `to`, to that resource only for a full one (RFC 6121 §8.5.2.1.1, §8.5.3.1), nowhere if
     /// offline (§8.5.2.2.1: silently ignored). Only presence of contacts the user is subscribed
