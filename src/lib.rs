@@ -91,10 +91,15 @@
 //! - [`digest`]: hash agility, per-pair keys, the additive bucket tree, set and map digests.
 //! - [`wire`]: the XEP's elements as xso types, strict parsing, typed errors mapped to XMPP
 //!   errors.
-//! - [`engine`]: the sync engine, sans-IO (in progress): reconciliation of presence sets and of
-//!   the edge set, and the repair decisions.
+//! - [`engine`]: the sync engine, sans-IO: reconciliation of presence sets and of the edge set,
+//!   the repair decisions, and [`engine::Session`], the per-peer state machine a server embeds
+//!   (inputs: link events with the peer's stream features, stanzas of the extension, local
+//!   roster and presence changes, timers; outputs: stanzas for the peer and events such as
+//!   local deliveries, repairs sent and fallback to RFC 6121).
 //! - [`server`]: a model XMPP server (users, rosters, sessions) with the RFC 6121 baselines of
-//!   Prosody and ejabberd; the unit simulations restart.
+//!   Prosody and ejabberd, and the extension as its sync peer mode; the unit simulations
+//!   restart.
+//! - [`conformance`]: the conformance suite (in progress): generated federations.
 //! - [`sim`]: the deterministic driver that runs servers over in-memory s2s links.
 //! - [`workload`]: seeded, reproducible workloads for tests, the CLI and the benchmarks.
 #![warn(missing_docs)]

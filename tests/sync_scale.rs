@@ -32,7 +32,12 @@ fn assert_truth(net: &Net<Server>) {
     let mut shown = a.views();
     shown.extend(b.views());
     let d = differences(&truth, &shown);
-    assert!(d.is_empty(), "{} differences, first: {:?}", d.len(), &d[..d.len().min(5)]);
+    assert!(
+        d.is_empty(),
+        "{} differences, first: {:?}",
+        d.len(),
+        &d[..d.len().min(5)]
+    );
 }
 
 fn net_of(fed: &Federation, sync: bool) -> Net<Server> {
@@ -109,5 +114,8 @@ fn generated_federation_converges_and_costs_less() {
         fed.edges(),
         started.elapsed().as_secs_f64()
     );
-    assert!(sync.0 * 10 < legacy.0, "sync {sync:?} vs prosody {legacy:?}");
+    assert!(
+        sync.0 * 10 < legacy.0,
+        "sync {sync:?} vs prosody {legacy:?}"
+    );
 }
