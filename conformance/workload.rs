@@ -2050,7 +2050,7 @@ mod tests {
 
     use super::*;
     use crate::model::edge::{Edge, project};
-    use crate::model::truth::{View, differences, entitled};
+    use crate::model::truth::{View, entitled};
     use crate::server::Flavour;
     use crate::sim::{LinkConfig, Net};
 
@@ -2073,15 +2073,7 @@ mod tests {
     /// Asserts that every online user of `a.example` and `b.example` in `net` is shown
     /// exactly what it is entitled to; returns that truth.
     fn check_views(net: &Net<Server>) -> View {
-        let (a, b) = (net.host(A), net.host(B));
-        let online: BTreeSet<&BareJid> = a.online().keys().chain(b.online().keys()).collect();
-        let truth: View = entitled(&[a.domain_state(), b.domain_state()])
-            .into_iter()
-            .filter(|(viewer, _)| online.contains(viewer))
-            .collect();
-        let mut shown = a.views();
-        shown.extend(b.views());
-        let diff = differences(&truth, &shown);
+        let (truth, diff) = crate::server::check_views(&[net.host(A), net.host(B)]);
         assert!(
             diff.is_empty(),
             "{} differences: {:?}",

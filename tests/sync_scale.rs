@@ -3,13 +3,10 @@
 //! each checked against the ground truth. The `small` preset runs in CI; `PRESENCE_SYNC_PRESET`
 //! (e.g. `medium`, `large`) scales it up and the test prints its figures.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use jid::BareJid;
 use presence_sync::conformance::workload::{Federation, Preset, Spec};
-use presence_sync::model::truth::{View, differences, entitled};
-use presence_sync::server::{Flavour, Server, SyncSetup};
+use presence_sync::server::{Flavour, Server, SyncSetup, check_views};
 use presence_sync::sim::{LinkConfig, Net};
 
 const A: &str = "a.example";
@@ -23,15 +20,7 @@ fn preset() -> Preset {
 }
 
 fn assert_truth(net: &Net<Server>) {
-    let (a, b) = (net.host(A), net.host(B));
-    let online: BTreeSet<&BareJid> = a.online().keys().chain(b.online().keys()).collect();
-    let truth: View = entitled(&[a.domain_state(), b.domain_state()])
-        .into_iter()
-        .filter(|(v, _)| online.contains(v))
-        .collect();
-    let mut shown = a.views();
-    shown.extend(b.views());
-    let d = differences(&truth, &shown);
+    let (_, d) = check_views(&[net.host(A), net.host(B)]);
     assert!(
         d.is_empty(),
         "{} differences, first: {:?}",

@@ -81,6 +81,26 @@ use crate::model::{Account, ResourcePresence, Subscription, SubscriptionStanza};
 use crate::sim::{Host, SimTime, Transmit};
 use crate::workload::SplitMix64;
 
+/// The ground truth for the online users of `servers` ([`crate::model::truth::entitled`]
+/// restricted to users who are online now), and the differences between it and what the
+/// servers show them (empty when every online user sees exactly what it is entitled to:
+/// nothing missing, nothing stale, nothing leaked).
+pub fn check_views(servers: &[&Server]) -> (View, Vec<String>) {
+    let online: std::collections::BTreeSet<&BareJid> =
+        servers.iter().flat_map(|s| s.online().keys()).collect();
+    let states: Vec<DomainState<'_>> = servers.iter().map(|s| s.domain_state()).collect();
+    let truth: View = crate::model::truth::entitled(&states)
+        .into_iter()
+        .filter(|(viewer, _)| online.contains(viewer))
+        .collect();
+    let mut shown = View::new();
+    for s in servers {
+        shown.extend(s.views());
+    }
+    let diff = crate::model::truth::differences(&truth, &shown);
+    (truth, diff)
+}
+
 /// One XMPP domain: its users' accounts and sessions, speaking RFC 6121 to its peers the way
 /// its [`Flavour`] does. See the [module documentation](self).
 #[derive(Clone, Debug)]

@@ -14,12 +14,9 @@
 //! | juliet – nurse       | both (local)      |                                 |
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
-
 use jid::BareJid;
-use presence_sync::model::truth::{View, differences, entitled};
 use presence_sync::model::{NamedState, ResourcePresence, Show, Subscription};
-use presence_sync::server::Server;
+use presence_sync::server::{Server, check_views};
 use presence_sync::sim::{LinkConfig, Net};
 
 /// The domain that sorts first (the edge driver).
@@ -132,15 +129,7 @@ pub fn login_all(net: &mut Net<Server>, users: &[&str]) {
 
 /// What online users are shown that differs from what they are entitled to.
 pub fn diff(net: &Net<Server>) -> Vec<String> {
-    let (a, b) = (net.host(A), net.host(B));
-    let online: BTreeSet<&BareJid> = a.online().keys().chain(b.online().keys()).collect();
-    let truth: View = entitled(&[a.domain_state(), b.domain_state()])
-        .into_iter()
-        .filter(|(viewer, _)| online.contains(viewer))
-        .collect();
-    let mut shown = a.views();
-    shown.extend(b.views());
-    differences(&truth, &shown)
+    check_views(&[net.host(A), net.host(B)]).1
 }
 
 /// Panics with the differences if online users are not shown exactly what they are entitled
