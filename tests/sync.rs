@@ -596,3 +596,51 @@ mod random {
         }
     }
 }
+
+#[test]
+fn a_hostile_batch_is_refused_and_the_session_recovers() {
+    // b.example's batch is replaced in flight by one that claims presence for a user of
+    // a.example (a spoofed JID, XEP §Spoofed JIDs): a.example answers `<foreign-jid/>`
+    // (PS-39, PS-69), applies nothing, the session ends, and b.example retries with a new
+    // hello 10 s later (PS-57), which converges.
+    let mut net = online_world();
+    let spoof: minidom::Element = "<iq xmlns='jabber:server' from='b.example' to='a.example' \
+        id='x' type='set'><batch xmlns='urn:xmpp:presence-sync:0' epoch='0000000000000000'>\
+        <item jid='juliet@a.example'><presence xmlns='jabber:server' \
+        from='juliet@a.example/evil'/></item></batch></iq>"
+        .parse()
+        .unwrap();
+    let mut armed = true;
+    net.set_filter(move |e| {
+        if armed && e.from == B && e.stanza.children().any(|c| c.name() == "batch") {
+            armed = false;
+            Verdict::Replace(spoof.clone())
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let romeo = jid("romeo@b.example");
+    net.with_host(B, |s, _| s.logout(&romeo, "r"));
+    net.with_host(B, |s, _| s.login(&romeo, "r", away()));
+    net.with_host(B, |s, _| s.block(&romeo, &jid("nurse@a.example")));
+    net.drive();
+    // The refusal, and `<out-of-order/>` for b.example's next batch, sent before it learnt
+    // that the session had ended.
+    assert_eq!(kind(&net, A, B, "iq/error"), 2);
+    let rejected = events_since(&net, A, 0)
+        .iter()
+        .any(|e| matches!(e, Event::Rejected(_)));
+    assert!(rejected, "{:?}", log(&net, A));
+    // Nothing of the spoofed item reached anyone.
+    assert!(
+        net.host(A)
+            .views()
+            .values()
+            .all(|v| !v.contains_key(&jid("juliet@a.example"))
+                || v[&jid("juliet@a.example")].keys().all(|r| r != "evil"))
+    );
+    net.drive_for(Duration::from_secs(15));
+    net.drive();
+    assert_truth(&net);
+    assert!(synchronized(&net), "{:?}\n{:?}", log(&net, A), log(&net, B));
+}
