@@ -495,16 +495,19 @@ impl Server {
         }
     }
 
-    /// Prosody's clean shutdown: every session ends, so every available resource sends
-    /// `unavailable` to every remote subscriber, one stanza per edge (BRIEF §3 row 6).
-    fn end_sessions(&mut self) {
-        let online: Vec<(BareJid, Vec<String>)> = self
-            .volatile
+    /// Each online user with the names of its available resources (a snapshot to act on).
+    fn online_resources(&self) -> Vec<(BareJid, Vec<String>)> {
+        self.volatile
             .online
             .iter()
             .map(|(u, r)| (u.clone(), r.keys().cloned().collect()))
-            .collect();
-        for (user, resources) in online {
+            .collect()
+    }
+
+    /// Prosody's clean shutdown: every session ends, so every available resource sends
+    /// `unavailable` to every remote subscriber, one stanza per edge (BRIEF §3 row 6).
+    fn end_sessions(&mut self) {
+        for (user, resources) in self.online_resources() {
             let account = self.account(&user);
             let remote: Vec<BareJid> = account
                 .roster

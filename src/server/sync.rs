@@ -408,13 +408,7 @@ impl Server {
     /// PS-58: RFC 6121 from now on, as if every online user had just logged in: probes for
     /// their contacts at `peer`, and their presence to their subscribers there.
     fn legacy_takeover(&mut self, peer: &str) {
-        let online: Vec<(BareJid, Vec<String>)> = self
-            .volatile
-            .online
-            .iter()
-            .map(|(u, r)| (u.clone(), r.keys().cloned().collect()))
-            .collect();
-        for (user, resources) in online {
+        for (user, resources) in self.online_resources() {
             self.legacy_login_towards(peer, &user, &resources);
         }
     }
