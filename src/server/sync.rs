@@ -335,7 +335,6 @@ impl Server {
         if let Some(s) = self.volatile.sessions.get_mut(peer) {
             s.want(contacts);
         }
-        let _ = user;
         self.drain_session(peer);
     }
 

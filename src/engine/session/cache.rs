@@ -1,0 +1,164 @@
+//! Repairs, the verification gate and the end of sessions (XEP §Repair of Subscription
+//! Mismatches, §Verification, §Link Loss, Resumption and Fallback).
+
+use super::*;
+
+impl Session {
+    // ---- internals: repairs ----
+
+    /// Decides and sends the repairs of the differing edges learnt so far, once this side's
+    /// part of the descent is idle (PS-61, PS-63, PS-65, PS-83).
+    pub(super) fn plan_repairs(&mut self, dir: &dyn Directory) {
+        let Some(live) = &mut self.live else { return };
+        let Some(edge) = &live.edge else { return };
+        if !edge.is_done() {
+            return;
+        }
+        let diff = edge.diff();
+        let differing: Vec<(&Edge, Holder)> = diff
+            .only_mine
+            .iter()
+            .map(|e| (e, Holder::Mine))
+            .chain(diff.only_theirs.iter().map(|e| (e, Holder::Theirs)))
+            .collect();
+        let pairs: BTreeSet<(&BareJid, &BareJid)> = differing
+            .iter()
+            .map(|(e, _)| (&e.publisher, &e.subscriber))
+            .collect();
+        let mismatches = pairs.len() as u64;
+        if repairs_suspended(mismatches, self.edges.len()) {
+            if !live.suspended_repairs {
+                live.suspended_repairs = true;
+                self.events
+                    .push_back(Event::RepairsSuspended { mismatches });
+            }
+            return;
+        }
+        let fresh: Vec<(&Edge, Holder)> = differing
+            .into_iter()
+            .filter(|(e, _)| {
+                !live
+                    .repaired
+                    .contains(&(e.publisher.clone(), e.subscriber.clone()))
+            })
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let (stanzas, refused) = plan(
+            &self.local,
+            |u, c| dir.roster_item(u, c),
+            fresh.iter().copied(),
+        );
+        for (e, _) in &fresh {
+            live.repaired
+                .insert((e.publisher.clone(), e.subscriber.clone()));
+        }
+        for e in refused {
+            self.events.push_back(Event::NotNormalized(e));
+        }
+        for s in stanzas {
+            self.out.push_back(s.to_element());
+            self.events.push_back(Event::Repaired(s));
+        }
+    }
+
+    // ---- internals: cache and gate ----
+
+    /// Releases the cached state of `publisher` to local users if the gate is open (PS-37).
+    pub(super) fn release(&mut self, publisher: &BareJid) {
+        if !self.edges_verified {
+            return;
+        }
+        let new = self.cache.get(publisher).cloned();
+        let old = self.shown.get(publisher).cloned();
+        if old == new {
+            return;
+        }
+        match &new {
+            Some(s) => self.shown.insert(publisher.clone(), s.clone()),
+            None => self.shown.remove(publisher),
+        };
+        self.events.push_back(Event::Deliver {
+            publisher: publisher.clone(),
+            old,
+            new,
+        });
+    }
+
+    pub(super) fn release_all(&mut self) {
+        let publishers: BTreeSet<BareJid> = self
+            .cache
+            .iter()
+            .map(|(p, _)| p.clone())
+            .chain(self.shown.keys().cloned())
+            .collect();
+        for p in publishers {
+            self.release(&p);
+        }
+    }
+
+    /// Voids the cache: every publisher shown becomes unavailable locally (PS-13).
+    pub(super) fn void_cache(&mut self, reason: VoidReason) {
+        self.cache.clear();
+        for (publisher, old) in std::mem::take(&mut self.shown) {
+            self.events.push_back(Event::Deliver {
+                publisher,
+                old: Some(old),
+                new: None,
+            });
+        }
+        if let Some(live) = &mut self.live {
+            live.puller = None;
+            live.cache_verified = false;
+        }
+        self.events.push_back(Event::CacheVoided(reason));
+    }
+
+    // ---- internals: ending ----
+
+    pub(super) fn end_session(&mut self, now: SimTime, reason: String, failed: bool) {
+        let had = self.live.is_some() || !self.requests.is_empty();
+        self.live = None;
+        self.requests.clear();
+        self.pre_dirty.clear();
+        if self.mode == Mode::Legacy {
+            return;
+        }
+        self.mode = Mode::Suspended;
+        if had {
+            self.events.push_back(Event::SessionEnded(reason));
+        }
+        if self.cache_epoch.is_some() && self.grace_deadline.is_none() {
+            self.grace_deadline = Some(now.plus_micros(self.config.grace));
+        }
+        if failed {
+            self.failures += 1;
+            if self.failures >= self.config.max_failures {
+                let n = self.failures;
+                self.fall_back(FallbackReason::Failures(n));
+                return;
+            }
+            // PS-57: at least 10 s, doubling.
+            let delay = self.config.retry << (self.failures - 1).min(16);
+            if self.link_up {
+                self.retry_at = Some(now.plus_micros(delay));
+            }
+        }
+    }
+
+    pub(super) fn fall_back(&mut self, reason: FallbackReason) {
+        self.live = None;
+        self.requests.clear();
+        self.mode = Mode::Legacy;
+        self.grace_deadline = None;
+        self.retry_at = None;
+        self.hello_at = None;
+        self.edges_verified = false;
+        if self.cache_epoch.is_some() || !self.shown.is_empty() {
+            self.void_cache(VoidReason::Fallback);
+        }
+        self.cache_epoch = None;
+        self.events.push_back(Event::Fallback(reason));
+    }
+}

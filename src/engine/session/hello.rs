@@ -1,0 +1,211 @@
+//! Hello exchanges: our hello, the three comparisons, epochs (XEP §Hello, §Epochs).
+
+use super::*;
+
+impl Session {
+    // ---- internals: hello ----
+
+    pub(super) fn local_jid(&self) -> BareJid {
+        BareJid::new(&self.local).expect("a domain")
+    }
+
+    pub(super) fn peer_jid(&self) -> BareJid {
+        BareJid::new(&self.peer).expect("a domain")
+    }
+
+    pub(super) fn next_id(&mut self, kind: &str) -> String {
+        self.next_id += 1;
+        format!("ps-{kind}-{}", self.next_id)
+    }
+
+    pub(super) fn set_algo(&mut self, algo: HashAlgo) {
+        if algo == self.algo {
+            return;
+        }
+        self.algo = algo;
+        let hasher = PairHasher::new(algo, &self.local, &self.peer);
+        let edges: Vec<Edge> = self.edges.iter().cloned().collect();
+        self.edges = EdgeSet::with_edges(hasher.clone(), depth_for(edges.len() as u64), edges);
+        let rebuild = |set: &PresenceSet| {
+            let mut new = PresenceSet::new(hasher.clone(), depth_for(set.len()));
+            for (p, s) in set.iter() {
+                new.set(p, s.clone());
+            }
+            new
+        };
+        self.published = rebuild(&self.published);
+        self.cache = rebuild(&self.cache);
+    }
+
+    pub(super) fn empty_fp(&self) -> Fingerprint {
+        NodeValue::EMPTY.fingerprint(self.algo)
+    }
+
+    pub(super) fn my_hello(&self, peer_epoch_for_answer: Option<Epoch>) -> Hello {
+        let root = |set: SetName, (fp, count): (Fingerprint, u64)| Root { set, fp, count };
+        let peer_epoch = peer_epoch_for_answer.or(self.cache_epoch);
+        let cached = if peer_epoch.is_some() {
+            self.cache.root()
+        } else {
+            (self.empty_fp(), 0)
+        };
+        Hello::new(
+            self.epoch,
+            peer_epoch,
+            self.algo,
+            &self.config.limits,
+            root(SetName::Edges, self.edges.root()),
+            root(SetName::Published, self.published.root()),
+            root(SetName::Cached, cached),
+        )
+    }
+
+    pub(super) fn send_hello(&mut self, now: SimTime) {
+        if self
+            .requests
+            .values()
+            .any(|r| matches!(r, Request::Hello(..)))
+        {
+            return; // PS-20: one unanswered hello at a time
+        }
+        let hello = self.my_hello(None);
+        let id = self.next_id("hello");
+        let iq = Iq::Set {
+            from: Some(Jid::from(self.local_jid())),
+            to: Some(Jid::from(self.peer_jid())),
+            id: id.clone(),
+            payload: hello.to_element().expect("a hello serialises"),
+        };
+        self.out.push_back(iq_element(iq));
+        self.requests
+            .insert(id, Request::Hello(Box::new(hello), now));
+    }
+
+    /// Both hellos are known: epochs, then the three comparisons (XEP §Hello).
+    pub(super) fn exchange_complete(
+        &mut self,
+        now: SimTime,
+        request: &Hello,
+        answer: &Hello,
+        we_asked: bool,
+        dir: &dyn Directory,
+    ) {
+        let (mine, theirs) = if we_asked {
+            (request, answer)
+        } else {
+            (answer, request)
+        };
+        let limits = request.limits().negotiate(&answer.limits());
+        let empty = self.empty_fp();
+        // PS-19: a cached root of the wrong epoch counts as the empty set, on both sides.
+        let cached_fp = |h: &Hello, other: &Hello| {
+            let c = h
+                .root(SetName::Cached)
+                .expect("parsed hellos have three roots");
+            if h.peer_epoch == Some(other.epoch) {
+                c.fp
+            } else {
+                empty
+            }
+        };
+        let fp = |h: &Hello, s| h.root(s).expect("three roots").fp;
+        let edges_equal = fp(mine, SetName::Edges) == fp(theirs, SetName::Edges);
+        let my_cache_equal = cached_fp(mine, theirs) == fp(theirs, SetName::Published);
+        self.grace_deadline = None;
+        self.retry_at = None;
+        self.hello_at = None;
+        self.mode = Mode::Synchronized;
+        let first = self.live.is_none();
+        let live = self.live.get_or_insert_with(|| Live {
+            limits,
+            peer_epoch: theirs.epoch,
+            descents: 0,
+            edge: None,
+            verify_due: false,
+            repaired: BTreeSet::new(),
+            suspended_repairs: false,
+            puller: None,
+            cache_verified: false,
+            dirty: BTreeSet::new(),
+            synchronized_reported: false,
+        });
+        live.limits = limits;
+        live.peer_epoch = theirs.epoch;
+        if first {
+            self.events.push_back(Event::SessionStarted);
+            // Changes made while our hello was in flight (PS-44).
+            let dirty = std::mem::take(&mut self.pre_dirty);
+            if let Some(live) = &mut self.live {
+                live.dirty.extend(dirty);
+            }
+        }
+        let live = self.live.as_mut().expect("just set");
+        // Edges.
+        let was_verified = self.edges_verified;
+        if edges_equal {
+            self.edges_verified = true;
+            live.edge = None;
+            live.verify_due = false;
+        } else {
+            self.edges_verified = false;
+            let busy = live.edge.as_ref().is_some_and(|e| !e.is_done());
+            if self.driver && !busy {
+                let current = self.edges.root().0;
+                if we_asked && current == fp(theirs, SetName::Edges) {
+                    // Repairs of the peer arrived after our hello's root was computed: verify
+                    // again rather than descend (XEP §Starting and Ending a Descent).
+                    live.verify_due = true;
+                } else if live.descents >= self.config.max_descents {
+                    let n = live.descents;
+                    self.fall_back(FallbackReason::Unverifiable(n));
+                    return;
+                } else {
+                    live.descents += 1;
+                    live.verify_due = false;
+                    let mut reconciler = EdgeReconciler::new();
+                    if let Some(q) = reconciler.start(&mut self.edges, &live.limits) {
+                        live.edge = Some(reconciler);
+                        let id = self.next_id("edges");
+                        self.send_query(id, q, Request::Edges(now));
+                    } else {
+                        live.edge = Some(reconciler);
+                    }
+                }
+            }
+        }
+        // Our cache of the peer's published set.
+        let live = self.live.as_mut().expect("still established");
+        if my_cache_equal {
+            live.puller = None;
+            live.cache_verified = true;
+        } else if live.puller.is_none() {
+            live.cache_verified = false;
+            let count = fp_count(theirs, SetName::Published);
+            let priority = if self.cache.is_empty() {
+                // Restart: pull the wanted buckets first (PS-53), then the root.
+                if self.cache.digest().tree().depth() == 0 {
+                    self.cache.set_depth(depth_for(count));
+                }
+                let len = bucket_len(count, live.limits.leaf_items);
+                let mut seen = BTreeSet::new();
+                // With one bucket, the descent from the root is the pull.
+                let wanted = if len == 0 {
+                    Vec::new()
+                } else {
+                    dir.wanted(&self.peer)
+                };
+                wanted
+                    .iter()
+                    .map(|p| self.cache.prefix_of(p, len))
+                    .filter(|p| seen.insert(*p))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            live.puller = Some(Puller::new(priority));
+        }
+        if self.edges_verified && !was_verified {
+            self.release_all();
+        }
+    }
+}

@@ -1,0 +1,724 @@
+//! The per-peer session (XEP §Sessions to §Link Loss, Resumption and Fallback): the code a
+//! server embeds to run the extension with one peer domain, sans-IO in the style of
+//! quinn-proto.
+//!
+//! # Contract
+//!
+//! A [`Session`] holds everything the extension keeps about one peer: the edge set, the
+//! published set for the peer, the cache of the peer's published set, the epochs, the
+//! reconciliations in progress, the window. It never reads a clock (every input carries the
+//! time) and never touches a socket. The server feeds it:
+//!
+//! - link events: [`Session::link_up`] with the peer's stream features (XEP §Stream Feature),
+//!   [`Session::link_down`];
+//! - every stanza of the extension received from the peer: [`Session::handle_stanza`] (the
+//!   server asks [`Session::claims`] which ones those are);
+//! - local changes: [`Session::update_edges`] when a roster item towards the peer changes,
+//!   [`Session::publish`] when the published state of a local user changes (the server
+//!   computes it: XEP §Sets and Roles, PS-7 to PS-9), [`Session::want`] when local users
+//!   become interested in some of the peer's publishers (a login, activity: XEP §Priority
+//!   Ordering);
+//! - timers: [`Session::handle_timeout`] at [`Session::poll_timeout`];
+//! - shutdown: [`Session::shutdown`].
+//!
+//! and polls, after every input, [`Session::poll_transmit`] (stanzas for the peer, in order,
+//! already in `jabber:server`) and [`Session::poll_event`] ([`Event`]s: presence to deliver to
+//! local users, repairs sent, session milestones, errors, fallback to legacy).
+//!
+//! The server's own data (rosters, who is online and active) is reached through the
+//! [`Directory`] it passes to the inputs that need it.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  link_up(features) ──► hello (iq set) ──► peer        peer's hello ──► answer (iq result)
+//!                              │ both hellos known: three comparisons (PS-19)
+//!        edges differ ─────────┼──► EdgeReconciler (driver starts, PS-33) ──► repairs (PS-61)
+//!                              │       └─ done: verification hello (PS-36)
+//!        peer published ≠ cache┼──► Puller (priority buckets, then the root, PS-34/PS-53)
+//!                              ▼
+//!   publish() ──► <fanout/> presence (PS-45) or dirty ──► <batch/> (PS-42), window-bound
+//!   received items, fanouts, answers ──► cache ──► gate (PS-37) ──► Event::Deliver
+//! ```
+//!
+//! # Choices where the XEP leaves room (all documented in the XEP's implementation notes)
+//!
+//! - The hello is sent first by the edge driver as soon as the link is up; the other side
+//!   sends its own only if none arrived within [`Config::hello_wait`] (PS-16 says the
+//!   initiator of the s2s connection, which the simulated link does not name).
+//! - A cache holder whose cache is empty (a restart) pulls the buckets of the publishers its
+//!   [`Directory::wanted`] names first, with `<ids/>` (PS-35, PS-53); one whose cache is
+//!   populated (a link loss) descends from the root at once, because equal subtrees are then
+//!   skipped and a bucket pull would resend what matches.
+//! - Received requests are answered at once, so the window of incoming requests is never
+//!   exceeded here; the check of PS-50 applies to stanza limits.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+
+use jid::{BareJid, Jid};
+use minidom::Element;
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::message::{Message, MessageType};
+use xmpp_parsers::presence::{Presence, Type as PresenceType};
+
+use super::edge_set::EdgeSet;
+use super::edge_sync::{EdgeReconciler, is_edge_driver};
+use super::presence_set::PresenceSet;
+use super::presence_sync::{Puller, answer};
+use super::repair::{Holder, RepairStanza, plan, repairs_suspended};
+use crate::digest::{Fingerprint, HashAlgo, NodeValue, PairHasher, depth_for};
+use crate::model::{Edge, Epoch, PublisherPresence, Subscription};
+use crate::sim::SimTime;
+use crate::wire::{
+    Batch, Direction, Domains, Fanout, Hello, Item, ItemPresence, Limits, Reconcile, ReconcileSet,
+    Root, ServerNs, SetName, Shutdown, StreamFeature, WireElement, WireError, ns,
+};
+
+mod cache;
+mod hello;
+mod receive;
+mod send;
+
+/// One second in [`SimTime`] units (microseconds).
+const SECOND: u64 = 1_000_000;
+
+/// Tunables of a session (XEP defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Hash algorithms this server supports, preferred first (PS-1: sha-256 is mandatory).
+    pub algos: Vec<HashAlgo>,
+    /// The limits this server announces in its hellos (XEP §Hello).
+    pub limits: Limits,
+    /// How long a cache of a peer stays usable in the suspended mode (PS-56), µs.
+    pub grace: u64,
+    /// After how long an unanswered request ends the session (PS-51), µs.
+    pub request_timeout: u64,
+    /// The first retry delay after a failed session (PS-57), µs; doubled after each failure.
+    pub retry: u64,
+    /// Failed sessions in a row after which the peer is treated as legacy (PS-58).
+    pub max_failures: u32,
+    /// Descents of the edge set in one session after which the peer is treated as legacy
+    /// (PS-38).
+    pub max_descents: u32,
+    /// How long the side that is not the edge driver waits for the driver's hello before
+    /// sending its own (PS-16), µs.
+    pub hello_wait: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            algos: vec![HashAlgo::Blake3, HashAlgo::Sha256],
+            limits: Limits::DEFAULT,
+            grace: 300 * SECOND,
+            request_timeout: 60 * SECOND,
+            retry: 10 * SECOND,
+            max_failures: 3,
+            max_descents: 3,
+            hello_wait: 2 * SECOND,
+        }
+    }
+}
+
+/// What a session needs to know about the server's own users.
+pub trait Directory {
+    /// The current roster item of local user `user` for `contact` (PS-63: repairs are decided
+    /// against the state at the time of acting).
+    fn roster_item(&self, user: &BareJid, contact: &BareJid) -> Option<Subscription>;
+    /// Publishers of `peer` whose presence local users want now, most wanted first (the
+    /// server's priority policy, XEP §Priority Ordering).
+    fn wanted(&self, peer: &str) -> Vec<BareJid>;
+}
+
+/// The order in which a cache holder wants the presence of the peer's publishers (XEP
+/// §Priority Ordering, PS-53): a rank for each local user, from whether the user is online and
+/// active now. Contacts of users with a lower rank are pulled first; users without a rank add
+/// nothing to the front of the queue (their contacts come with the descent from the root).
+pub trait PriorityPolicy: fmt::Debug + Send + Sync {
+    /// The rank of a local user, or None if its contacts need no priority.
+    fn rank(&self, online: bool, active: bool) -> Option<u8>;
+}
+
+/// The default policy of PS-53: the contacts of users who are online and active first (rank
+/// 0), then those of online users (rank 1), then the rest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActiveFirst;
+
+impl PriorityPolicy for ActiveFirst {
+    fn rank(&self, online: bool, active: bool) -> Option<u8> {
+        match (online, active) {
+            (true, true) => Some(0),
+            (true, false) => Some(1),
+            _ => None,
+        }
+    }
+}
+
+/// The mode of the server towards the peer (XEP §Sessions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A session is established.
+    Synchronized,
+    /// The peer supports the extension, no session is established.
+    Suspended,
+    /// RFC 6121 unchanged: the peer lacks the extension, or sessions kept failing.
+    Legacy,
+}
+
+/// Why the session fell back to RFC 6121.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FallbackReason {
+    /// The peer advertises neither the disco feature nor the stream feature (PS-5).
+    NotSupported,
+    /// No hash algorithm in common (cannot happen with a conforming peer: sha-256 is
+    /// mandatory).
+    NoCommonHash,
+    /// This many sessions failed in a row (PS-58).
+    Failures(u32),
+    /// The edge set could not be verified after this many descents (PS-38).
+    Unverifiable(u32),
+}
+
+/// Why a cache of the peer was voided (XEP §Epochs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VoidReason {
+    /// A hello carried a new epoch of the peer (PS-13, PS-19).
+    NewEpoch,
+    /// The peer announced a shutdown (PS-55).
+    Shutdown,
+    /// The grace period of the suspended mode ended (PS-56).
+    GraceExpired,
+    /// The session fell back to RFC 6121 (PS-58).
+    Fallback,
+}
+
+/// What a session tells its server.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Deliver the change of `publisher`'s presence to the local users entitled to it
+    /// (PS-40, PS-45): `old` is what they were shown, `new` what they must be shown.
+    Deliver {
+        /// The peer's publisher.
+        publisher: BareJid,
+        /// Shown before (None: unavailable).
+        old: Option<PublisherPresence>,
+        /// To show now (None: unavailable).
+        new: Option<PublisherPresence>,
+    },
+    /// A repair stanza was sent (PS-60, PS-61); the server applies its local part
+    /// ([`super::repair::apply_locally`], PS-64) and pushes the roster item.
+    Repaired(RepairStanza),
+    /// A hello exchange completed: a session is established (or re-verified).
+    SessionStarted,
+    /// Both the edge set and the cache of the peer are verified (XEP §Verification).
+    Synchronized,
+    /// The peer restarted: its epoch changed.
+    PeerRestarted,
+    /// The cache of the peer was voided.
+    CacheVoided(VoidReason),
+    /// The session ended (link loss, error, timeout, shutdown); the server is suspended.
+    SessionEnded(String),
+    /// RFC 6121 from now on: the server voids nothing more, probes and broadcasts as if its
+    /// users had just logged in (PS-58).
+    Fallback(FallbackReason),
+    /// More mismatches than the threshold of PS-65: repairs are suspended, the operator is
+    /// alerted.
+    RepairsSuspended {
+        /// Differing pairs found.
+        mismatches: u64,
+    },
+    /// An edge of the peer with JIDs not in normalised form: not acted on (PS-62).
+    NotNormalized(Edge),
+    /// A stanza of the peer was refused with this error (or, for answers and presence,
+    /// discarded, PS-70).
+    Rejected(WireError),
+}
+
+/// An unanswered request of ours.
+#[derive(Clone, Debug)]
+enum Request {
+    /// A hello; the request as sent.
+    Hello(Box<Hello>, SimTime),
+    /// A reconcile query of the edge set.
+    Edges(SimTime),
+    /// A reconcile query of the peer's published set.
+    Presence(SimTime),
+    /// A batch.
+    Batch(SimTime),
+}
+
+impl Request {
+    fn sent(&self) -> SimTime {
+        match self {
+            Request::Hello(_, t) | Request::Edges(t) | Request::Presence(t) | Request::Batch(t) => {
+                *t
+            }
+        }
+    }
+
+    fn windowed(&self) -> bool {
+        !matches!(self, Request::Hello(..))
+    }
+}
+
+/// An established session (XEP §Sessions).
+#[derive(Clone, Debug)]
+struct Live {
+    limits: Limits,
+    peer_epoch: Epoch,
+    /// Descents of the edge set started in this session (PS-38).
+    descents: u32,
+    /// The edge descent in progress (either side).
+    edge: Option<EdgeReconciler>,
+    /// The driver's descent is complete and its verification hello is due (PS-36).
+    verify_due: bool,
+    /// Pairs (publisher, subscriber) repaired in this session (PS-83).
+    repaired: BTreeSet<(BareJid, BareJid)>,
+    suspended_repairs: bool,
+    /// The pull of the peer's published set in progress.
+    puller: Option<Puller>,
+    cache_verified: bool,
+    /// Local publishers whose item is due in a batch (PS-42, PS-44, PS-47).
+    dirty: BTreeSet<BareJid>,
+    synchronized_reported: bool,
+}
+
+/// One peer domain, seen from one server. See the [module documentation](self).
+#[derive(Clone)]
+pub struct Session {
+    local: String,
+    peer: String,
+    domains: Domains,
+    config: Config,
+    epoch: Epoch,
+    algo: HashAlgo,
+    driver: bool,
+    mode: Mode,
+    link_up: bool,
+    edges: EdgeSet,
+    published: PresenceSet,
+    cache: PresenceSet,
+    /// The peer epoch the cache belongs to (None: no cache).
+    cache_epoch: Option<Epoch>,
+    /// The peer epoch before that (a late shutdown of it is ignored, PS-55).
+    superseded: BTreeSet<Epoch>,
+    /// What local users have been released to see of the peer's publishers.
+    shown: BTreeMap<BareJid, PublisherPresence>,
+    /// The edge set is verified (in the current session, or the last one while suspended
+    /// within the grace period): the gate of PS-37.
+    edges_verified: bool,
+    live: Option<Live>,
+    /// Local publishers changed while our hello was unanswered (PS-44).
+    pre_dirty: BTreeSet<BareJid>,
+    requests: BTreeMap<String, Request>,
+    next_id: u64,
+    failures: u32,
+    grace_deadline: Option<SimTime>,
+    retry_at: Option<SimTime>,
+    hello_at: Option<SimTime>,
+    out: VecDeque<Element>,
+    events: VecDeque<Event>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("local", &self.local)
+            .field("peer", &self.peer)
+            .field("mode", &self.mode)
+            .field("epoch", &self.epoch)
+            .field("edges", &self.edges.len())
+            .field("published", &self.published.len())
+            .field("cache", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Is the stanza one of ours? Iq with our payload (or a result/error to one of our ids),
+/// presence with `<fanout/>`, message with `<shutdown/>`.
+fn payload_of(stanza: &Element) -> Option<&Element> {
+    stanza.children().find(|c| c.ns() == ns::PRESENCE_SYNC)
+}
+
+fn iq_element(iq: Iq) -> Element {
+    // xmpp-parsers writes every Iq it can hold.
+    xso::transform(&ServerNs(iq)).expect("an iq serialises")
+}
+
+impl Session {
+    /// A session of `local` with `peer`, in the suspended mode with the link down, holding
+    /// the given edges and published states; `epoch` is the server's current epoch (PS-12).
+    ///
+    /// # Panics
+    /// If `local` or `peer` is not a domain.
+    pub fn new(
+        local: &str,
+        peer: &str,
+        epoch: Epoch,
+        config: Config,
+        edges: impl IntoIterator<Item = Edge>,
+        published: impl IntoIterator<Item = (BareJid, PublisherPresence)>,
+    ) -> Session {
+        let domains = Domains::new(local, peer).expect("two domains");
+        let algo = config.algos.first().copied().unwrap_or(HashAlgo::Sha256);
+        let hasher = PairHasher::new(algo, local, peer);
+        let edges: Vec<Edge> = edges.into_iter().collect();
+        let published: Vec<(BareJid, PublisherPresence)> = published.into_iter().collect();
+        let edge_set = EdgeSet::with_edges(hasher.clone(), depth_for(edges.len() as u64), edges);
+        let mut pub_set = PresenceSet::new(hasher.clone(), depth_for(published.len() as u64));
+        for (p, state) in published {
+            pub_set.set(&p, state);
+        }
+        Session {
+            local: local.to_owned(),
+            peer: peer.to_owned(),
+            domains,
+            driver: is_edge_driver(local, peer),
+            config,
+            epoch,
+            algo,
+            mode: Mode::Suspended,
+            link_up: false,
+            edges: edge_set,
+            published: pub_set,
+            cache: PresenceSet::new(hasher, 0),
+            cache_epoch: None,
+            superseded: BTreeSet::new(),
+            shown: BTreeMap::new(),
+            edges_verified: false,
+            live: None,
+            pre_dirty: BTreeSet::new(),
+            requests: BTreeMap::new(),
+            next_id: 0,
+            failures: 0,
+            grace_deadline: None,
+            retry_at: None,
+            hello_at: None,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    // ---- getters ----
+
+    /// The peer domain.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// True while the server must not probe the peer's users nor send them per-edge
+    /// broadcasts (PS-66): in the synchronized and suspended modes.
+    pub fn replaces_rfc6121(&self) -> bool {
+        self.mode != Mode::Legacy
+    }
+
+    /// True once both the edge set and the cache are verified in the current session.
+    pub fn is_synchronized(&self) -> bool {
+        self.edges_verified && self.live.as_ref().is_some_and(|l| l.cache_verified)
+    }
+
+    /// True if the gate of PS-37 is open: cached presence may be delivered.
+    pub fn edges_verified(&self) -> bool {
+        self.edges_verified
+    }
+
+    /// The presence of the peer's `publisher` that local users may be shown now (released
+    /// through the gate of PS-37).
+    pub fn shown(&self, publisher: &BareJid) -> Option<&PublisherPresence> {
+        self.shown.get(publisher)
+    }
+
+    /// The cached presence of the peer's publishers (verified or not).
+    pub fn cache(&self) -> &PresenceSet {
+        &self.cache
+    }
+
+    /// The published set for the peer.
+    pub fn published(&self) -> &PresenceSet {
+        &self.published
+    }
+
+    /// The edge set.
+    pub fn edges(&self) -> &EdgeSet {
+        &self.edges
+    }
+
+    /// The next stanza to send to the peer.
+    pub fn poll_transmit(&mut self) -> Option<Element> {
+        self.out.pop_front()
+    }
+
+    /// The next event for the server.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Option<SimTime> {
+        let oldest = self
+            .requests
+            .values()
+            .map(|r| r.sent().plus_micros(self.config.request_timeout))
+            .min();
+        [self.grace_deadline, self.retry_at, self.hello_at, oldest]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// True if `stanza` from the peer belongs to the extension and must go to
+    /// [`Session::handle_stanza`]: an iq carrying an element of our namespace, a result or
+    /// error for one of our requests, a presence with `<fanout/>`, a message with
+    /// `<shutdown/>`. A subscription stanza with `<repair/>` is not: it is processed as RFC
+    /// 6121 (PS-60).
+    pub fn claims(&self, stanza: &Element) -> bool {
+        match stanza.name() {
+            "iq" => {
+                payload_of(stanza).is_some()
+                    || stanza
+                        .attr("id")
+                        .is_some_and(|id| self.requests.contains_key(id))
+            }
+            "presence" => stanza.has_child("fanout", ns::PRESENCE_SYNC),
+            "message" => stanza.has_child("shutdown", ns::PRESENCE_SYNC),
+            _ => false,
+        }
+    }
+
+    // ---- link events ----
+
+    /// The s2s link to the peer is up; `features` are the peer's stream features (the
+    /// `<presence-sync/>` element, if any, XEP §Stream Feature).
+    pub fn link_up(&mut self, now: SimTime, features: &[Element]) {
+        self.link_up = true;
+        self.failures = 0;
+        if self.mode == Mode::Legacy {
+            return;
+        }
+        let feature = features
+            .iter()
+            .filter(|f| f.is("presence-sync", ns::PRESENCE_SYNC))
+            .find_map(|f| StreamFeature::parse_element(f).ok());
+        let Some(feature) = feature else {
+            self.fall_back(FallbackReason::NotSupported);
+            return;
+        };
+        // PS-4: blake3 if both have it, else sha-256.
+        let Some(algo) = feature.choose(&self.config.algos) else {
+            self.fall_back(FallbackReason::NoCommonHash);
+            return;
+        };
+        self.set_algo(algo);
+        if self.driver {
+            self.send_hello(now);
+        } else {
+            self.hello_at = Some(now.plus_micros(self.config.hello_wait));
+        }
+    }
+
+    /// The s2s link to the peer is lost: the session ends, the caches stay, unverified, for
+    /// the grace period (PS-56).
+    pub fn link_down(&mut self, now: SimTime) {
+        self.link_up = false;
+        self.hello_at = None;
+        self.retry_at = None;
+        if self.mode == Mode::Legacy {
+            return;
+        }
+        if self.live.is_some() || !self.requests.is_empty() {
+            self.end_session(now, "link lost".into(), false);
+        }
+        self.mode = Mode::Suspended;
+        if self.grace_deadline.is_none() && self.cache_epoch.is_some() {
+            self.grace_deadline = Some(now.plus_micros(self.config.grace));
+        }
+    }
+
+    /// The server stops and loses its user sessions: one `<shutdown/>` message (PS-54), and
+    /// the session is over.
+    pub fn shutdown(&mut self, restart: bool) {
+        if self.live.is_some() {
+            let shutdown = Shutdown {
+                epoch: self.epoch,
+                restart: restart.then_some(true),
+            };
+            let mut m = Message::new(Some(Jid::from(self.peer_jid())));
+            m.from = Some(Jid::from(self.local_jid()));
+            m.type_ = MessageType::Normal;
+            let m = m.with_payload(shutdown);
+            self.out
+                .push_back(xso::transform(&ServerNs(m)).expect("a message serialises"));
+        }
+        self.live = None;
+        self.requests.clear();
+    }
+
+    // ---- local changes ----
+
+    /// A roster change of a local user towards the peer: `removed` edges are no longer
+    /// projected, `added` are (XEP §Sets and Roles, PS-6).
+    pub fn update_edges(&mut self, removed: &[Edge], added: &[Edge]) {
+        for e in removed {
+            self.edges.remove(e);
+        }
+        for e in added {
+            self.edges.insert(e.clone());
+        }
+    }
+
+    /// The published state of local `user` for the peer is now `state` (None: not in the
+    /// published set, PS-7). While a session is established the change crosses the link as
+    /// one domain-level presence when it is one resource's change of a publisher already
+    /// published, and as an item in a batch otherwise (PS-44, PS-45, PS-47).
+    pub fn publish(&mut self, now: SimTime, user: &BareJid, state: Option<PublisherPresence>) {
+        let state = state.filter(|s| !s.is_unavailable());
+        let old = self.published.get(user).cloned();
+        if old == state {
+            return;
+        }
+        self.published.set(user, state.clone().unwrap_or_default());
+        let established = self.live.is_some();
+        let hello_pending = self
+            .requests
+            .values()
+            .any(|r| matches!(r, Request::Hello(..)));
+        if !established && !hello_pending {
+            return; // found by the next hello's comparison
+        }
+        if established
+            && let Some(live) = &self.live
+            && !live.dirty.contains(user)
+            && let Some(presence) = self.fanout_of(user, old.as_ref(), state.as_ref())
+        {
+            self.out.push_back(presence);
+            return;
+        }
+        match &mut self.live {
+            Some(live) => {
+                live.dirty.insert(user.clone());
+            }
+            // Changes after the hello's root was computed are sent once the session is
+            // established (PS-44).
+            None => {
+                self.pre_dirty.insert(user.clone());
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Local users want the presence of these publishers of the peer now (a login, or
+    /// activity): their buckets move to the front of the pull in progress (PS-53).
+    pub fn want(&mut self, publishers: &[BareJid]) {
+        let count = self.cache.len().max(1);
+        let len = bucket_len(count, self.config.limits.leaf_items);
+        let Some(live) = &mut self.live else {
+            return;
+        };
+        if len == 0 {
+            return; // one bucket: the descent from the root is the pull
+        }
+        let Some(puller) = &mut live.puller else {
+            return;
+        };
+        let mut seen = BTreeSet::new();
+        for p in publishers.iter().rev() {
+            let prefix = self.cache.prefix_of(p, len);
+            if seen.insert(prefix) {
+                puller.prioritize(prefix);
+            }
+        }
+    }
+
+    // ---- received stanzas ----
+
+    /// A stanza from the peer that [`Session::claims`]. Never panics: malformed input is
+    /// answered with the error the XEP specifies (PS-69) or discarded (PS-70), and ends the
+    /// session.
+    pub fn handle_stanza(&mut self, now: SimTime, stanza: &Element, dir: &dyn Directory) {
+        if self.mode == Mode::Legacy {
+            return;
+        }
+        match stanza.name() {
+            "iq" => self.handle_iq(now, stanza, dir),
+            "presence" => self.handle_fanout(now, stanza),
+            "message" => self.handle_shutdown(now, stanza),
+            _ => {}
+        }
+        self.pump_with(now, dir);
+    }
+
+    /// The timer: grace period, retries, the non-driver's hello, request timeouts.
+    pub fn handle_timeout(&mut self, now: SimTime, dir: &dyn Directory) {
+        if self.grace_deadline.is_some_and(|t| t <= now) && self.live.is_none() {
+            self.grace_deadline = None;
+            self.edges_verified = false;
+            self.void_cache(VoidReason::GraceExpired);
+            self.cache_epoch = None;
+        }
+        if self.hello_at.is_some_and(|t| t <= now) {
+            self.hello_at = None;
+            if self.link_up && self.live.is_none() && self.mode != Mode::Legacy {
+                self.send_hello(now);
+            }
+        }
+        if self.retry_at.is_some_and(|t| t <= now) {
+            self.retry_at = None;
+            if self.link_up && self.live.is_none() && self.mode != Mode::Legacy {
+                self.send_hello(now);
+            }
+        }
+        let expired = self
+            .requests
+            .values()
+            .any(|r| r.sent().plus_micros(self.config.request_timeout) <= now);
+        if expired {
+            self.end_session(now, "request timed out (PS-51)".into(), true);
+        }
+        self.pump_with(now, dir);
+    }
+}
+
+/// The prefix length whose buckets hold about leaf-items entries of a set of `count`.
+fn bucket_len(count: u64, leaf_items: u32) -> u8 {
+    let mut len = 0u8;
+    let mut per = count;
+    while per > leaf_items.max(1) as u64 && len < crate::digest::prefix::MAX_DEPTH {
+        per /= 16;
+        len += 1;
+    }
+    len
+}
+
+fn fp_count(h: &Hello, set: SetName) -> u64 {
+    h.root(set).map_or(0, |r| r.count)
+}
+
+fn parse_checked<T: WireElement>(
+    element: &Element,
+    limits: &Limits,
+    domains: &Domains,
+) -> Result<T, WireError> {
+    let value = T::parse_element(element)?;
+    value.validate(limits, domains)?;
+    Ok(value)
+}
+
+fn out_of_order(element: &'static str) -> WireError {
+    WireError::OutOfOrder {
+        element,
+        reason: "no hello exchange on the current streams".into(),
+    }
+}
+
+fn missing(what: &str) -> WireError {
+    WireError::Malformed {
+        element: "iq",
+        reason: crate::wire::Malformed::Structure(format!("the answer lacks a {what}")),
+    }
+}

@@ -1,0 +1,319 @@
+//! What a session receives: requests, answers, domain-level presence and shutdown messages,
+//! each checked before use (XEP §Reconciliation, §Batches, §Error Handling).
+
+use super::*;
+
+impl Session {
+    // ---- internals: receiving ----
+
+    pub(super) fn handle_iq(&mut self, now: SimTime, stanza: &Element, dir: &dyn Directory) {
+        let id = stanza.attr("id").unwrap_or_default().to_owned();
+        match stanza.attr("type") {
+            Some("set") => self.handle_request(now, &id, stanza, dir),
+            Some("result") => {
+                let Some(request) = self.requests.remove(&id) else {
+                    return; // an answer of an earlier session
+                };
+                let payload = stanza.children().next();
+                self.handle_answer(now, request, payload, dir);
+            }
+            Some("error") if self.requests.remove(&id).is_some() => {
+                let reason = payload_of(
+                    stanza
+                        .get_child("error", ns::JABBER_SERVER)
+                        .unwrap_or(stanza),
+                )
+                .map_or("error".to_owned(), |c| c.name().to_owned());
+                self.end_session(now, format!("peer answered with an error: {reason}"), true);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn reject(&mut self, now: SimTime, id: &str, error: WireError) {
+        self.send_error(id, &error);
+        let text = error.to_string();
+        self.events.push_back(Event::Rejected(error));
+        self.end_session(now, format!("request refused: {text}"), true);
+    }
+
+    pub(super) fn handle_request(
+        &mut self,
+        now: SimTime,
+        id: &str,
+        stanza: &Element,
+        dir: &dyn Directory,
+    ) {
+        let Some(payload) = payload_of(stanza) else {
+            return;
+        };
+        if let Err(e) = self.domains.check_from(
+            stanza
+                .attr("from")
+                .and_then(|f| f.parse::<Jid>().ok())
+                .as_ref(),
+        ) {
+            self.reject(now, id, e);
+            return;
+        }
+        match payload.name() {
+            "hello" => match Hello::parse_element(payload) {
+                Ok(hello) => self.handle_hello(now, id, hello, dir),
+                Err(e) => self.reject(now, id, e),
+            },
+            "reconcile" => {
+                let Some(live) = &self.live else {
+                    return self.reject(now, id, out_of_order("reconcile"));
+                };
+                let limits = live.limits;
+                let q = match parse_checked::<Reconcile>(payload, &limits, &self.domains)
+                    .and_then(|q| q.check_direction(Direction::Query).map(|()| q))
+                {
+                    Ok(q) => q,
+                    Err(e) => return self.reject(now, id, e),
+                };
+                let reply = match q.set {
+                    ReconcileSet::Edges => {
+                        let live = self.live.as_mut().expect("checked");
+                        let edge = live.edge.get_or_insert_with(EdgeReconciler::new);
+                        edge.answer(&mut self.edges, &q, &limits)
+                    }
+                    ReconcileSet::Presence => answer(&mut self.published, &q, &limits),
+                };
+                self.send_result(id, Some(reply.to_element().expect("serialises")));
+            }
+            "batch" => {
+                let Some(live) = &self.live else {
+                    return self.reject(now, id, out_of_order("batch"));
+                };
+                let (limits, peer_epoch) = (live.limits, live.peer_epoch);
+                let batch = match parse_checked::<Batch>(payload, &limits, &self.domains) {
+                    Ok(b) => b,
+                    Err(e) => return self.reject(now, id, e),
+                };
+                if batch.epoch != peer_epoch {
+                    // PS-43: nothing of a stale batch is applied.
+                    return self.reject(
+                        now,
+                        id,
+                        WireError::StaleEpoch {
+                            element: "batch",
+                            got: batch.epoch,
+                            current: peer_epoch,
+                        },
+                    );
+                }
+                for item in &batch.items {
+                    self.apply_item(item);
+                }
+                self.send_result(id, None);
+            }
+            name => {
+                let e = WireError::Malformed {
+                    element: "iq",
+                    reason: crate::wire::Malformed::Structure(format!(
+                        "<{name}/> is not a request of this protocol"
+                    )),
+                };
+                self.reject(now, id, e);
+            }
+        }
+    }
+
+    pub(super) fn handle_hello(
+        &mut self,
+        now: SimTime,
+        id: &str,
+        request: Hello,
+        dir: &dyn Directory,
+    ) {
+        if !self.config.algos.contains(&request.hash) {
+            // PS-17.
+            let e = WireError::UnsupportedHash {
+                element: "hello",
+                algo: request.hash.name().to_owned(),
+            };
+            self.send_error(id, &e);
+            return;
+        }
+        self.set_algo(request.hash);
+        // PS-13, the first rule of XEP §Hello: a new epoch voids the cache first.
+        if self.cache_epoch != Some(request.epoch) {
+            if let Some(old) = self.cache_epoch {
+                self.superseded.insert(old);
+                self.events.push_back(Event::PeerRestarted);
+                self.void_cache(VoidReason::NewEpoch);
+            }
+            self.cache_epoch = Some(request.epoch);
+            self.live = None; // a new run of the peer: a new session
+        }
+        let answer = self.my_hello(Some(request.epoch));
+        self.send_result(id, Some(answer.to_element().expect("a hello serialises")));
+        // A crossing hello of ours is answered too; this exchange is the one that counts.
+        self.exchange_complete(now, &request, &answer, false, dir);
+    }
+
+    pub(super) fn handle_answer(
+        &mut self,
+        now: SimTime,
+        request: Request,
+        payload: Option<&Element>,
+        dir: &dyn Directory,
+    ) {
+        let limits = self
+            .live
+            .as_ref()
+            .map(|l| l.limits)
+            .unwrap_or(self.config.limits);
+        match request {
+            Request::Hello(sent, _) => {
+                let hello = match payload.map(Hello::parse_element) {
+                    Some(Ok(h)) => h,
+                    Some(Err(e)) => return self.discard(now, e),
+                    None => return self.discard(now, missing("hello")),
+                };
+                if hello.hash != sent.hash {
+                    return self.discard(now, missing("hello with the hash of the request"));
+                }
+                // PS-19: an answer from another epoch than our cache's voids it.
+                if sent.peer_epoch != Some(hello.epoch) {
+                    if self.cache_epoch.is_some() {
+                        if let Some(old) = self.cache_epoch {
+                            self.superseded.insert(old);
+                        }
+                        self.events.push_back(Event::PeerRestarted);
+                        self.void_cache(VoidReason::NewEpoch);
+                    }
+                    self.cache_epoch = Some(hello.epoch);
+                }
+                if self
+                    .live
+                    .as_ref()
+                    .is_some_and(|l| l.peer_epoch != hello.epoch)
+                {
+                    self.live = None;
+                }
+                self.exchange_complete(now, &sent, &hello, true, dir);
+            }
+            Request::Edges(_) => {
+                let answer =
+                    match payload.map(|p| parse_checked::<Reconcile>(p, &limits, &self.domains)) {
+                        Some(Ok(a)) if a.set == ReconcileSet::Edges => a,
+                        Some(Err(e)) => return self.discard(now, e),
+                        _ => return self.discard(now, missing("reconcile set='edges'")),
+                    };
+                if let Some(live) = &mut self.live
+                    && let Some(edge) = &mut live.edge
+                {
+                    edge.handle_answer(&mut self.edges, &answer, &live.limits);
+                }
+            }
+            Request::Presence(_) => {
+                let answer = match payload.map(|p| {
+                    parse_checked::<Reconcile>(p, &limits, &self.domains)
+                        .and_then(|a| a.check_direction(Direction::Answer).map(|()| a))
+                }) {
+                    Some(Ok(a)) if a.set == ReconcileSet::Presence => a,
+                    Some(Err(e)) => return self.discard(now, e),
+                    _ => return self.discard(now, missing("reconcile set='presence'")),
+                };
+                let Some(live) = &mut self.live else { return };
+                let Some(puller) = &mut live.puller else {
+                    return;
+                };
+                let changes = puller.handle_answer(&mut self.cache, &answer, &live.limits);
+                for c in changes {
+                    self.release(&c.publisher);
+                }
+            }
+            Request::Batch(_) => {}
+        }
+    }
+
+    /// A bad answer or presence: nothing can be returned (PS-70); the session ends.
+    pub(super) fn discard(&mut self, now: SimTime, error: WireError) {
+        let text = error.to_string();
+        self.events.push_back(Event::Rejected(error));
+        self.end_session(now, format!("discarded: {text}"), true);
+    }
+
+    pub(super) fn handle_fanout(&mut self, now: SimTime, stanza: &Element) {
+        if self.live.is_none() {
+            return; // PS-46: ignored without a session
+        }
+        let presence = match xso::transform::<ServerNs<Presence>, _>(stanza) {
+            Ok(p) => p.into_inner(),
+            Err(e) => return self.discard(now, WireError::from_xso("presence", e)),
+        };
+        if let Err(e) = Fanout::check_presence(&presence, &self.domains) {
+            return self.discard(now, e);
+        }
+        let Some(from) = presence.from.clone() else {
+            return;
+        };
+        let publisher = from.to_bare();
+        let Some(resource) = from.resource().map(|r| r.as_str().to_owned()) else {
+            return;
+        };
+        let Some(mut state) = self.cache.get(&publisher).cloned() else {
+            // PS-48: no entry: deliver nothing, reconcile the bucket.
+            let len = bucket_len(self.cache.len().max(1), self.config.limits.leaf_items);
+            let prefix = self.cache.prefix_of(&publisher, len);
+            if let Some(live) = &mut self.live {
+                live.cache_verified = false;
+                live.synchronized_reported = false;
+                live.puller
+                    .get_or_insert_with(|| Puller::new(std::iter::empty()))
+                    .prioritize(prefix);
+            }
+            return;
+        };
+        if presence.type_ == PresenceType::Unavailable {
+            state.resources.remove(&resource);
+        } else {
+            let mut p = presence;
+            p.to = None;
+            p.payloads.retain(|e| !e.is("fanout", ns::PRESENCE_SYNC));
+            let item = Item {
+                jid: publisher.clone(),
+                presences: vec![ItemPresence(p)],
+                excepts: Vec::new(),
+            };
+            match item.to_model().resources.into_iter().next() {
+                Some((_, rp)) => {
+                    state.resources.insert(resource, rp);
+                }
+                None => return,
+            }
+        }
+        self.cache.set(&publisher, state);
+        self.release(&publisher);
+    }
+
+    pub(super) fn handle_shutdown(&mut self, now: SimTime, stanza: &Element) {
+        let Some(element) = stanza.get_child("shutdown", ns::PRESENCE_SYNC) else {
+            return;
+        };
+        let shutdown = match Shutdown::parse_element(element) {
+            Ok(s) => s,
+            Err(e) => return self.discard(now, e),
+        };
+        if self.superseded.contains(&shutdown.epoch) {
+            return; // PS-55: a late announcement of an earlier run
+        }
+        if self.cache_epoch == Some(shutdown.epoch) {
+            self.superseded.insert(shutdown.epoch);
+            self.void_cache(VoidReason::Shutdown);
+            self.cache_epoch = None;
+            self.edges_verified = false;
+        }
+        self.end_session(now, "peer shut down".into(), false);
+        self.grace_deadline = None;
+    }
+
+    pub(super) fn apply_item(&mut self, item: &Item) {
+        let state = item.to_model();
+        self.cache.set(&item.jid, state);
+        self.release(&item.jid);
+    }
+}

@@ -1,0 +1,195 @@
+//! What a session sends: queries, answers, errors, batches and domain-level presence, within
+//! the window (XEP §Flow Control and Limits, §Batches, §Domain-Level Presence).
+
+use super::*;
+
+impl Session {
+    // ---- internals: sending ----
+
+    pub(super) fn send_query(&mut self, id: String, q: Reconcile, kind: Request) {
+        let iq = Iq::Set {
+            from: Some(Jid::from(self.local_jid())),
+            to: Some(Jid::from(self.peer_jid())),
+            id: id.clone(),
+            payload: q.to_element().expect("a reconcile serialises"),
+        };
+        self.out.push_back(iq_element(iq));
+        self.requests.insert(id, kind);
+    }
+
+    pub(super) fn send_result(&mut self, id: &str, payload: Option<Element>) {
+        let iq = Iq::Result {
+            from: Some(Jid::from(self.local_jid())),
+            to: Some(Jid::from(self.peer_jid())),
+            id: id.to_owned(),
+            payload,
+        };
+        self.out.push_back(iq_element(iq));
+    }
+
+    pub(super) fn send_error(&mut self, id: &str, error: &WireError) {
+        if let Some(se) = error.stanza_error() {
+            let iq = Iq::Error {
+                from: Some(Jid::from(self.local_jid())),
+                to: Some(Jid::from(self.peer_jid())),
+                id: id.to_owned(),
+                error: se,
+                payload: None,
+            };
+            self.out.push_back(iq_element(iq));
+        }
+    }
+
+    pub(super) fn window_free(&self) -> bool {
+        let Some(live) = &self.live else {
+            return false;
+        };
+        let used = self.requests.values().filter(|r| r.windowed()).count();
+        used < live.limits.window as usize
+    }
+
+    /// Sends what the window allows, live batches first (PS-52), then edge queries, then
+    /// presence queries; notices completions.
+    pub(super) fn pump_with(&mut self, now: SimTime, dir: &dyn Directory) {
+        self.plan_repairs(dir);
+        self.pump(now);
+    }
+
+    pub(super) fn pump(&mut self, now: SimTime) {
+        if self.live.is_none() {
+            return;
+        }
+        while self.window_free() && self.live.as_ref().is_some_and(|l| !l.dirty.is_empty()) {
+            self.send_batch(now);
+        }
+        while self.window_free() {
+            let live = self.live.as_mut().expect("checked");
+            let Some(edge) = &mut live.edge else { break };
+            let Some(q) = edge.next_query(&mut self.edges, &live.limits) else {
+                break;
+            };
+            let id = self.next_id("edges");
+            self.send_query(id, q, Request::Edges(now));
+        }
+        while self.window_free() {
+            let live = self.live.as_mut().expect("checked");
+            let Some(puller) = &mut live.puller else {
+                break;
+            };
+            let Some(q) = puller.next_query(&mut self.cache, &live.limits) else {
+                break;
+            };
+            let id = self.next_id("presence");
+            self.send_query(id, q, Request::Presence(now));
+        }
+        let live = self.live.as_mut().expect("checked");
+        if live.puller.as_ref().is_some_and(Puller::is_done) {
+            live.puller = None;
+            live.cache_verified = true;
+        }
+        // PS-36: the driver's descent is complete: verify with a new hello.
+        let edge_idle = live.edge.as_ref().is_some_and(EdgeReconciler::is_done);
+        if self.driver && edge_idle {
+            live.edge = None;
+            live.verify_due = true;
+        }
+        if live.verify_due
+            && !self
+                .requests
+                .values()
+                .any(|r| matches!(r, Request::Hello(..)))
+        {
+            live.verify_due = false;
+            self.send_hello(now);
+        }
+        let live = self.live.as_mut().expect("checked");
+        if self.edges_verified && live.cache_verified && !live.synchronized_reported {
+            live.synchronized_reported = true;
+            self.failures = 0;
+            self.events.push_back(Event::Synchronized);
+        }
+    }
+
+    pub(super) fn send_batch(&mut self, now: SimTime) {
+        let live = self.live.as_mut().expect("checked by caller");
+        let limits = live.limits;
+        let mut batch = Batch {
+            epoch: self.epoch,
+            items: Vec::new(),
+        };
+        // Item contents are computed now, not when the change was queued (XEP §Batches).
+        let mut size = 200;
+        while let Some(user) = live.dirty.first().cloned() {
+            let state = self.published.get(&user).cloned().unwrap_or_default();
+            let Ok(item) = Item::from_model(&user, &state) else {
+                live.dirty.remove(&user);
+                continue;
+            };
+            let bytes = item.to_xml_bytes().map_or(0, |b| b.len());
+            if !batch.items.is_empty()
+                && (batch.items.len() >= limits.max_items as usize
+                    || size + bytes > limits.max_bytes as usize)
+            {
+                break;
+            }
+            size += bytes;
+            live.dirty.remove(&user);
+            batch.items.push(item);
+        }
+        if batch.items.is_empty() {
+            return;
+        }
+        let id = self.next_id("batch");
+        let iq = Iq::Set {
+            from: Some(Jid::from(self.local_jid())),
+            to: Some(Jid::from(self.peer_jid())),
+            id: id.clone(),
+            payload: batch.to_element().expect("a batch serialises"),
+        };
+        self.out.push_back(iq_element(iq));
+        self.requests.insert(id, Request::Batch(now));
+    }
+
+    /// The domain-level presence for a change from `old` to `new` of `user`'s published
+    /// state, if the change is one resource's (PS-45; a new publisher or a changed except
+    /// list needs an item, PS-47).
+    pub(super) fn fanout_of(
+        &self,
+        user: &BareJid,
+        old: Option<&PublisherPresence>,
+        new: Option<&PublisherPresence>,
+    ) -> Option<Element> {
+        let old = old?;
+        let empty = PublisherPresence::default();
+        let new_ref = new.unwrap_or(&empty);
+        if new.is_some() && old.except != new_ref.except {
+            return None;
+        }
+        let mut changed = old
+            .resources
+            .keys()
+            .chain(new_ref.resources.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter(|r| old.resources.get(*r) != new_ref.resources.get(*r));
+        let resource = changed.next()?.clone();
+        if changed.next().is_some() {
+            return None;
+        }
+        let full = user.with_resource_str(&resource).ok()?;
+        let mut presence = match new_ref.resources.get(&resource) {
+            Some(rp) => {
+                let one = PublisherPresence {
+                    resources: [(resource.clone(), rp.clone())].into_iter().collect(),
+                    except: BTreeSet::new(),
+                };
+                let item = Item::from_model(user, &one).ok()?;
+                item.presences.into_iter().next()?.0
+            }
+            None => Presence::new(PresenceType::Unavailable).with_from(Jid::from(full)),
+        };
+        presence.to = Some(Jid::from(self.peer_jid()));
+        presence.payloads.push(Element::from(Fanout));
+        Some(xso::transform(&ServerNs(presence)).expect("a presence serialises"))
+    }
+}
