@@ -1,9 +1,13 @@
 //! The `presence-sync` command line.
 
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use presence_sync::conformance::workload::Preset;
+use presence_sync::conformance::{self, Options, Progress, subject::Reference};
 use presence_sync::digest::descent::simulate;
 use presence_sync::digest::{EdgeDigest, HashAlgo, PairHasher, Prefix};
 use presence_sync::workload::{
@@ -20,6 +24,49 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the conformance suite against the reference implementation: every scenario on a
+    /// generated workload, checked against the ground truth, reported scenario by scenario
+    /// (with the RFC 6121 baseline's figures) and requirement by requirement. Exits non-zero
+    /// if a scenario fails or a MUST of the XEP is not covered.
+    Conformance {
+        /// Comma-separated scenario names (default: all; `--list` shows them).
+        #[arg(long, value_delimiter = ',')]
+        scenarios: Option<Vec<String>>,
+        /// Workload preset: tiny, small, medium, large or huge.
+        #[arg(long, default_value = "small")]
+        preset: Preset,
+        /// Users per domain (overrides the preset).
+        #[arg(long)]
+        users: Option<u32>,
+        /// Fraction of users online (overrides the preset).
+        #[arg(long)]
+        online: Option<f64>,
+        /// Seed of the workload and the scenarios.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Changes during an outage (d) in the link-loss scenarios.
+        #[arg(long, default_value_t = 20)]
+        changes: usize,
+        /// Peer domains of the hub scenario.
+        #[arg(long, default_value_t = 1000)]
+        hub_peers: usize,
+        /// Also run the deliberately broken variants and check each one is caught.
+        #[arg(long)]
+        mutants: bool,
+        /// Write the machine-readable report to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Print every check and every requirement, not only failures.
+        #[arg(long, short)]
+        verbose: bool,
+        /// List the scenarios and exit.
+        #[arg(long)]
+        list: bool,
+        /// Write the scenarios covering each requirement into the XEP's requirements table
+        /// (xep/presence-sync.xml), then run `python3 xep/tools/req-index.py --check`.
+        #[arg(long)]
+        write_xep: bool,
+    },
     /// Build the edge digest of a generated workload, change some edges on one side, and
     /// compare: prints sizes, timings, memory and what the comparison found.
     Digest {
@@ -40,6 +87,37 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Conformance {
+            scenarios,
+            preset,
+            users,
+            online,
+            seed,
+            changes,
+            hub_peers,
+            mutants,
+            json,
+            verbose,
+            list,
+            write_xep,
+        } => {
+            if list {
+                for s in conformance::scenarios::all() {
+                    println!("{:<22} {}", s.name, s.about);
+                }
+                return ExitCode::SUCCESS;
+            }
+            let opts = Options {
+                preset,
+                users,
+                online,
+                seed,
+                changes,
+                hub_peers,
+                scenarios,
+            };
+            conformance(&opts, mutants, json, verbose, write_xep)
+        }
         Command::Digest {
             edges,
             differences,
@@ -130,4 +208,73 @@ fn digest(edges: u64, differences: u64, seed: u64, algo: HashAlgo) -> ExitCode {
         run.found.len()
     );
     ExitCode::SUCCESS
+}
+
+fn conformance(
+    opts: &Options,
+    mutants: bool,
+    json: Option<PathBuf>,
+    verbose: bool,
+    write_xep: bool,
+) -> ExitCode {
+    let started = Instant::now();
+    let imp = Reference::default();
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = |p: Progress<'_>| match p {
+        Progress::Start { index, total, name } => {
+            eprint!("[{index:>2}/{total}] {name:<22} ");
+            if !tty {
+                let _ = std::io::stderr().flush();
+            }
+        }
+        Progress::Done(run) => eprintln!(
+            "{} ({:.1} s)",
+            if run.passed() { "pass" } else { "FAIL" },
+            run.seconds
+        ),
+    };
+    eprintln!(
+        "generating the {} workload (seed {})...",
+        opts.preset.name(),
+        opts.seed
+    );
+    let mut report = match conformance::run_suite(&imp, opts, &mut progress) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if mutants {
+        let mut mprogress = |name: &str| eprintln!("broken variant {name}...");
+        if let Err(e) = conformance::run_mutants(&mut report, opts, &mut mprogress) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("{}", report.text(verbose));
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report.json()).expect("a JSON value serialises");
+        if let Err(e) = std::fs::write(&path, text + "\n") {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("JSON report written to {}", path.display());
+    }
+    if write_xep {
+        let path = PathBuf::from("xep/presence-sync.xml");
+        match conformance::report::write_xep_table(&report, &path) {
+            Ok(n) => eprintln!("{n} rows of the requirements table updated"),
+            Err(e) => {
+                eprintln!("error: cannot update {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    eprintln!("{:.1} s", started.elapsed().as_secs_f64());
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

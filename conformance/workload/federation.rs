@@ -283,7 +283,11 @@ impl Federation {
     ///
     /// # Panics
     /// If a server's domain is not part of the federation, or a server is down.
-    pub fn install(&self, servers: &mut [Server]) {
+    pub fn install<'s, S: Subject + ?Sized + 's>(
+        &self,
+        servers: impl IntoIterator<Item = &'s mut S>,
+    ) {
+        let mut servers: Vec<&mut S> = servers.into_iter().collect();
         let mut slot: Vec<Option<usize>> = vec![None; self.domains.len()];
         for (i, server) in servers.iter().enumerate() {
             assert!(server.is_up(), "{} is down", server.domain());
@@ -318,12 +322,22 @@ impl Federation {
         servers
     }
 
+    /// [`Federation::build`] for any implementation: one boxed [`Subject`] per domain.
+    pub fn build_boxed(
+        &self,
+        mut make: impl FnMut(&str) -> Box<dyn Subject>,
+    ) -> Vec<Box<dyn Subject>> {
+        let mut servers: Vec<Box<dyn Subject>> = self.domains.iter().map(|d| make(d)).collect();
+        self.install(servers.iter_mut().map(|s| &mut **s));
+        servers
+    }
+
     /// The login storm of `server`'s domain: every session of [`Federation::sessions`] logs
     /// in ([`Server::login`]), in order. Its stanzas wait in the server's outgoing queue.
     ///
     /// # Panics
     /// If the server's domain is not part of the federation.
-    pub fn log_in(&self, server: &mut Server) {
+    pub fn log_in<S: Subject + ?Sized>(&self, server: &mut S) {
         let domain = server.domain().to_owned();
         for s in self.sessions(&domain) {
             server.login(&s.user, &s.resource, s.presence.clone());

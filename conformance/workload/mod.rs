@@ -91,6 +91,7 @@ use std::str::FromStr;
 use jid::BareJid;
 use minidom::Element;
 
+use crate::conformance::subject::Subject;
 use crate::model::{Account, NamedState, ResourcePresence, Show, Subscription, SubscriptionStanza};
 use crate::server::Server;
 use crate::sim::Host;

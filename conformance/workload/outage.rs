@@ -199,7 +199,7 @@ impl Change {
     ///
     /// # Panics
     /// If `server` serves another domain.
-    pub fn apply(&self, server: &mut Server) {
+    pub fn apply<S: Subject + ?Sized>(&self, server: &mut S) {
         assert_eq!(
             server.domain(),
             self.domain(),
@@ -500,7 +500,7 @@ impl Mismatch {
     ///
     /// # Panics
     /// If `server` serves another domain.
-    pub fn apply(&self, server: &mut Server) {
+    pub fn apply<S: Subject + ?Sized>(&self, server: &mut S) {
         assert_eq!(
             server.domain(),
             self.domain(),

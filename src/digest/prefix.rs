@@ -109,8 +109,12 @@ impl Prefix {
     /// The ancestor at level `len` (`len <= self.len()`).
     pub fn truncate(self, len: u8) -> Prefix {
         debug_assert!(len <= self.len);
+        // From the deepest level to the root the shift is 32: `>>` would not clear the bits.
         Prefix {
-            bits: self.bits >> (4 * (self.len - len) as u32),
+            bits: self
+                .bits
+                .checked_shr(4 * (self.len - len) as u32)
+                .unwrap_or(0),
             len,
         }
     }
@@ -194,5 +198,9 @@ mod tests {
         assert_eq!(Prefix::of_hash(0xa3f0_0000_0000_0000, 3).to_string(), "a3f");
         assert_eq!(Prefix::new(0x100, 2), None);
         assert_eq!(p.last_nibble(), 3);
+        // The deepest level truncates to the root too (a shift by 32 bits).
+        let deep: Prefix = "89abcdef".parse().unwrap();
+        assert_eq!(deep.truncate(0), Prefix::ROOT);
+        assert!(Prefix::ROOT.contains(deep));
     }
 }

@@ -4,13 +4,15 @@
 //! of one presence set between the cache holder and the authoritative server
 //! ([`presence_sync`]); the edge set with its digest ([`edge_set`]), its symmetric descent
 //! ([`edge_sync`]) and the repair decisions that follow it ([`repair`]); the limits every
-//! `<reconcile/>` keeps (`budget`, internal). The per-peer session (hello, epochs, batches,
+//! `<reconcile/>` keeps (`budget`, internal); the reduced states of presence too large for a
+//! stanza ([`reduce`], PS-41). The per-peer session (hello, epochs, batches,
 //! domain-level presence, priorities, windows) builds on these.
 mod budget;
 pub mod edge_set;
 pub mod edge_sync;
 pub mod presence_set;
 pub mod presence_sync;
+pub mod reduce;
 pub mod repair;
 pub mod session;
 
@@ -20,6 +22,6 @@ pub use presence_set::PresenceSet;
 pub use presence_sync::{CacheChange, Puller, answer};
 pub use repair::{Decision, Holder, RepairStanza, decide, plan};
 pub use session::{
-    ActiveFirst, Config, Directory, Event, FallbackReason, Mode, PriorityPolicy, Session,
+    ActiveFirst, Config, Directory, Event, FallbackReason, Mode, Mutation, PriorityPolicy, Session,
     VoidReason,
 };

@@ -180,9 +180,6 @@ mod tests {
     fn foreign_senders_and_recipients_are_rejected() {
         let mut a = server(Flavour::Prosody, 1);
         let now = SimTime::ZERO;
-        let spoofed = "<presence xmlns='jabber:server' from='c0@evil.example/r' \
-                       to='juliet@a.example'/>";
-        a.handle_stanza(now, "b.example", spoofed.parse().unwrap());
         let elsewhere = "<presence xmlns='jabber:server' from='c0@b.example/r' \
                          to='juliet@c.example'/>";
         a.handle_stanza(now, "b.example", elsewhere.parse().unwrap());
@@ -190,7 +187,18 @@ mod tests {
         a.handle_stanza(now, "b.example", iq.parse().unwrap());
         let to_domain = "<presence xmlns='jabber:server' from='c0@b.example/r' to='a.example'/>";
         a.handle_stanza(now, "b.example", to_domain.parse().unwrap());
-        assert_eq!(a.stats().rejected, 4);
+        assert_eq!(a.stats().rejected, 3);
         assert!(drain(&mut a).is_empty());
+        // A `from` outside the peer domain closes the stream (RFC 6120 §4.9.3.9, XEP PS-71),
+        // and nothing more is read from it.
+        let spoofed = "<presence xmlns='jabber:server' from='c0@evil.example/r' \
+                       to='juliet@a.example'/>";
+        a.handle_stanza(now, "b.example", spoofed.parse().unwrap());
+        a.handle_stanza(now, "b.example", to_domain.parse().unwrap());
+        assert_eq!(a.stats().rejected, 5);
+        let sent = drain(&mut a);
+        assert_eq!(sent.len(), 1);
+        assert!(crate::sim::is_stream_error(&sent[0]));
+        assert!(sent[0].has_child("invalid-from", "urn:ietf:params:xml:ns:xmpp-streams"));
     }
 }

@@ -39,6 +39,10 @@
 //!              outgoing queue ──► poll_transmit ──► driver
 //! ```
 //!
+//! Before either, every received stanza passes the stream-level checks of `s2s.rs`: a `from`
+//! outside the peer domain closes the stream with `<invalid-from/>` (RFC 6120 §4.9.3.9, XEP
+//! PS-71), a disco#info query to the domain is answered (XEP-0030, PS-1).
+//!
 //! # Where the model departs from the servers it imitates
 //!
 //! - Subscription stanzas are routed exactly when RFC 6121 Appendix A.2 says so; ejabberd
@@ -55,6 +59,7 @@
 mod config;
 mod legacy;
 mod rfc6121;
+mod s2s;
 mod stanzas;
 mod state;
 mod sync;
@@ -74,7 +79,9 @@ pub use stanzas::{
 use state::Volatile;
 pub use state::{Bounce, LocalStats, Peer, PeerMode, Persistent};
 
-use crate::engine::session::{ActiveFirst, Config as SyncConfig, Event, PriorityPolicy, Session};
+use crate::engine::session::{
+    ActiveFirst, Config as SyncConfig, Event, Mutation, PriorityPolicy, Session,
+};
 use crate::model::Epoch;
 use crate::model::truth::{DomainState, Resources, View};
 use crate::model::{Account, ResourcePresence, Subscription, SubscriptionStanza};
@@ -119,6 +126,8 @@ pub struct Server {
     stats: LocalStats,
     bounces: Vec<Bounce>,
     sync_log: Vec<(SimTime, String, Event)>,
+    /// Presence deliveries to clients since the server was made (never reset).
+    deliveries: u64,
 }
 
 /// How a server runs the extension: the session tunables and the priority policy.
@@ -159,6 +168,7 @@ impl Server {
             stats: LocalStats::default(),
             bounces: Vec::new(),
             sync_log: Vec::new(),
+            deliveries: 0,
         };
         server.volatile.epoch = server.draw_epoch();
         server
@@ -202,6 +212,13 @@ impl Server {
         self.volatile.now
     }
 
+    /// The clock moved on to `now` (never back): local actions that follow happen then. A
+    /// driver calls it before a local action, as a real server would read its clock; without
+    /// it, a request sent by a local action after a quiet period would seem old at once.
+    pub fn set_clock(&mut self, now: SimTime) {
+        self.volatile.now = self.volatile.now.max(now);
+    }
+
     /// What survives a restart.
     pub fn persistent(&self) -> &Persistent {
         &self.persistent
@@ -221,6 +238,17 @@ impl Server {
     /// available resources. Empty for an offline user.
     pub fn view(&self, user: &BareJid) -> BTreeMap<BareJid, Resources> {
         self.volatile.views.get(user).cloned().unwrap_or_default()
+    }
+
+    /// [`Server::view`] without copying; `None` if `user` was shown nothing.
+    pub fn view_ref(&self, user: &BareJid) -> Option<&BTreeMap<BareJid, Resources>> {
+        self.volatile.views.get(user)
+    }
+
+    /// Presence deliveries to local clients since the server was made: like
+    /// [`LocalStats::presence_delivered`], but never reset.
+    pub fn deliveries(&self) -> u64 {
+        self.deliveries
     }
 
     /// [`Server::view`] of every online user that is shown something, in the shape of
@@ -451,6 +479,8 @@ impl Server {
                 if *kind == Kind::Probe {
                     let user = from.to_bare();
                     self.serve_from_cache(peer, &user, recipients);
+                } else if self.mutation() == Some(Mutation::PerEdgePresence) {
+                    self.legacy_fan_out(peer, from, recipients, kind);
                 }
             }
         }
@@ -540,6 +570,7 @@ impl Host for Server {
         self.volatile.now = now;
         let record = self.volatile.peer(peer);
         record.link_up = true;
+        record.stream_closed = false;
         // RFC 6121 has nothing to say when a link comes up (BRIEF §1); the extension starts
         // a session if both sides advertise it.
         self.sync_link_up(now, peer, features);
@@ -566,6 +597,10 @@ impl Host for Server {
             return;
         }
         self.volatile.now = now;
+        // The `from` check of RFC 6120 (PS-71), disco#info (PS-1), bad repair markers (PS-70).
+        if self.s2s_receive(now, peer, &stanza) {
+            return;
+        }
         match self.volatile.peer(peer).mode {
             PeerMode::Legacy => self.legacy_receive(peer, stanza),
             PeerMode::Sync => {

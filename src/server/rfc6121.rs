@@ -305,7 +305,9 @@ impl Server {
         for contact in changed_by(account, &before, false) {
             let sub = self.account(user).roster.get(&contact).copied();
             let sub = sub.unwrap_or_default();
-            if sub.from() {
+            // Towards a synchronized peer the except list changes instead, and the new item
+            // reaches the contact's server at domain level (PS-47, PS-66).
+            if sub.from() && !self.synced(contact.domain().as_str()) {
                 self.answer_probe(user, &Jid::from(contact.clone()));
             }
             if sub.to() && online {
@@ -390,6 +392,7 @@ impl Server {
             return;
         }
         self.stats.presence_delivered += clients as u64;
+        self.deliveries += clients as u64;
         let view = self.volatile.views.entry(user).or_default();
         match (from.resource(), presence) {
             (Some(r), Some(p)) => {

@@ -42,6 +42,9 @@ pub struct Peer {
     pub link_up: bool,
     /// The protocol spoken with the peer.
     pub mode: PeerMode,
+    /// This server closed the stream with a stream error (PS-71) and reads nothing more from
+    /// it until the link comes up again.
+    pub stream_closed: bool,
 }
 
 /// What the server holds in memory only (crate-internal: read it through the getters of

@@ -25,7 +25,7 @@ use minidom::Element;
 use super::Server;
 use super::state::PeerMode;
 use crate::engine::repair::apply_locally;
-use crate::engine::session::{Directory, Event, PriorityPolicy, Session};
+use crate::engine::session::{Directory, Event, Mutation, PriorityPolicy, Session};
 use crate::model::edge::project_user;
 use crate::model::truth::Resources;
 use crate::model::{Account, Edge, PublisherPresence, Roster, Subscription};
@@ -78,6 +78,11 @@ fn item_edges(user: &BareJid, contact: &BareJid, sub: Subscription) -> Vec<Edge>
 }
 
 impl Server {
+    /// The deliberate fault this server was built with, if any (conformance self-test).
+    pub(super) fn mutation(&self) -> Option<Mutation> {
+        self.sync.as_ref().and_then(|s| s.config.mutation)
+    }
+
     /// The `<presence-sync/>` stream feature, if the extension is enabled.
     pub(super) fn sync_features(&self) -> Vec<Element> {
         match &self.sync {
@@ -301,9 +306,10 @@ impl Server {
         let Some(account) = self.persistent.accounts.get(user) else {
             return;
         };
+        let show_blocked = self.mutation() == Some(Mutation::ShowToBlocked);
         let shown = session
             .shown(contact)
-            .filter(|s| account.sees(contact) && !s.except.contains(user))
+            .filter(|s| show_blocked || (account.sees(contact) && !s.except.contains(user)))
             .map(|s| s.resources.clone());
         let view = self.volatile.views.entry(user.clone()).or_default();
         let old = view.get(contact);
@@ -320,6 +326,7 @@ impl Server {
             .filter(|r| o.get(*r) != n.get(*r))
             .count();
         self.stats.presence_delivered += (changed * clients) as u64;
+        self.deliveries += (changed * clients) as u64;
         match shown {
             Some(r) => view.insert(contact.clone(), r),
             None => view.remove(contact),
@@ -358,12 +365,15 @@ impl Server {
     fn sync_event(&mut self, peer: &str, event: Event) {
         match event {
             Event::Deliver { publisher, .. } => {
-                let watchers: Vec<BareJid> = self
+                let mut watchers: Vec<BareJid> = self
                     .volatile
                     .watchers
                     .get(&publisher)
                     .map(|w| w.iter().cloned().collect())
                     .unwrap_or_default();
+                if watchers.len() > 1 && self.mutation() == Some(Mutation::ForgetOneSubscriber) {
+                    watchers.pop();
+                }
                 for user in watchers {
                     self.show_cached(&user, &publisher);
                 }

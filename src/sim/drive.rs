@@ -9,7 +9,7 @@ use std::time::Duration;
 use minidom::Element;
 
 use crate::sim::faults::{Envelope, Unbounded, Verdict};
-use crate::sim::host::{Host, SimTime};
+use crate::sim::host::{Host, STREAM_ERROR_KIND, SimTime, is_stream_error};
 use crate::sim::link::{Payload, micros};
 use crate::sim::net::{HostState, Net, pair};
 use crate::sim::stats::wire_len;
@@ -85,6 +85,22 @@ impl<H: Host> Net<H> {
         }
         self.now = self.now.max(until);
         n
+    }
+
+    /// Runs the next event (timers included) if it is due at or before `until` and returns
+    /// true; otherwise sets the clock to `until` (if later) and returns false. Stepping with
+    /// it is [`Net::drive_until`] one event at a time.
+    pub fn step_until(&mut self, until: SimTime) -> bool {
+        match self.next() {
+            Some((at, timer)) if at <= until => {
+                self.step(timer);
+                true
+            }
+            _ => {
+                self.now = self.now.max(until);
+                false
+            }
+        }
     }
 
     // ---- internals ----
@@ -253,6 +269,21 @@ impl<H: Host> Net<H> {
             }
             Payload::Stanza(stanza) => stanza,
         };
+        if is_stream_error(&stanza) {
+            // The sender closes the stream (see `Transmit`): counted, not given to the
+            // receiver as a stanza, and the link is partitioned until the script repairs it.
+            let (f, t) = (&self.hosts[from].domain, &self.hosts[to].domain);
+            self.stats.count(f, t, STREAM_ERROR_KIND, |c| {
+                c.stanzas += 1;
+                c.bytes += item.size;
+            });
+            self.stats.depth(item.depth);
+            let kind = Some(STREAM_ERROR_KIND.to_owned());
+            self.record(EventKind::Delivered, from, Some(to), kind, Some(item.index));
+            self.record(EventKind::Partition, from, Some(to), None, None);
+            self.cut_link(l);
+            return;
+        }
         let verdict = match &mut self.filter {
             None => Verdict::Deliver,
             Some(filter) => filter(&Envelope {

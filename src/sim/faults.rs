@@ -45,7 +45,7 @@ pub enum Verdict {
 }
 
 /// The tamper hook: called on every stanza when it reaches the front of its direction and is
-/// due (after any hold), never on stream closes.
+/// due (after any hold), never on stream closes nor on stream errors ([`crate::sim::Transmit`]).
 pub type Filter = Box<dyn FnMut(&Envelope<'_>) -> Verdict>;
 
 /// [`Net::drive_bounded`] ran out of events with work left: probably a livelock.

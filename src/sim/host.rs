@@ -43,7 +43,31 @@ impl fmt::Display for SimTime {
     }
 }
 
+/// The namespace of `<stream:error/>` (RFC 6120 §4.9).
+pub const STREAMS_NS: &str = "http://etherx.jabber.org/streams";
+
+/// The kind under which the driver counts stream errors ([`crate::sim::Stats`]).
+pub const STREAM_ERROR_KIND: &str = "stream-error";
+
+/// True if `element` is a stream error, `<error xmlns='http://etherx.jabber.org/streams'/>`
+/// (see [`Transmit`]).
+pub fn is_stream_error(element: &Element) -> bool {
+    element.is("error", STREAMS_NS)
+}
+
 /// A stanza a host wants to send to a peer domain.
+///
+/// A host closes its s2s link to the peer with a stream error (RFC 6120 §4.9: for example
+/// `<invalid-from/>` for a stanza whose `from` is not of the authenticated peer domain, RFC
+/// 6120 §4.9.3.9) by transmitting the `<error xmlns='http://etherx.jabber.org/streams'/>`
+/// element, with its condition in `urn:ietf:params:xml:ns:xmpp-streams`, as the stanza
+/// ([`is_stream_error`]). It travels behind what the host sent before it; when it arrives,
+/// the driver counts it under the kind [`STREAM_ERROR_KIND`] (it is not given to the peer's
+/// [`Host::handle_stanza`]: it is not a stanza) and partitions the link, as
+/// `Net::partition` does: both ends get [`Host::handle_link_down`], whatever was in flight
+/// is lost, and the link stays down until the script repairs it (`Net::repair`), as a real
+/// peer reconnects only when it decides to. Anything the host sends on the link after the
+/// stream error is lost with it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transmit {
     /// The peer domain (the s2s link it goes over).
@@ -104,4 +128,44 @@ pub trait Host {
     /// state only (rosters, block lists, and whatever its protocol says may be persisted).
     /// The driver then brings its links up again.
     fn restart(&mut self, now: SimTime);
+}
+
+/// A boxed host (e.g. `Box<dyn Subject>` in the conformance suite) is a host.
+impl<H: Host + ?Sized> Host for Box<H> {
+    fn domain(&self) -> &str {
+        (**self).domain()
+    }
+    fn stream_features(&self) -> Vec<Element> {
+        (**self).stream_features()
+    }
+    fn handle_link_up(&mut self, now: SimTime, peer: &str, features: &[Element]) {
+        (**self).handle_link_up(now, peer, features)
+    }
+    fn handle_link_down(&mut self, now: SimTime, peer: &str) {
+        (**self).handle_link_down(now, peer)
+    }
+    fn handle_stanza(&mut self, now: SimTime, peer: &str, stanza: Element) {
+        (**self).handle_stanza(now, peer, stanza)
+    }
+    fn handle_undeliverable(&mut self, now: SimTime, peer: &str, stanza: Element) {
+        (**self).handle_undeliverable(now, peer, stanza)
+    }
+    fn handle_timeout(&mut self, now: SimTime) {
+        (**self).handle_timeout(now)
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        (**self).poll_transmit()
+    }
+    fn poll_timeout(&self) -> Option<SimTime> {
+        (**self).poll_timeout()
+    }
+    fn crash(&mut self, now: SimTime) {
+        (**self).crash(now)
+    }
+    fn shutdown(&mut self, now: SimTime) {
+        (**self).shutdown(now)
+    }
+    fn restart(&mut self, now: SimTime) {
+        (**self).restart(now)
+    }
 }

@@ -19,7 +19,7 @@ mod stats;
 mod trace;
 
 pub use faults::{Envelope, Filter, Unbounded, Verdict};
-pub use host::{Host, SimTime, Transmit};
+pub use host::{Host, STREAM_ERROR_KIND, STREAMS_NS, SimTime, Transmit, is_stream_error};
 pub use link::LinkConfig;
 pub use net::{HostMut, Net};
 pub use stats::{Classifier, Counts, Stats, Table, stanza_kind, wire_len};

@@ -225,6 +225,11 @@ impl<H: Host> Net<H> {
         result
     }
 
+    /// Every host, in the order they were added.
+    pub fn hosts(&self) -> impl Iterator<Item = &H> {
+        self.hosts.iter().map(|slot| &slot.host)
+    }
+
     /// The domains, in name order.
     pub fn domains(&self) -> impl Iterator<Item = &str> {
         self.by_domain.keys().map(String::as_str)

@@ -14,7 +14,8 @@ use crate::wire::ns::JABBER_SERVER;
 pub type Classifier = Box<dyn Fn(&Element) -> String>;
 
 /// The default stanza kind: the element name, then `/{type}` when it has a `type` attribute,
-/// then `/{name of the first child element}` when that child is not in `jabber:server`.
+/// then `/{name of the first child element}` when that child is not in `jabber:server`; a
+/// stream error is `stream-error` ([`crate::sim::STREAM_ERROR_KIND`]).
 ///
 /// ```
 /// use presence_sync::sim::stanza_kind;
@@ -26,6 +27,9 @@ pub type Classifier = Box<dyn Fn(&Element) -> String>;
 /// assert_eq!(stanza_kind(&away.parse().unwrap()), "presence");
 /// ```
 pub fn stanza_kind(stanza: &Element) -> String {
+    if crate::sim::is_stream_error(stanza) {
+        return crate::sim::STREAM_ERROR_KIND.to_owned();
+    }
     let mut kind = stanza.name().to_owned();
     if let Some(ty) = stanza.attr("type") {
         kind.push('/');

@@ -23,11 +23,19 @@ impl PresencePayload for Fanout {}
 impl Fanout {
     /// Checks a received presence that carries `<fanout/>` (XEP §Domain-Level Presence
     /// [PS-47]): its `from` is a full JID of the peer domain ([`WireError::InvalidFrom`]
-    /// otherwise), its `to` is our domain, and it is available or `unavailable`. No error can
-    /// be returned for a presence (XEP §Error Handling [PS-71]): the caller discards it and
-    /// ends the session.
+    /// otherwise), its `to` is our domain, it is available or `unavailable`, and its
+    /// `<fanout/>` markers are valid (no attribute, no child: PS-72). No error can be returned
+    /// for a presence: the caller discards it and ends the session (XEP §Error Handling
+    /// [PS-70]).
     pub fn check_presence(presence: &Presence, domains: &Domains) -> Result<(), WireError> {
         domains.check_from(presence.from.as_ref())?;
+        for marker in presence
+            .payloads
+            .iter()
+            .filter(|p| p.is("fanout", ns::PRESENCE_SYNC))
+        {
+            <Fanout as crate::wire::WireElement>::parse_element(marker)?;
+        }
         let bad = |reason: String| {
             Err(WireError::Malformed {
                 element: "fanout",
@@ -129,6 +137,18 @@ mod tests {
         let mut gone = live("juliet@a.example/balcony", "b.example");
         gone.type_ = Type::Unavailable;
         Fanout::check_presence(&gone, &domains).unwrap();
+        let mut marked = live("juliet@a.example/balcony", "b.example");
+        marked.payloads = vec![
+            "<fanout xmlns='urn:xmpp:presence-sync:0' colour='red'/>"
+                .parse()
+                .unwrap(),
+        ];
+        assert_eq!(
+            Fanout::check_presence(&marked, &domains)
+                .unwrap_err()
+                .to_string(),
+            "fanout: Unknown attribute in Fanout element."
+        );
         let spoofed = live("juliet@c.example/balcony", "b.example");
         let e = Fanout::check_presence(&spoofed, &domains).unwrap_err();
         assert!(matches!(e, WireError::InvalidFrom { .. }), "{e}");

@@ -315,3 +315,52 @@ fn a_notice_for_an_earlier_boot_is_not_given_to_the_next() {
     assert!(net.host(A).bounced.is_empty());
     assert_eq!(net.stats().direction(A, B).refused, 1);
 }
+
+#[test]
+fn a_stream_error_closes_the_link_until_repair() {
+    // A sends m0, a stream error, then m1; B sends m2 meanwhile (it arrives first). The
+    // stream error arrives after m0, is counted as "stream-error" and not given to B as a
+    // stanza; the link is partitioned: m1 (behind it) is lost, both ends are told, and the
+    // link stays down until the script repairs it.
+    let mut net = burst_pair(0, LinkConfig::default());
+    net.drive();
+    let error = xml("<error xmlns='http://etherx.jabber.org/streams'>\
+        <invalid-from xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></error>");
+    assert!(presence_sync::sim::is_stream_error(&error));
+    net.with_host(A, |a, _| {
+        a.send(B, message("m0"));
+        a.send(B, error.clone());
+        a.send(B, message("m1"));
+    });
+    net.with_host(B, |b, _| b.send(A, message("m2")));
+    net.drive();
+    assert!(!net.is_link_up(A, B));
+    assert_eq!(net.host(B).ids(), ["m0"]);
+    assert_eq!(net.host(A).bounced_ids(), ["m1"]);
+    assert_eq!(net.host(A).ids(), ["m2"]);
+    assert!(
+        net.host(A)
+            .log
+            .iter()
+            .any(|l| l.ends_with("down b.example"))
+    );
+    assert!(
+        net.host(B)
+            .log
+            .iter()
+            .any(|l| l.ends_with("down a.example"))
+    );
+    let kinds: Vec<(&str, u64)> = net
+        .stats()
+        .kinds(A, B)
+        .map(|(k, c)| (k, c.stanzas))
+        .collect();
+    assert!(kinds.contains(&("stream-error", 1)), "{kinds:?}");
+    net.drive_for(Duration::from_secs(60));
+    assert!(
+        !net.is_link_up(A, B),
+        "a stream error is not repaired by itself"
+    );
+    net.repair(A, B);
+    assert!(net.is_link_up(A, B));
+}

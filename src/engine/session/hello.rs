@@ -109,8 +109,15 @@ impl Session {
             }
         };
         let fp = |h: &Hello, s| h.root(s).expect("three roots").fp;
-        let edges_equal = fp(mine, SetName::Edges) == fp(theirs, SetName::Edges);
-        let my_cache_equal = cached_fp(mine, theirs) == fp(theirs, SetName::Published);
+        let mut edges_equal = fp(mine, SetName::Edges) == fp(theirs, SetName::Edges);
+        let mut my_cache_equal = cached_fp(mine, theirs) == fp(theirs, SetName::Published);
+        if self.live.is_none() {
+            let resumed = self.sessions_started > 0 && self.cache_epoch == Some(theirs.epoch);
+            if resumed && self.config.mutation == Some(Mutation::NeverReverify) {
+                (edges_equal, my_cache_equal) = (true, true);
+            }
+            self.sessions_started += 1;
+        }
         self.grace_deadline = None;
         self.retry_at = None;
         self.hello_at = None;
@@ -139,6 +146,8 @@ impl Session {
                 live.dirty.extend(dirty);
             }
         }
+        // PS-41: published states fit the effective max-bytes.
+        self.refit(limits.max_bytes);
         let live = self.live.as_mut().expect("just set");
         // Edges.
         let was_verified = self.edges_verified;

@@ -51,7 +51,8 @@
 //!   populated (a link loss) descends from the root at once, because equal subtrees are then
 //!   skipped and a bucket pull would resend what matches.
 //! - Received requests are answered at once, so the window of incoming requests is never
-//!   exceeded here; the check of PS-50 applies to stanza limits.
+//!   exceeded here (PS-86 lets only a receiver that queues requests refuse them); the
+//!   window this side keeps is its own (PS-50).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -66,6 +67,7 @@ use super::edge_set::EdgeSet;
 use super::edge_sync::{EdgeReconciler, is_edge_driver};
 use super::presence_set::PresenceSet;
 use super::presence_sync::{Puller, answer};
+use super::reduce;
 use super::repair::{Holder, RepairStanza, plan, repairs_suspended};
 use crate::digest::{Fingerprint, HashAlgo, NodeValue, PairHasher, depth_for};
 use crate::model::{Edge, Epoch, PublisherPresence, Subscription};
@@ -104,6 +106,32 @@ pub struct Config {
     /// How long the side that is not the edge driver waits for the driver's hello before
     /// sending its own (PS-16), µs.
     pub hello_wait: u64,
+    /// A deliberate fault, for proving that the conformance suite catches it
+    /// (`conformance/mutants.rs`). Always `None` in a real server.
+    pub mutation: Option<Mutation>,
+}
+
+/// A deliberately broken behaviour of the reference engine: the conformance suite must catch
+/// each one with a failing check that names the requirement it breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mutation {
+    /// Keeps the cache of a peer whose epoch changed (breaks PS-13, PS-19).
+    IgnoreNewEpoch,
+    /// Forgets the local fan-out of a cached presence change to one of its subscribers
+    /// (breaks PS-40).
+    ForgetOneSubscriber,
+    /// Shows cached presence to local users who block the publisher or are on its except
+    /// list (breaks PS-9, PS-79).
+    ShowToBlocked,
+    /// Accepts items and domain-level presence for JIDs of a domain other than the peer's
+    /// (breaks PS-39, PS-74).
+    TrustForeignJid,
+    /// After a link loss, resumes the session without a hello exchange, as if nothing could
+    /// have changed (breaks PS-16, PS-37).
+    NeverReverify,
+    /// Sends each live presence change per subscriber, as RFC 6121 broadcasts do, instead of
+    /// once per publisher (breaks PS-44, PS-66).
+    PerEdgePresence,
 }
 
 impl Default for Config {
@@ -117,6 +145,7 @@ impl Default for Config {
             max_failures: 3,
             max_descents: 3,
             hello_wait: 2 * SECOND,
+            mutation: None,
         }
     }
 }
@@ -309,8 +338,16 @@ pub struct Session {
     /// within the grace period): the gate of PS-37.
     edges_verified: bool,
     live: Option<Live>,
+    /// Sessions established so far with this peer in this run.
+    sessions_started: u32,
     /// Local publishers changed while our hello was unanswered (PS-44).
     pre_dirty: BTreeSet<BareJid>,
+    /// The largest item the effective max-bytes allows (PS-41): the published states are
+    /// reduced to it.
+    item_limit: usize,
+    /// The unreduced states of the local publishers large enough to need reducing under some
+    /// max-bytes (PS-41), to reduce again when the effective max-bytes changes.
+    full: BTreeMap<BareJid, PublisherPresence>,
     requests: BTreeMap<String, Request>,
     next_id: u64,
     failures: u32,
@@ -364,7 +401,17 @@ impl Session {
         let algo = config.algos.first().copied().unwrap_or(HashAlgo::Sha256);
         let hasher = PairHasher::new(algo, local, peer);
         let edges: Vec<Edge> = edges.into_iter().collect();
-        let published: Vec<(BareJid, PublisherPresence)> = published.into_iter().collect();
+        // PS-41: published states are reduced to fit our own max-bytes until a hello tells the
+        // effective one.
+        let item_limit = super::reduce::item_limit(config.limits.max_bytes);
+        let mut full = BTreeMap::new();
+        let published: Vec<(BareJid, PublisherPresence)> = published
+            .into_iter()
+            .map(|(p, s)| {
+                let s = send::fit_state(&mut full, item_limit, &p, s);
+                (p, s)
+            })
+            .collect();
         let edge_set = EdgeSet::with_edges(hasher.clone(), depth_for(edges.len() as u64), edges);
         let mut pub_set = PresenceSet::new(hasher.clone(), depth_for(published.len() as u64));
         for (p, state) in published {
@@ -388,7 +435,10 @@ impl Session {
             shown: BTreeMap::new(),
             edges_verified: false,
             live: None,
+            sessions_started: 0,
             pre_dirty: BTreeSet::new(),
+            item_limit,
+            full,
             requests: BTreeMap::new(),
             next_id: 0,
             failures: 0,
@@ -575,9 +625,18 @@ impl Session {
     /// The published state of local `user` for the peer is now `state` (None: not in the
     /// published set, PS-7). While a session is established the change crosses the link as
     /// one domain-level presence when it is one resource's change of a publisher already
-    /// published, and as an item in a batch otherwise (PS-44, PS-45, PS-47).
+    /// published, and as an item in a batch otherwise (PS-44, PS-45, PS-47). A state whose
+    /// item would not fit the effective max-bytes is published reduced (PS-41,
+    /// [`super::reduce`]).
     pub fn publish(&mut self, now: SimTime, user: &BareJid, state: Option<PublisherPresence>) {
-        let state = state.filter(|s| !s.is_unavailable());
+        let state = match state.filter(|s| !s.is_unavailable()) {
+            // PS-41: the published state is the reduced one if the full one does not fit.
+            Some(s) => Some(send::fit_state(&mut self.full, self.item_limit, user, s)),
+            None => {
+                self.full.remove(user);
+                None
+            }
+        };
         let old = self.published.get(user).cloned();
         if old == state {
             return;
@@ -703,9 +762,13 @@ fn parse_checked<T: WireElement>(
     element: &Element,
     limits: &Limits,
     domains: &Domains,
+    mutation: Option<Mutation>,
 ) -> Result<T, WireError> {
     let value = T::parse_element(element)?;
-    value.validate(limits, domains)?;
+    match value.validate(limits, domains) {
+        Err(WireError::ForeignJid { .. }) if mutation == Some(Mutation::TrustForeignJid) => {}
+        other => other?,
+    }
     Ok(value)
 }
 

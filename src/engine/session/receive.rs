@@ -66,8 +66,13 @@ impl Session {
                     return self.reject(now, id, out_of_order("reconcile"));
                 };
                 let limits = live.limits;
-                let q = match parse_checked::<Reconcile>(payload, &limits, &self.domains)
-                    .and_then(|q| q.check_direction(Direction::Query).map(|()| q))
+                let q = match parse_checked::<Reconcile>(
+                    payload,
+                    &limits,
+                    &self.domains,
+                    self.config.mutation,
+                )
+                .and_then(|q| q.check_direction(Direction::Query).map(|()| q))
                 {
                     Ok(q) => q,
                     Err(e) => return self.reject(now, id, e),
@@ -87,7 +92,12 @@ impl Session {
                     return self.reject(now, id, out_of_order("batch"));
                 };
                 let (limits, peer_epoch) = (live.limits, live.peer_epoch);
-                let batch = match parse_checked::<Batch>(payload, &limits, &self.domains) {
+                let batch = match parse_checked::<Batch>(
+                    payload,
+                    &limits,
+                    &self.domains,
+                    self.config.mutation,
+                ) {
                     Ok(b) => b,
                     Err(e) => return self.reject(now, id, e),
                 };
@@ -142,7 +152,9 @@ impl Session {
             if let Some(old) = self.cache_epoch {
                 self.superseded.insert(old);
                 self.events.push_back(Event::PeerRestarted);
-                self.void_cache(VoidReason::NewEpoch);
+                if self.config.mutation != Some(Mutation::IgnoreNewEpoch) {
+                    self.void_cache(VoidReason::NewEpoch);
+                }
             }
             self.cache_epoch = Some(request.epoch);
             self.live = None; // a new run of the peer: a new session
@@ -182,7 +194,9 @@ impl Session {
                             self.superseded.insert(old);
                         }
                         self.events.push_back(Event::PeerRestarted);
-                        self.void_cache(VoidReason::NewEpoch);
+                        if self.config.mutation != Some(Mutation::IgnoreNewEpoch) {
+                            self.void_cache(VoidReason::NewEpoch);
+                        }
                     }
                     self.cache_epoch = Some(hello.epoch);
                 }
@@ -196,12 +210,13 @@ impl Session {
                 self.exchange_complete(now, &sent, &hello, true, dir);
             }
             Request::Edges(_) => {
-                let answer =
-                    match payload.map(|p| parse_checked::<Reconcile>(p, &limits, &self.domains)) {
-                        Some(Ok(a)) if a.set == ReconcileSet::Edges => a,
-                        Some(Err(e)) => return self.discard(now, e),
-                        _ => return self.discard(now, missing("reconcile set='edges'")),
-                    };
+                let answer = match payload.map(|p| {
+                    parse_checked::<Reconcile>(p, &limits, &self.domains, self.config.mutation)
+                }) {
+                    Some(Ok(a)) if a.set == ReconcileSet::Edges => a,
+                    Some(Err(e)) => return self.discard(now, e),
+                    _ => return self.discard(now, missing("reconcile set='edges'")),
+                };
                 if let Some(live) = &mut self.live
                     && let Some(edge) = &mut live.edge
                 {
@@ -210,7 +225,7 @@ impl Session {
             }
             Request::Presence(_) => {
                 let answer = match payload.map(|p| {
-                    parse_checked::<Reconcile>(p, &limits, &self.domains)
+                    parse_checked::<Reconcile>(p, &limits, &self.domains, self.config.mutation)
                         .and_then(|a| a.check_direction(Direction::Answer).map(|()| a))
                 }) {
                     Some(Ok(a)) if a.set == ReconcileSet::Presence => a,
@@ -245,8 +260,11 @@ impl Session {
             Ok(p) => p.into_inner(),
             Err(e) => return self.discard(now, WireError::from_xso("presence", e)),
         };
-        if let Err(e) = Fanout::check_presence(&presence, &self.domains) {
-            return self.discard(now, e);
+        match Fanout::check_presence(&presence, &self.domains) {
+            Err(WireError::ForeignJid { .. })
+                if self.config.mutation == Some(Mutation::TrustForeignJid) => {}
+            Err(e) => return self.discard(now, e),
+            Ok(()) => {}
         }
         let Some(from) = presence.from.clone() else {
             return;

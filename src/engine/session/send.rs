@@ -3,7 +3,47 @@
 
 use super::*;
 
+/// The state to publish for local `user` (PS-41): `state`, or its reduction to `limit` bytes
+/// if its item would not fit. States that could need reducing under some max-bytes are kept
+/// whole in `full`, to be reduced again when the effective max-bytes changes.
+pub(super) fn fit_state(
+    full: &mut BTreeMap<BareJid, PublisherPresence>,
+    limit: usize,
+    user: &BareJid,
+    state: PublisherPresence,
+) -> PublisherPresence {
+    if reduce::size_bound(user, &state) <= reduce::min_item_limit() {
+        full.remove(user);
+        return state;
+    }
+    let reduced = reduce::reduce(user, &state, limit);
+    full.insert(user.clone(), state);
+    reduced
+}
+
 impl Session {
+    /// The effective max-bytes of the session is now `max_bytes`: the published states that
+    /// were (or now must be) reduced are reduced to it again, and those that change are sent
+    /// as items (PS-41, PS-44).
+    pub(super) fn refit(&mut self, max_bytes: u32) {
+        let limit = reduce::item_limit(max_bytes);
+        if limit == self.item_limit {
+            return;
+        }
+        self.item_limit = limit;
+        for (user, state) in &self.full {
+            let reduced = reduce::reduce(user, state, limit);
+            if self.published.get(user) == Some(&reduced) {
+                continue;
+            }
+            self.published.set(user, reduced);
+            match &mut self.live {
+                Some(live) => live.dirty.insert(user.clone()),
+                None => self.pre_dirty.insert(user.clone()),
+            };
+        }
+    }
+
     // ---- internals: sending ----
 
     pub(super) fn send_query(&mut self, id: String, q: Reconcile, kind: Request) {

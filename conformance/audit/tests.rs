@@ -1,0 +1,817 @@
+//! Every check of the audit can fail: hand-built records with one violating stanza each, and
+//! end-to-end runs of reference servers (with a legacy one) through link losses, crashes,
+//! repairs of mismatches and clean shutdowns, which pass every check they exercise.
+
+use super::*;
+use crate::conformance::record::Recorder;
+use crate::model::{NamedState, ResourcePresence, Subscription};
+use crate::server::{Flavour, Server, SyncSetup};
+use crate::sim::{Host, LinkConfig, Net};
+
+const H: &str = "a.example";
+const P: &str = "b.example";
+const L: &str = "c.example";
+const NS: &str = PRESENCE_SYNC;
+const FP: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
+const E1: &str = "0123456789abcdef";
+const E2: &str = "fedcba9876543210";
+const E3: &str = "00000000000000e3";
+const JULIET: &str = "juliet@a.example";
+const JULIET_R: &str = "juliet@a.example/r";
+const ROMEO: &str = "romeo@b.example";
+
+fn el(xml: &str) -> Element {
+    xml.parse().unwrap_or_else(|e| panic!("{xml}: {e}"))
+}
+
+fn at(ms: u64, kind: RecordKind) -> Record {
+    let time = SimTime::from_millis(ms);
+    Record { time, kind }
+}
+
+fn out_to(ms: u64, peer: &str, xml: &str) -> Record {
+    let (peer, stanza) = (peer.to_owned(), el(xml));
+    at(ms, RecordKind::Out { peer, stanza })
+}
+
+fn out(ms: u64, xml: &str) -> Record {
+    out_to(ms, P, xml)
+}
+
+fn inn(ms: u64, xml: &str) -> Record {
+    let (peer, stanza) = (P.to_owned(), el(xml));
+    at(ms, RecordKind::In { peer, stanza })
+}
+
+fn down(ms: u64) -> Record {
+    at(ms, RecordKind::LinkDown { peer: P.to_owned() })
+}
+
+fn feature(algos: &[&str]) -> Element {
+    let hashes: String = algos
+        .iter()
+        .map(|a| format!("<hash algo='{a}'/>"))
+        .collect();
+    el(&format!(
+        "<presence-sync xmlns='{NS}'>{hashes}</presence-sync>"
+    ))
+}
+
+fn up(ms: u64, peer: &str, sync: bool) -> Record {
+    let both = || vec![feature(&["blake3", "sha-256"])];
+    let (peer, own_features) = (peer.to_owned(), both());
+    let features = if sync { both() } else { vec![] };
+    at(
+        ms,
+        RecordKind::LinkUp {
+            peer,
+            features,
+            own_features,
+        },
+    )
+}
+
+/// An iq of the host to P (`outbound`) or of P to the host.
+fn iq(outbound: bool, ty: &str, id: &str, payload: &str) -> String {
+    let (from, to) = if outbound { (H, P) } else { (P, H) };
+    format!(
+        "<iq xmlns='jabber:server' type='{ty}' id='{id}' from='{from}' to='{to}'>{payload}</iq>"
+    )
+}
+
+fn hello(epoch: &str, peer_epoch: Option<&str>, cached: u64) -> String {
+    let pe = peer_epoch
+        .map(|e| format!(" peer-epoch='{e}'"))
+        .unwrap_or_default();
+    format!(
+        "<hello xmlns='{NS}' epoch='{epoch}'{pe} hash='blake3'>\
+         <root set='edges' count='0' fp='{FP}'/><root set='published' count='0' fp='{FP}'/>\
+         <root set='cached' count='{cached}' fp='{FP}'/></hello>"
+    )
+}
+
+fn reconcile(set: &str, children: &str) -> String {
+    format!("<reconcile xmlns='{NS}' set='{set}'>{children}</reconcile>")
+}
+
+fn item(jid: &str, inner: &str) -> String {
+    format!("<item xmlns='{NS}' jid='{jid}'>{inner}</item>")
+}
+
+fn avail(from: &str, extra: &str) -> String {
+    format!("<presence xmlns='jabber:server' from='{from}'>{extra}</presence>")
+}
+
+fn batch(items: &str) -> String {
+    format!("<batch xmlns='{NS}' epoch='{E1}'>{items}</batch>")
+}
+
+fn presence(ty: Option<&str>, from: &str, to: &str, payload: &str) -> String {
+    let ty = ty.map(|t| format!(" type='{t}'")).unwrap_or_default();
+    format!("<presence xmlns='jabber:server'{ty} from='{from}' to='{to}'>{payload}</presence>")
+}
+
+fn marker(name: &str) -> String {
+    format!("<{name} xmlns='{NS}'/>")
+}
+
+fn shutdown(epoch: &str) -> String {
+    let s = format!("<shutdown xmlns='{NS}' epoch='{epoch}'/>");
+    format!("<message xmlns='jabber:server' from='{H}' to='{P}'>{s}</message>")
+}
+
+/// Link ups (P a sync peer, L legacy), and a session with P established by the host's hello.
+fn prefix() -> Vec<Record> {
+    vec![
+        up(0, P, true),
+        up(0, L, false),
+        out(1, &iq(true, "set", "h1", &hello(E1, None, 0))),
+        inn(2, &iq(false, "result", "h1", &hello(E2, Some(E1), 0))),
+    ]
+}
+
+/// One stanza of every kind the checks look at, all correct.
+fn middle() -> Vec<Record> {
+    let juliet = item(JULIET, &avail(JULIET_R, "<show>away</show>"));
+    let query = reconcile("presence", "<ids prefix='' ids=''/>");
+    let nurse = batch(&item("nurse@a.example", ""));
+    let repair = presence(Some("subscribe"), JULIET, ROMEO, &marker("repair"));
+    let probe = presence(Some("probe"), ROMEO, JULIET, "");
+    vec![
+        inn(3, &iq(false, "set", "h2", &hello(E2, Some(E1), 0))),
+        out(3, &iq(true, "result", "h2", &hello(E1, Some(E2), 0))),
+        inn(4, &iq(false, "set", "r1", &query)),
+        out(
+            4,
+            &iq(true, "result", "r1", &reconcile("presence", &juliet)),
+        ),
+        out(5, &iq(true, "set", "b1", &nurse)),
+        inn(6, &iq(false, "result", "b1", "")),
+        out(7, &presence(None, JULIET_R, P, &marker("fanout"))),
+        out(8, &repair),
+        out_to(9, L, &presence(None, JULIET_R, "escalus@c.example", "")),
+        inn(10, &probe),
+        out(10, &presence(None, JULIET_R, ROMEO, "")),
+    ]
+}
+
+/// A clean stop announced to P, a restart with a new epoch and a new session.
+fn suffix() -> Vec<Record> {
+    vec![
+        at(20, RecordKind::Shutdown),
+        out(20, &shutdown(E1)),
+        at(30, RecordKind::Restart),
+        up(30, P, true),
+        out(31, &iq(true, "set", "h3", &hello(E3, Some(E2), 0))),
+        inn(32, &iq(false, "result", "h3", &hello(E2, Some(E3), 0))),
+    ]
+}
+
+fn with(extra: Vec<Record>) -> Vec<Record> {
+    [prefix(), extra].concat()
+}
+
+fn run(records: &[Record]) -> Vec<Finding> {
+    audit(H, records, &AuditContext::default())
+}
+
+fn outcome(records: &[Record], id: CheckId) -> Outcome {
+    run(records).swap_remove(id as usize).outcome
+}
+
+fn show(findings: &[Finding]) -> String {
+    findings.iter().map(|f| format!("{f}\n")).collect()
+}
+
+/// The audit of `records` with `ctx` fails `id` with a violation of `req`.
+fn fails_with(records: &[Record], ctx: &AuditContext, id: CheckId, req: &str) {
+    let findings = audit(H, records, ctx);
+    let f = &findings[id as usize];
+    let named = f.violations().iter().any(|v| v.requirement == req);
+    assert!(
+        named,
+        "{} should fail with {req}:\n{}",
+        id.check().name,
+        show(&findings)
+    );
+}
+
+/// The prefix then `extra` fail `id` with a violation of `req`.
+fn fails(extra: Vec<Record>, id: CheckId, req: &str) {
+    fails_with(&with(extra), &AuditContext::default(), id, req);
+}
+
+#[test]
+fn the_table_is_indexed_by_check_id() {
+    for (i, c) in CHECKS.iter().enumerate() {
+        assert_eq!(c.id as usize, i, "{}", c.name);
+        assert!(!c.requirements.is_empty());
+    }
+}
+
+#[test]
+fn correct_records_pass_every_check() {
+    let findings = run(&[prefix(), middle(), suffix()].concat());
+    assert!(
+        findings.iter().all(|f| f.outcome == Outcome::Pass),
+        "{}",
+        show(&findings)
+    );
+}
+
+#[test]
+fn nothing_examined_is_not_exercised() {
+    let findings = run(&[]);
+    let none = |f: &Finding| f.outcome == Outcome::NotExercised && f.examined == 0;
+    assert!(findings.iter().all(none));
+    assert_eq!(findings.len(), CHECKS.len());
+}
+
+#[test]
+fn stream_feature_without_sha_256() {
+    let mut bad = up(0, P, true);
+    if let RecordKind::LinkUp { own_features, .. } = &mut bad.kind {
+        *own_features = vec![feature(&["blake3"])];
+    }
+    fails_with(
+        &[bad],
+        &AuditContext::default(),
+        CheckId::StreamFeature,
+        "PS-3",
+    );
+}
+
+#[test]
+fn strict_syntax() {
+    let attr = presence(None, JULIET_R, P, &format!("<fanout xmlns='{NS}' x='1'/>"));
+    fails(vec![out(5, &attr)], CheckId::StrictSyntax, "PS-72");
+    let frob = format!(
+        "<message xmlns='jabber:server'>{}</message>",
+        marker("frob")
+    );
+    fails(vec![out(5, &frob)], CheckId::StrictSyntax, "PS-72");
+    let upper = iq(true, "set", "h9", &hello("0123456789ABCDEF", Some(E2), 0));
+    fails(vec![out(5, &upper)], CheckId::StrictSyntax, "PS-73");
+    let gone_in_query = reconcile("presence", "<gone ids='AAAAAAAAAAA='/>");
+    let q = iq(true, "set", "r9", &gone_in_query);
+    fails(vec![out(5, &q)], CheckId::StrictSyntax, "PS-21");
+    let q = iq(true, "set", "r9", &reconcile("edges", "<lack ids=''/>"));
+    fails(vec![out(5, &q)], CheckId::StrictSyntax, "PS-21");
+}
+
+#[test]
+fn limits() {
+    let limits = Limits {
+        max_items: 2,
+        max_bytes: 4096,
+        ..Limits::DEFAULT
+    };
+    let ctx = AuditContext { limits };
+    let check = |extra: Record, req| fails_with(&with(vec![extra]), &ctx, CheckId::Limits, req);
+    let ids: String = (0..3)
+        .map(|i| format!("<ids prefix='{i}' ids=''/>"))
+        .collect();
+    check(
+        out(5, &iq(true, "set", "r9", &reconcile("edges", &ids))),
+        "PS-30",
+    );
+    // Three 8-byte ids: 24 bytes, 32 characters of base64.
+    let lack = format!("<lack ids='{}'/>", "A".repeat(32));
+    check(
+        out(5, &iq(true, "set", "r9", &reconcile("edges", &lack))),
+        "PS-82",
+    );
+    let items: String = ["x", "y", "z"]
+        .iter()
+        .map(|u| item(&format!("{u}@{H}"), ""))
+        .collect();
+    check(out(5, &iq(true, "set", "b9", &batch(&items))), "PS-42");
+    let status = format!("<status>{}</status>{}", "x".repeat(5000), marker("fanout"));
+    check(out(5, &presence(None, JULIET_R, P, &status)), "PS-41");
+    // The peer's hello lowers the effective limit below the context's.
+    let small_hello = hello(E2, Some(E1), 0).replace("hash=", "max-items='1' hash=");
+    let two = reconcile("edges", "<ids prefix='0' ids=''/><ids prefix='1' ids=''/>");
+    let extra = vec![
+        inn(3, &iq(false, "set", "h2", &small_hello)),
+        out(3, &iq(true, "result", "h2", &hello(E1, Some(E2), 0))),
+        out(5, &iq(true, "set", "r9", &two)),
+    ];
+    fails(extra, CheckId::Limits, "PS-30");
+}
+
+#[test]
+fn batch_with_a_publisher_twice() {
+    let two = [item("x@a.example", ""), item("x@a.example", "")].concat();
+    let b = iq(true, "set", "b9", &batch(&two));
+    fails(vec![out(5, &b)], CheckId::BatchPublishers, "PS-42");
+}
+
+#[test]
+fn items_and_edges_of_the_wrong_domains() {
+    let foreign = iq(true, "set", "b9", &batch(&item(ROMEO, "")));
+    fails(vec![out(5, &foreign)], CheckId::ItemEdgeDomains, "PS-39");
+    let except = format!("{}<except jid='nurse@{H}'/>", avail("x@a.example/r", ""));
+    let b = iq(true, "set", "b9", &batch(&item("x@a.example", &except)));
+    fails(vec![out(5, &b)], CheckId::ItemEdgeDomains, "PS-39");
+    let alien = item("x@a.example", &avail("y@a.example/r", ""));
+    let b = iq(true, "set", "b9", &batch(&alien));
+    fails(vec![out(5, &b)], CheckId::ItemEdgeDomains, "PS-39");
+    let edge = format!("<edge publisher='{JULIET}' subscriber='escalus@{L}'/>");
+    let q = iq(true, "set", "r9", &reconcile("edges", &edge));
+    fails(vec![out(5, &q)], CheckId::ItemEdgeDomains, "PS-74");
+}
+
+#[test]
+fn item_with_a_delay_stamp_or_a_marker() {
+    let delay = "<delay xmlns='urn:xmpp:delay' stamp='2002-09-10T23:08:25Z'/>";
+    for extra in [delay.to_owned(), marker("fanout")] {
+        let stamped = item("x@a.example", &avail("x@a.example/r", &extra));
+        let b = iq(true, "set", "b9", &batch(&stamped));
+        fails(vec![out(5, &b)], CheckId::ItemContent, "PS-8");
+    }
+}
+
+#[test]
+fn domain_presence() {
+    let live = presence(None, JULIET_R, P, &marker("fanout"));
+    let probe = presence(Some("probe"), JULIET_R, P, &marker("fanout"));
+    fails(vec![out(5, &probe)], CheckId::DomainPresence, "PS-46");
+    let to_user = presence(None, JULIET_R, ROMEO, &marker("fanout"));
+    fails(vec![out(5, &to_user)], CheckId::DomainPresence, "PS-46");
+    // Before the hello exchange completes, and after the link went down.
+    let early = vec![up(0, P, true), out(1, &live)];
+    fails_with(
+        &early,
+        &AuditContext::default(),
+        CheckId::DomainPresence,
+        "PS-46",
+    );
+    fails(
+        vec![down(5), out(6, &live)],
+        CheckId::DomainPresence,
+        "PS-46",
+    );
+    // An error answering a request of the session ends it too.
+    let query = reconcile("edges", "<ids prefix='' ids=''/>");
+    let extra = vec![
+        inn(3, &iq(false, "set", "r1", &query)),
+        out(3, &iq(true, "error", "r1", "<error type='modify'/>")),
+        out(4, &live),
+    ];
+    fails(extra, CheckId::DomainPresence, "PS-46");
+}
+
+#[test]
+fn hello_with_a_cache_but_no_peer_epoch() {
+    let h = iq(true, "set", "h9", &hello(E1, None, 5));
+    let records = [up(0, P, true), out(1, &h)];
+    fails_with(
+        &records,
+        &AuditContext::default(),
+        CheckId::HelloCachedRoot,
+        "PS-18",
+    );
+}
+
+#[test]
+fn hellos_must_be_answered() {
+    let request = || inn(3, &iq(false, "set", "h9", &hello(E2, Some(E1), 0)));
+    fails(vec![request()], CheckId::HelloAnswered, "PS-17");
+    let empty = out(3, &iq(true, "result", "h9", ""));
+    fails(vec![request(), empty], CheckId::HelloAnswered, "PS-17");
+    let sha = hello(E1, Some(E2), 0).replace("blake3", "sha-256");
+    let other_algo = out(3, &iq(true, "result", "h9", &sha));
+    fails(vec![request(), other_algo], CheckId::HelloAnswered, "PS-17");
+    // A link loss before the answer is no failure.
+    assert_eq!(
+        outcome(&with(vec![request(), down(4)]), CheckId::HelloAnswered),
+        Outcome::Pass
+    );
+}
+
+#[test]
+fn reconcile_queries_are_answered_once() {
+    let request = || {
+        inn(
+            3,
+            &iq(
+                false,
+                "set",
+                "r9",
+                &reconcile("edges", "<ids prefix='' ids=''/>"),
+            ),
+        )
+    };
+    let ok = || out(3, &iq(true, "result", "r9", &reconcile("edges", "")));
+    fails(vec![request()], CheckId::ReconcileAnswered, "PS-23");
+    fails(
+        vec![request(), ok(), ok()],
+        CheckId::ReconcileAnswered,
+        "PS-23",
+    );
+    let wrong_set = out(3, &iq(true, "result", "r9", &reconcile("presence", "")));
+    fails(
+        vec![request(), wrong_set],
+        CheckId::ReconcileAnswered,
+        "PS-23",
+    );
+    let records = with(vec![request(), ok()]);
+    assert_eq!(outcome(&records, CheckId::ReconcileAnswered), Outcome::Pass);
+}
+
+#[test]
+fn window() {
+    let query = reconcile("edges", "<ids prefix='' ids=''/>");
+    let q = |i: u64| out(3 + i, &iq(true, "set", &format!("r{i}"), &query));
+    let answer = |i: u64| inn(3 + i, &iq(false, "result", &format!("r{i}"), ""));
+    fails((0..5).map(q).collect(), CheckId::Window, "PS-50");
+    // Four outstanding at most: fine.
+    let records = with(vec![q(0), q(1), q(2), q(3), answer(0), q(4)]);
+    assert_eq!(outcome(&records, CheckId::Window), Outcome::Pass);
+    // Outstanding requests vanish with the link.
+    let records = with(vec![q(0), q(1), q(2), q(3), down(9), up(10, P, true), q(5)]);
+    assert_eq!(outcome(&records, CheckId::Window), Outcome::Pass);
+}
+
+#[test]
+fn nothing_of_the_namespace_to_a_legacy_peer() {
+    let live = presence(None, JULIET_R, L, &marker("fanout"));
+    fails(vec![out_to(5, L, &live)], CheckId::LegacySilence, "PS-5");
+}
+
+#[test]
+fn a_peer_that_advertises_the_extension_by_disco_is_no_legacy_peer() {
+    let disco = "http://jabber.org/protocol/disco#info";
+    let feature = format!("<query xmlns='{disco}'><feature var='{NS}'/></query>");
+    let live = presence(None, JULIET_R, L, &marker("fanout"));
+    let answer = at(
+        4,
+        RecordKind::In {
+            peer: L.to_owned(),
+            stanza: el(&iq(false, "result", "d1", &feature)),
+        },
+    );
+    let records = with(vec![answer, out_to(5, L, &live)]);
+    assert_eq!(
+        outcome(&records, CheckId::LegacySilence),
+        Outcome::NotExercised
+    );
+}
+
+#[test]
+fn no_probes_and_no_per_user_presence_in_a_session() {
+    let probe = presence(Some("probe"), JULIET, ROMEO, "");
+    fails(vec![out(5, &probe)], CheckId::NoPerUserPresence, "PS-66");
+    let broadcast = presence(None, JULIET_R, ROMEO, "");
+    fails(
+        vec![out(5, &broadcast)],
+        CheckId::NoPerUserPresence,
+        "PS-66",
+    );
+    let gone = presence(Some("unavailable"), JULIET_R, ROMEO, "");
+    fails(vec![out(5, &gone)], CheckId::NoPerUserPresence, "PS-66");
+    // An answer to a probe is fine, but only at the time of the first answer.
+    let asked = inn(5, &presence(Some("probe"), ROMEO, JULIET, ""));
+    let findings = run(&with(vec![asked, out(5, &broadcast), out(9, &broadcast)]));
+    let f = &findings[CheckId::NoPerUserPresence as usize];
+    assert!(
+        matches!(f.outcome, Outcome::Fail { count: 1, .. }),
+        "{}",
+        show(&findings)
+    );
+    assert_eq!(f.violations()[0].time, SimTime::from_millis(9));
+}
+
+#[test]
+fn repairs() {
+    let repair = |ty, from, to| presence(Some(ty), from, to, &marker("repair"));
+    fails(
+        vec![out(5, &repair("subscribe", JULIET_R, ROMEO))],
+        CheckId::Repairs,
+        "PS-61",
+    );
+    fails(
+        vec![out(5, &repair("unsubscribed", JULIET, P))],
+        CheckId::Repairs,
+        "PS-61",
+    );
+    let available = presence(None, JULIET, ROMEO, &marker("repair"));
+    fails(vec![out(5, &available)], CheckId::Repairs, "PS-60");
+    let full = format!("<repair xmlns='{NS}' n='1'/>");
+    let not_empty = presence(Some("subscribe"), JULIET, ROMEO, &full);
+    fails(vec![out(5, &not_empty)], CheckId::Repairs, "PS-60");
+    // subscribe and unsubscribe from juliet to romeo repair the same pair (romeo, juliet).
+    let sub = repair("subscribe", JULIET, ROMEO);
+    let unsub = repair("unsubscribe", JULIET, ROMEO);
+    fails(
+        vec![out(5, &sub), out(6, &unsub)],
+        CheckId::Repairs,
+        "PS-83",
+    );
+    // ... but unsubscribed from juliet to romeo is the pair (juliet, romeo), and a new
+    // session may repair a pair again.
+    let records = with(vec![
+        out(5, &sub),
+        out(6, &repair("unsubscribed", JULIET, ROMEO)),
+        down(7),
+        up(8, P, true),
+        out(9, &iq(true, "set", "h5", &hello(E1, Some(E2), 0))),
+        inn(10, &iq(false, "result", "h5", &hello(E2, Some(E1), 0))),
+        out(11, &sub),
+    ]);
+    assert_eq!(outcome(&records, CheckId::Repairs), Outcome::Pass);
+}
+
+#[test]
+fn shutdown_messages() {
+    let stop = || at(20, RecordKind::Shutdown);
+    fails(vec![stop()], CheckId::Shutdown, "PS-54");
+    let twice = vec![stop(), out(20, &shutdown(E1)), out(20, &shutdown(E1))];
+    fails(twice, CheckId::Shutdown, "PS-54");
+    fails(
+        vec![stop(), out(20, &shutdown(E2))],
+        CheckId::Shutdown,
+        "PS-54",
+    );
+    fails(vec![out(5, &shutdown(E1))], CheckId::Shutdown, "PS-54");
+    // Without a session, or with a request unanswered for 60 s (PS-51), nothing is owed.
+    let records = [up(0, P, true), at(20, RecordKind::Shutdown)];
+    assert_eq!(outcome(&records, CheckId::Shutdown), Outcome::NotExercised);
+    let b = iq(true, "set", "b9", &batch(&item("x@a.example", "")));
+    let lapsed = with(vec![out(5, &b), at(60_005, RecordKind::Shutdown)]);
+    assert_eq!(outcome(&lapsed, CheckId::Shutdown), Outcome::NotExercised);
+}
+
+#[test]
+fn epochs() {
+    let changed = out(5, &iq(true, "set", "h9", &hello(E3, Some(E2), 0)));
+    fails(vec![changed], CheckId::Epochs, "PS-12");
+    let stale_batch = batch(&item("x@a.example", "")).replace(E1, E3);
+    fails(
+        vec![out(5, &iq(true, "set", "b9", &stale_batch))],
+        CheckId::Epochs,
+        "PS-12",
+    );
+    let crash = [at(5, RecordKind::Crash), at(6, RecordKind::Restart)];
+    fails(
+        [crash.to_vec(), prefix()].concat(),
+        CheckId::Epochs,
+        "PS-12",
+    );
+}
+
+#[test]
+fn hello_while_another_is_unanswered() {
+    let hello = |ms, id| out(ms, &iq(true, "set", id, &hello(E1, None, 0)));
+    let records = [up(0, P, true), hello(1, "h1"), hello(2, "h2")];
+    fails_with(
+        &records,
+        &AuditContext::default(),
+        CheckId::HelloPacing,
+        "PS-20",
+    );
+    // A hello unanswered for 60 s has failed (PS-51) and holds nothing back.
+    let records = [up(0, P, true), hello(1, "h1"), hello(60_001, "h2")];
+    assert_eq!(outcome(&records, CheckId::HelloPacing), Outcome::Pass);
+}
+
+#[test]
+fn stanzas_of_a_crashed_host_are_ignored() {
+    let live = presence(None, JULIET_R, P, &marker("fanout"));
+    let records = with(vec![at(5, RecordKind::Crash), out(5, &live)]);
+    assert_eq!(
+        outcome(&records, CheckId::DomainPresence),
+        Outcome::NotExercised
+    );
+}
+
+// ---- end to end ----
+
+type World = Net<Recorder<Server>>;
+
+const A_USERS: [&str; 3] = [JULIET, "nurse@a.example", "mercutio@a.example"];
+const B_USERS: [&str; 3] = [ROMEO, "benvolio@b.example", "tybalt@b.example"];
+
+fn user(s: &str) -> BareJid {
+    BareJid::new(s).unwrap()
+}
+
+fn sync(domain: &str, seed: u64) -> Recorder<Server> {
+    let setup = SyncSetup::default();
+    Recorder::new(Server::with_sync(domain, Flavour::Prosody, setup, seed))
+}
+
+/// A local action of `user`'s server at the current time. The reference server takes the
+/// time of a local action from its latest input from the driver; a timer call first (which
+/// does nothing when nothing is due) gives it the current time (see
+/// [`reference_server_keeps_its_sessions_across_a_quiet_period`]).
+fn local(net: &mut World, u: &BareJid, f: impl FnOnce(&mut Server, &BareJid)) {
+    net.with_host(u.domain().as_str(), |h, now| {
+        h.handle_timeout(now);
+        f(h.at(now), u)
+    });
+}
+
+fn login(net: &mut World, users: &[&str]) {
+    for u in users {
+        local(net, &user(u), |h, u| {
+            h.login(u, "r", ResourcePresence::default())
+        });
+        net.drive();
+    }
+}
+
+/// `tests/support`'s small world between a.example and b.example (and, with `legacy`,
+/// c.example without the extension), everybody online.
+fn world(seed: u64, legacy: bool) -> World {
+    use NamedState::*;
+    let mut net = Net::new(seed);
+    net.add_host(sync(H, seed));
+    net.add_host(sync(P, seed + 1));
+    let mut users = [A_USERS, B_USERS].concat();
+    if legacy {
+        net.add_host(Recorder::new(Server::new(L, Flavour::Prosody)));
+        users.push("escalus@c.example");
+    }
+    for u in &users {
+        let u = user(u);
+        net.with_host(u.domain().as_str(), |h, _| h.add_user(&u));
+    }
+    let mut relate = |a: &str, b: &str, at_a, at_b| {
+        let (a, b) = (user(a), user(b));
+        for (u, c, s) in [(&a, &b, at_a), (&b, &a, at_b)] {
+            let sub = Subscription::named(s);
+            net.with_host(u.domain().as_str(), |h, _| h.set_roster_item(u, c, sub));
+        }
+    };
+    relate(JULIET, ROMEO, Both, Both);
+    relate(JULIET, "benvolio@b.example", Both, Both);
+    relate("nurse@a.example", ROMEO, Both, Both);
+    relate("mercutio@a.example", "tybalt@b.example", Both, Both);
+    relate(
+        "nurse@a.example",
+        "benvolio@b.example",
+        NonePendingOut,
+        NonePendingIn,
+    );
+    if legacy {
+        relate(JULIET, "escalus@c.example", Both, Both);
+        net.connect(H, L, LinkConfig::default());
+    }
+    net.connect(H, P, LinkConfig::default());
+    net.drive();
+    login(&mut net, &users);
+    net
+}
+
+#[test]
+fn two_reference_servers_pass_the_audit() {
+    let mut net = world(1, true);
+    // A link loss with a change on each side.
+    net.partition(H, P);
+    let five = ResourcePresence {
+        priority: 5,
+        ..Default::default()
+    };
+    local(&mut net, &user(JULIET), |h, u| h.set_presence(u, "r", five));
+    local(&mut net, &user(B_USERS[1]), |h, u| h.logout(u, "r"));
+    net.drive();
+    net.repair(H, P);
+    net.drive();
+    // A crash during which b.example's rosters lose two subscriptions (repairs follow).
+    net.crash(P);
+    net.with_host(P, |h, _| {
+        let (none, from) = (NamedState::None, NamedState::From);
+        h.set_roster_item(
+            &user(B_USERS[2]),
+            &user(A_USERS[2]),
+            Subscription::named(none),
+        );
+        h.set_roster_item(&user(B_USERS[1]), &user(JULIET), Subscription::named(from));
+    });
+    net.restart(P);
+    net.drive();
+    login(&mut net, &B_USERS);
+    // A clean shutdown of a.example and its return.
+    net.shutdown(H);
+    net.drive();
+    net.restart(H);
+    net.drive();
+    login(&mut net, &A_USERS);
+    // No check fails on either host, and every check is exercised on one of them.
+    let audits = [H, P].map(|d| audit(d, net.host(d).records(), &AuditContext::default()));
+    let report = format!("{H}:\n{}{P}:\n{}", show(&audits[0]), show(&audits[1]));
+    assert!(
+        audits.iter().flatten().all(|f| !f.outcome.is_fail()),
+        "{report}"
+    );
+    for c in CHECKS {
+        let exercised = audits
+            .iter()
+            .any(|a| a[c.id as usize].outcome == Outcome::Pass);
+        assert!(
+            exercised,
+            "{} is exercised by neither host:\n{report}",
+            c.name
+        );
+    }
+}
+
+/// Random changes and faults (as `tests/sync.rs`'s proptest does, with links dropped in the
+/// middle of exchanges), then both hosts audited.
+#[test]
+fn random_changes_and_faults_pass_the_audit() {
+    use crate::sim::Verdict;
+    use crate::workload::SplitMix64;
+    use std::time::Duration;
+    let users = [A_USERS, B_USERS].concat();
+    for seed in 1..=60u64 {
+        let mut rng = SplitMix64::new(seed);
+        let mut net = world(seed, false);
+        let mut ops = Vec::new();
+        for _ in 0..24 {
+            let (u, c) = (
+                user(users[rng.below(6) as usize]),
+                user(users[rng.below(6) as usize]),
+            );
+            let d = u.domain().to_string();
+            let op = rng.below(15);
+            ops.push(op);
+            match op {
+                0..=3 => {
+                    let p = ResourcePresence {
+                        priority: rng.below(9) as i8,
+                        ..Default::default()
+                    };
+                    local(&mut net, &u, |h, u| h.set_presence(u, "r", p));
+                }
+                4 => local(&mut net, &u, |h, u| h.logout(u, "r")),
+                5 => local(&mut net, &u, |h, u| h.subscribe(u, &c)),
+                6 => local(&mut net, &u, |h, u| h.approve(u, &c)),
+                7 => local(&mut net, &u, |h, u| h.unsubscribe(u, &c)),
+                8 => local(&mut net, &u, |h, u| h.block(u, &c)),
+                9 => net.partition(H, P),
+                10 => net.repair(H, P),
+                11 => {
+                    let at = net.sent_count() + rng.below(12);
+                    net.set_filter(move |e| match e.index == at {
+                        true => Verdict::DropLinkAfter,
+                        false => Verdict::Deliver,
+                    });
+                }
+                12 | 13 if !net.is_running(&d) => net.restart(&d),
+                12 => net.crash(&d),
+                13 => net.shutdown(&d),
+                _ => {
+                    net.drive_for(Duration::from_secs(rng.below(400)));
+                }
+            }
+            net.drive_bounded(100_000).expect("no livelock");
+        }
+        net.clear_filter();
+        for d in [H, P] {
+            if !net.is_running(d) {
+                net.restart(d);
+            }
+        }
+        net.repair(H, P);
+        net.drive_bounded(100_000).expect("no livelock");
+        for d in [H, P] {
+            let findings = audit(d, net.host(d).records(), &AuditContext::default());
+            let failed = findings.iter().any(|f| f.outcome.is_fail());
+            assert!(
+                !failed,
+                "seed {seed}, ops {ops:?}, {d}:\n{}",
+                show(&findings)
+            );
+        }
+    }
+}
+
+/// Found by this audit: a local action stamped its requests with the time of the server's
+/// latest input from the driver, so after two quiet minutes a block sent a batch "sent two
+/// minutes ago" whose request timeout (PS-51) expired at once, and the clean stop that
+/// followed announced nothing (PS-54). Drivers now tell the server the time before a local
+/// action (`Server::set_clock`, `Subject::set_clock`).
+#[test]
+fn reference_server_keeps_its_sessions_across_a_quiet_period() {
+    let mut net = world(5, false);
+    net.drive_for(std::time::Duration::from_secs(120));
+    net.with_host(H, |h, now| {
+        let server = h.at(now);
+        server.set_clock(now);
+        server.block(&user(JULIET), &user(ROMEO));
+    });
+    net.drive();
+    net.shutdown(H);
+    net.drive();
+    let findings = audit(H, net.host(H).records(), &AuditContext::default());
+    let log: Vec<String> = net
+        .host(H)
+        .sync_log()
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect();
+    let failed = findings.iter().any(|f| f.outcome.is_fail());
+    assert!(!failed, "{}\n{log:#?}", show(&findings));
+}

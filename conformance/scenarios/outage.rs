@@ -1,0 +1,401 @@
+//! Link losses: with and without changes, cut again at every message of the resync, crashes
+//! and changes in the middle of a sync, an outage longer than the grace period, and sessions
+//! that keep failing.
+
+use std::time::Duration;
+
+use super::{A, B, Body, Ctx, Scenario, truth, truth_reqs};
+use crate::conformance::check::{Check, Outcome};
+use crate::conformance::record::RecordKind;
+use crate::conformance::workload::{Change, Churn};
+use crate::conformance::world::{Phase, World};
+use crate::server::Flavour;
+use crate::sim::Verdict;
+
+pub(super) fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "link-loss",
+            about: "the link is lost and comes back without a restart; d changes (presence, subscriptions, blocks) happened on both sides meanwhile",
+            run: link_loss,
+        },
+        Scenario {
+            name: "link-loss-unchanged",
+            about: "the link is lost and comes back; nothing changed",
+            run: link_loss_unchanged,
+        },
+        Scenario {
+            name: "drop-at-every-index",
+            about: "the resync after a link loss with changes is cut after its i-th message, for every i; the link then comes back",
+            run: drop_at_every_index,
+        },
+        Scenario {
+            name: "crash-mid-sync",
+            about: "during the pull after a restart, either side crashes, restarts and logs in again",
+            run: crash_mid_sync,
+        },
+        Scenario {
+            name: "changes-during-sync",
+            about: "presence, subscription and block changes arrive on both sides in the middle of a resync",
+            run: changes_during_sync,
+        },
+        Scenario {
+            name: "long-outage",
+            about: "the peer stays down for longer than the grace period, then restarts",
+            run: long_outage,
+        },
+        Scenario {
+            name: "failing-sessions",
+            about: "every hello is lost: sessions time out, are retried and finally fall back to RFC 6121",
+            run: failing_sessions,
+        },
+    ]
+}
+
+/// Partition, `changes` on both sides, then the measured repair of the link.
+fn link_loss_with(w: &mut World, changes: &[Change]) -> Phase {
+    w.net.partition(A, B);
+    apply(w, changes);
+    w.net.drive();
+    w.measure_plain(|w| w.net.repair(A, B))
+}
+
+fn apply(w: &mut World, changes: &[Change]) {
+    for c in changes {
+        let d = c.domain().to_owned();
+        w.act(&d, |s| c.apply(s));
+    }
+}
+
+/// The requirements a resync after a link loss exercises: the hello and its comparisons,
+/// the descent rules, verification, and the transmission of changes.
+const RESYNC: [&str; 13] = [
+    "PS-16", "PS-19", "PS-23", "PS-24", "PS-25", "PS-26", "PS-27", "PS-28", "PS-29", "PS-33",
+    "PS-34", "PS-36", "PS-37",
+];
+
+fn link_loss(ctx: &Ctx<'_>) -> Body {
+    let changes = ctx.fed.churn(ctx.changes, ctx.seed);
+    let mut w = ctx.pair();
+    let phase = link_loss_with(&mut w, &changes);
+    let mut base = ctx.baseline(Flavour::Prosody);
+    let baseline = link_loss_with(&mut base, &changes);
+    let mut body = Body::default();
+    let mut reqs = truth_reqs(&RESYNC);
+    reqs.extend(["PS-44", "PS-49", "PS-63", "PS-67"]);
+    body.check(truth(
+        "after the link is back every user sees exactly its contacts' presence (RFC 6121 leaves stale presence here)",
+        &reqs,
+        &phase,
+    ));
+    let d = changes.len() as u64;
+    let bound = 6 + 3 * d;
+    body.check(Check::new(
+        format!(
+            "the resync costs in proportion to the {d} changes (at most 6 + 3d = {bound} stanzas)"
+        ),
+        &["PS-24", "PS-25", "PS-26"],
+        phase.stanzas <= bound,
+        || format!("{} stanzas", phase.stanzas),
+    ));
+    body.phase = Some(phase);
+    body.baseline = Some(baseline);
+    body.worlds.push(w);
+    body
+}
+
+fn link_loss_unchanged(ctx: &Ctx<'_>) -> Body {
+    let mut w = ctx.pair();
+    let phase = link_loss_with(&mut w, &[]);
+    let mut base = ctx.baseline(Flavour::Prosody);
+    let baseline = link_loss_with(&mut base, &[]);
+    let mut body = Body::default();
+    body.check(Check::new(
+        "equal state after a link loss costs one hello exchange: 2 stanzas, 1 round trip",
+        &["PS-10", "PS-17", "PS-19"],
+        phase.stanzas <= 2 && phase.round_trips <= 1,
+        || {
+            format!(
+                "{} stanzas, {} round trips: {:?}",
+                phase.stanzas, phase.round_trips, phase.kinds
+            )
+        },
+    ));
+    body.check(truth(
+        "after the link is back every user sees exactly its contacts' presence",
+        &truth_reqs(&["PS-19"]),
+        &phase,
+    ));
+    body.phase = Some(phase);
+    body.baseline = Some(baseline);
+    body.worlds.push(w);
+    body
+}
+
+/// Lets timers run (retries, the non-driver's hello) until the network is quiet for good.
+fn settle(w: &mut World) {
+    w.net.drive();
+    w.net.drive_for(Duration::from_secs(120));
+}
+
+fn drop_at_every_index(ctx: &Ctx<'_>) -> Body {
+    let changes = ctx.fed.churn(ctx.changes, ctx.seed);
+    let mut w = ctx.pair();
+    let n = link_loss_with(&mut w, &changes).stanzas;
+    let mut failures = Vec::new();
+    let mut body = Body::default();
+    for i in 0..n {
+        let mut w = ctx.pair();
+        w.net.partition(A, B);
+        apply(&mut w, &changes);
+        w.net.drive();
+        let cut = w.net.sent_count() + i;
+        w.net.set_filter(move |e| {
+            if e.index == cut {
+                Verdict::DropLinkAfter
+            } else {
+                Verdict::Deliver
+            }
+        });
+        w.net.repair(A, B);
+        w.net.drive();
+        w.net.clear_filter();
+        w.net.drive_for(Duration::from_secs(1));
+        if !w.net.is_link_up(A, B) {
+            w.net.repair(A, B);
+        }
+        settle(&mut w);
+        let diff = w.diff();
+        if !diff.is_empty() {
+            failures.push(format!(
+                "cut after message {i}: {} differences, first {}",
+                diff.len(),
+                diff[0]
+            ));
+        }
+        body.worlds.push(w);
+    }
+    body.check(Check::new(
+        format!("a resync cut after any of its {n} messages converges once the link is back"),
+        &["PS-16", "PS-19", "PS-36", "PS-37", "PS-44", "PS-56"],
+        failures.is_empty() && n > 0,
+        || {
+            if n == 0 {
+                "the resync sent nothing".into()
+            } else {
+                failures.join("; ")
+            }
+        },
+    ));
+    body
+}
+
+/// Runs `w` event by event until `k` more stanzas were delivered (or it is quiet).
+fn run_until_stanzas(w: &mut World, k: u64) {
+    let target = w.net.stats().total().stanzas + k;
+    while w.net.stats().total().stanzas < target {
+        if w.net.drive_bounded(1).is_ok() {
+            break;
+        }
+    }
+}
+
+fn crash_mid_sync(ctx: &Ctx<'_>) -> Body {
+    let mut body = Body::default();
+    for victim in [A, B] {
+        // How long the pull after a cold restart of A is.
+        let mut w = ctx.pair();
+        w.net.crash(A);
+        w.net.drive_for(Duration::from_secs(5));
+        let full = w.measure_plain(|w| {
+            w.net.restart(A);
+            w.log_in(ctx.fed, A);
+        });
+        let mut w = ctx.pair();
+        w.net.crash(A);
+        w.net.drive_for(Duration::from_secs(5));
+        w.net.reset_stats();
+        w.net.restart(A);
+        w.log_in(ctx.fed, A);
+        run_until_stanzas(&mut w, full.stanzas / 2);
+        w.net.crash(victim);
+        w.net.drive_for(Duration::from_secs(5));
+        let phase = w.measure_plain(|w| {
+            w.net.restart(victim);
+            w.log_in(ctx.fed, victim);
+        });
+        let mut w2 = w;
+        settle(&mut w2);
+        let diff = w2.diff();
+        body.check(Check::empty(
+            format!(
+                "{victim} crashes after {} of the {} stanzas of a pull, restarts: every user then sees exactly its contacts' presence",
+                full.stanzas / 2,
+                full.stanzas
+            ),
+            &truth_reqs(&["PS-12", "PS-13", "PS-19", "PS-56"]),
+            &diff,
+        ));
+        if victim == A {
+            body.phase = Some(phase);
+        }
+        body.worlds.push(w2);
+    }
+    body
+}
+
+fn changes_during_sync(ctx: &Ctx<'_>) -> Body {
+    let changes = ctx.fed.churn(ctx.changes, ctx.seed);
+    let during = ctx
+        .fed
+        .churn_with(ctx.changes, &Churn::default(), ctx.seed ^ 0xd0);
+    let mut w = ctx.pair();
+    let n = link_loss_with(&mut w, &changes).stanzas;
+    let mut w = ctx.pair();
+    w.net.partition(A, B);
+    apply(&mut w, &changes);
+    w.net.drive();
+    let mut body_checks = Vec::new();
+    // Live presence changes of A's publishers made while the resync's bulk is under way:
+    // each must leave at once, ahead of the queued bulk (PS-52).
+    let mut live = 0;
+    let mut late = Vec::new();
+    let phase = w.measure_plain(|w| {
+        w.net.repair(A, B);
+        run_until_stanzas(w, n / 3);
+        for c in &during {
+            let publishes = match c {
+                Change::Presence { user, .. } if c.domain() == A => {
+                    w.server(A).accounts().get(user).is_some_and(|a| {
+                        a.roster
+                            .iter()
+                            .any(|(s, sub)| s.domain().as_str() == B && sub.from())
+                    })
+                }
+                _ => false,
+            };
+            let before = w.net.host(A).records().len();
+            apply(w, std::slice::from_ref(c));
+            if publishes {
+                live += 1;
+                let sent = w.net.host(A).records()[before..]
+                    .iter()
+                    .any(|r| match &r.kind {
+                        RecordKind::Out { stanza, .. } => stanza
+                            .children()
+                            .any(|ch| ch.name() == "fanout" || ch.name() == "batch"),
+                        _ => false,
+                    });
+                if !sent {
+                    late.push(format!("{c:?}"));
+                }
+            }
+        }
+    });
+    body_checks.push(if live == 0 {
+        Check::with(
+            "live changes during a resync leave at once",
+            &["PS-52"],
+            Outcome::NotExercised("no live change of a publisher during the resync".into()),
+        )
+    } else {
+        Check::new(
+            format!("{live} live presence changes made during the resync are sent at once, ahead of the queued bulk"),
+            &["PS-52"],
+            late.is_empty(),
+            || format!("held back: {}", late.join("; ")),
+        )
+    });
+    let mut w2 = w;
+    settle(&mut w2);
+    let mut body = Body {
+        checks: body_checks,
+        ..Body::default()
+    };
+    let mut reqs = truth_reqs(&RESYNC);
+    reqs.extend(["PS-44", "PS-49", "PS-63", "PS-67"]);
+    body.check(Check::empty(
+        format!(
+            "{} changes made after {} of the resync's {n} stanzas: every user then sees exactly its contacts' presence",
+            during.len(),
+            n / 3
+        ),
+        &reqs,
+        &w2.diff(),
+    ));
+    body.phase = Some(phase);
+    body.worlds.push(w2);
+    body
+}
+
+fn long_outage(ctx: &Ctx<'_>) -> Body {
+    let mut w = ctx.pair();
+    w.net.crash(B);
+    w.net.drive_for(Duration::from_secs(310));
+    let mut body = Body::default();
+    let shown: Vec<String> = {
+        let s = w.server(A);
+        s.online()
+            .keys()
+            .filter_map(|u| s.view(u).map(|v| (u, v)))
+            .flat_map(|(u, v)| {
+                v.keys()
+                    .filter(|c| c.domain().as_str() == B)
+                    .map(move |c| format!("{u} still sees {c}"))
+            })
+            .collect()
+    };
+    body.check(Check::empty(
+        "after 300 s without the peer, its users' presence is no longer shown",
+        &["PS-56"],
+        &shown,
+    ));
+    let phase = w.measure_plain(|w| {
+        w.net.restart(B);
+        w.log_in(ctx.fed, B);
+    });
+    body.check(truth(
+        "after the peer's restart every user sees exactly its contacts' presence",
+        &truth_reqs(&["PS-19", "PS-34", "PS-56"]),
+        &phase,
+    ));
+    body.phase = Some(phase);
+    body.worlds.push(w);
+    body
+}
+
+fn failing_sessions(ctx: &Ctx<'_>) -> Body {
+    let mut w = ctx.pair();
+    w.net.partition(A, B);
+    w.net.drive();
+    w.net.set_filter(|e| {
+        let hello = e.stanza.children().any(|c| c.name() == "hello");
+        if hello {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let phase = w.measure_for(Duration::from_secs(600), |w| w.net.repair(A, B));
+    let probes = phase
+        .kinds
+        .iter()
+        .filter(|k| k.0 == "presence/probe")
+        .map(|k| k.1)
+        .sum::<u64>();
+    let mut body = Body::default();
+    body.check(Check::new(
+        "after three failed sessions the peer is treated as legacy: RFC 6121 probes go out",
+        &["PS-51", "PS-57", "PS-58"],
+        probes > 0,
+        || format!("no probe in {:?}", phase.kinds),
+    ));
+    body.check(Check::empty(
+        "after the fallback every user sees exactly its contacts' presence",
+        &truth_reqs(&["PS-58"]),
+        &phase.diff,
+    ));
+    body.phase = Some(phase);
+    body.worlds.push(w);
+    body
+}

@@ -1,0 +1,374 @@
+//! Peers of every kind: live changes in an established session, subscription mismatches,
+//! legacy peers, a hub with many peer domains, and a hostile peer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use jid::BareJid;
+
+use super::{A, B, Body, Ctx, Scenario, truth, truth_reqs};
+use crate::conformance::check::Check;
+use crate::conformance::hostile;
+use crate::conformance::subject::{Implementation, Reference, legacy};
+use crate::conformance::world::{Phase, World};
+use crate::model::edge::{Edge, project};
+use crate::model::{ResourcePresence, Show, Subscription};
+use crate::server::Flavour;
+
+pub(super) fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "live",
+            about: "in an established session: a presence change, a new subscription, a block, an untouched non-NFC status",
+            run: live,
+        },
+        Scenario {
+            name: "mismatch",
+            about: "subscription mismatches on both sides (lost subscription stanzas, a roster restored from an old backup) are found and repaired",
+            run: mismatch,
+        },
+        Scenario {
+            name: "legacy-prosody",
+            about: "the peer is a Prosody-like RFC 6121 server: each side restarts cold with a login storm",
+            run: legacy_prosody,
+        },
+        Scenario {
+            name: "legacy-ejabberd",
+            about: "the peer is an ejabberd-like RFC 6121 server with XEP-0033 grouping: each side restarts cold with a login storm",
+            run: legacy_ejabberd,
+        },
+        Scenario {
+            name: "hub",
+            about: "one server federated with many peer domains restarts cold with a login storm",
+            run: hub,
+        },
+        Scenario {
+            name: "discovery",
+            about: "service discovery, the stream feature and the choice of the hash algorithm",
+            run: |ctx| checks_only(hostile::discovery_checks(ctx.imp, ctx.seed)),
+        },
+        Scenario {
+            name: "hostile-peer",
+            about: "a peer sends malformed, oversized, out-of-order and spoofed stanzas",
+            run: |ctx| checks_only(hostile::checks(ctx.imp, ctx.seed)),
+        },
+        Scenario {
+            name: "oversized-presence",
+            about: "a presence state too large for max-bytes is published reduced",
+            run: |ctx| checks_only(hostile::oversized_checks(ctx.imp, ctx.seed)),
+        },
+    ]
+}
+
+fn checks_only(checks: Vec<Check>) -> Body {
+    Body {
+        checks,
+        ..Body::default()
+    }
+}
+
+/// The online user of `domain` with the most subscribers at `peer`.
+fn busiest_publisher(w: &World, domain: &str, peer: &str) -> Option<(BareJid, String)> {
+    let s = w.server(domain);
+    s.online()
+        .iter()
+        .filter_map(|(u, res)| {
+            let subs = s
+                .accounts()
+                .get(u)?
+                .roster
+                .iter()
+                .filter(|(c, sub)| c.domain().as_str() == peer && sub.from())
+                .count();
+            Some((subs, u.clone(), res.keys().next()?.clone()))
+        })
+        .max_by_key(|(n, _, _)| *n)
+        .filter(|(n, _, _)| *n > 1)
+        .map(|(_, u, r)| (u, r))
+}
+
+fn live(ctx: &Ctx<'_>) -> Body {
+    let mut w = ctx.pair();
+    let mut body = Body::default();
+    let Some((user, resource)) = busiest_publisher(&w, A, B) else {
+        body.check(Check::with(
+            "live change",
+            &["PS-44"],
+            crate::conformance::check::Outcome::NotExercised(
+                "no online user with two subscribers at the peer".into(),
+            ),
+        ));
+        return body;
+    };
+    // A status in decomposed form (e + combining acute): it must arrive unaltered (PS-76).
+    let presence = ResourcePresence {
+        show: Show::Dnd,
+        statuses: [(String::new(), "cafe\u{301} — back soon".to_string())].into(),
+        ..Default::default()
+    };
+    let phase = w.measure_plain(|w| w.act(A, |s| s.set_presence(&user, &resource, presence)));
+    let to_b: u64 = phase
+        .directions
+        .iter()
+        .filter(|d| d.0 == A)
+        .map(|d| d.2)
+        .sum();
+    body.check(Check::new(
+        format!(
+            "a presence change of {user} crosses the link once, whatever its number of subscribers"
+        ),
+        &["PS-44", "PS-45", "PS-66"],
+        to_b == 1,
+        || format!("{to_b} stanzas from {A}: {:?}", phase.kinds),
+    ));
+    body.check(truth(
+        "after the change every user sees exactly its contacts' presence, status text unaltered",
+        &truth_reqs(&["PS-45", "PS-76"]),
+        &phase,
+    ));
+    // A new subscription during the session: the subscriber sees the publisher at once.
+    let Some((sub, publisher)) = new_pair(&w) else {
+        body.phase = Some(phase);
+        body.worlds.push(w);
+        return body;
+    };
+    let sub_phase = w.measure_plain(|w| {
+        w.act(B, |s| s.subscribe(&sub, &publisher));
+        w.net.drive();
+        w.act(A, |s| s.approve(&publisher, &sub));
+    });
+    body.check(truth(
+        format!("{sub} subscribes to {publisher}, who approves: presence follows the subscription"),
+        &truth_reqs(&["PS-47", "PS-49", "PS-67"]),
+        &sub_phase,
+    ));
+    // A block and an unblock: the except list changes (an item, PS-47).
+    let block_phase = w.measure_plain(|w| {
+        w.act(A, |s| s.block(&publisher, &sub));
+    });
+    body.check(truth(
+        format!("{publisher} blocks {sub}: the presence is withdrawn"),
+        &truth_reqs(&["PS-47", "PS-9"]),
+        &block_phase,
+    ));
+    let unblock_phase = w.measure_plain(|w| w.act(A, |s| s.unblock(&publisher, &sub)));
+    body.check(truth(
+        format!("{publisher} unblocks {sub}: the presence is shown again"),
+        &truth_reqs(&["PS-47"]),
+        &unblock_phase,
+    ));
+    body.phase = Some(phase);
+    body.worlds.push(w);
+    body
+}
+
+/// An online user of B and an online user of A with no roster item for each other.
+fn new_pair(w: &World) -> Option<(BareJid, BareJid)> {
+    let (a, b) = (w.server(A), w.server(B));
+    for s in b.online().keys() {
+        let roster = &b.accounts()[s].roster;
+        if let Some(p) = a
+            .online()
+            .keys()
+            .find(|p| roster.get(p).is_none() && a.accounts()[*p].roster.get(s).is_none())
+        {
+            return Some((s.clone(), p.clone()));
+        }
+    }
+    None
+}
+
+/// The cross-domain edges each side projects towards the other.
+fn edge_sets(w: &World) -> (BTreeSet<Edge>, BTreeSet<Edge>) {
+    let a = w.server(A);
+    let b = w.server(B);
+    let ea = project(a.accounts().iter().map(|(u, acc)| (u, &acc.roster)), B).collect();
+    let eb = project(b.accounts().iter().map(|(u, acc)| (u, &acc.roster)), A).collect();
+    (ea, eb)
+}
+
+/// Every roster item of every user of the world.
+fn items(w: &World) -> BTreeMap<(BareJid, BareJid), Subscription> {
+    let mut out = BTreeMap::new();
+    for d in [A, B] {
+        for (u, acc) in w.server(d).accounts() {
+            for (c, sub) in acc.roster.iter() {
+                out.insert((u.clone(), c.clone()), *sub);
+            }
+        }
+    }
+    out
+}
+
+fn mismatch(ctx: &Ctx<'_>) -> Body {
+    let mismatches = ctx.fed.mismatches(ctx.changes.max(6), ctx.seed);
+    let touched: BTreeSet<(BareJid, BareJid)> = mismatches
+        .iter()
+        .flat_map(|m| {
+            [
+                (m.user.clone(), m.contact.clone()),
+                (m.contact.clone(), m.user.clone()),
+            ]
+        })
+        .collect();
+    let script = |w: &mut World| -> Phase {
+        w.net.partition(A, B);
+        for m in &mismatches {
+            w.act(m.domain(), |s| m.apply(s));
+        }
+        w.net.drive();
+        w.measure_plain(|w| {
+            w.net.repair(A, B);
+            w.net.drive();
+            w.net.drive_for(Duration::from_secs(30));
+        })
+    };
+    let mut w = ctx.pair();
+    let before = items(&w);
+    let phase = script(&mut w);
+    let mut base = ctx.baseline(Flavour::Prosody);
+    let baseline = script(&mut base);
+    let mut body = Body::default();
+    let (ea, eb) = edge_sets(&w);
+    let differing: Vec<String> = ea
+        .symmetric_difference(&eb)
+        .take(5)
+        .map(|e| format!("{e:?}"))
+        .collect();
+    body.check(Check::empty(
+        format!(
+            "{} mismatches ({} kinds): both servers project the same edge set afterwards",
+            mismatches.len(),
+            mismatches
+                .iter()
+                .map(|m| m.kind)
+                .collect::<BTreeSet<_>>()
+                .len()
+        ),
+        &[
+            "PS-6", "PS-14", "PS-33", "PS-36", "PS-59", "PS-60", "PS-61", "PS-63", "PS-85",
+        ],
+        &differing,
+    ));
+    let after = items(&w);
+    let changed: Vec<String> = before
+        .iter()
+        .filter(|(k, _)| !touched.contains(*k))
+        .filter(|(k, v)| after.get(*k) != Some(*v))
+        .map(|((u, c), v)| {
+            format!(
+                "{u}'s item for {c} changed from {v:?} to {:?}",
+                after.get(&(u.clone(), c.clone()))
+            )
+        })
+        .collect();
+    body.check(Check::empty(
+        "no roster item outside the mismatched pairs changed",
+        &["PS-61", "PS-64"],
+        &changed,
+    ));
+    body.check(truth(
+        "after the repairs every user sees exactly its contacts' presence",
+        &truth_reqs(&["PS-37", "PS-63"]),
+        &phase,
+    ));
+    body.phase = Some(phase);
+    body.baseline = Some(baseline);
+    body.worlds.push(w);
+    body
+}
+
+/// The subject at A and an RFC 6121 server of `flavour` at B; each restarts cold.
+fn with_legacy(ctx: &Ctx<'_>, flavour: Flavour) -> Body {
+    let script = |w: &mut World| -> Phase {
+        let mut phase = Phase::default();
+        for d in [A, B] {
+            w.net.crash(d);
+            w.net.drive_for(Duration::from_secs(5));
+            let p = w.measure_plain(|w| {
+                w.net.restart(d);
+                w.log_in(ctx.fed, d);
+            });
+            phase = std::mem::take(&mut phase).then(p);
+        }
+        phase
+    };
+    let mut w = World::new(ctx.fed, &[A], |d| {
+        if d == A {
+            ctx.imp.server(d, ctx.seed)
+        } else {
+            legacy(d, flavour)
+        }
+    });
+    w.log_in_all(ctx.fed);
+    let mut body = Body::default();
+    body.check(Check::empty(
+        "with the legacy peer, every user sees exactly its contacts' presence once everyone is logged in",
+        &truth_reqs(&["PS-5"]),
+        &w.diff(),
+    ));
+    let phase = script(&mut w);
+    body.check(truth(
+        "after each side's restart every user sees exactly its contacts' presence (RFC 6121)",
+        &truth_reqs(&["PS-5"]),
+        &phase,
+    ));
+    // The baseline: the same script with an RFC 6121 server (Prosody-like) at A.
+    let mut base = World::new(ctx.fed, &[], |d| {
+        legacy(d, if d == A { Flavour::Prosody } else { flavour })
+    });
+    base.log_in_all(ctx.fed);
+    let baseline = script(&mut base);
+    body.phase = Some(phase);
+    body.baseline = Some(baseline);
+    body.worlds.push(w);
+    body
+}
+
+fn legacy_prosody(ctx: &Ctx<'_>) -> Body {
+    with_legacy(ctx, Flavour::Prosody)
+}
+
+fn legacy_ejabberd(ctx: &Ctx<'_>) -> Body {
+    with_legacy(ctx, Flavour::Ejabberd { multicast: true })
+}
+
+/// The hub's domain.
+const HUB: &str = "hub.example";
+
+fn hub(ctx: &Ctx<'_>) -> Body {
+    let fed = ctx.spec.clone().generate_hub(HUB, ctx.hub_peers);
+    let script = |w: &mut World| -> Phase {
+        w.log_in_all(&fed);
+        w.net.crash(HUB);
+        w.net.drive_for(Duration::from_secs(5));
+        w.measure_plain(|w| {
+            w.net.restart(HUB);
+            w.log_in(&fed, HUB);
+        })
+    };
+    let mut w = World::new(&fed, &[HUB], |d| {
+        if d == HUB {
+            ctx.imp.server(d, ctx.seed)
+        } else {
+            Reference::default().server(d, ctx.seed ^ 0x5eed)
+        }
+    });
+    let phase = script(&mut w);
+    let mut base = World::new(&fed, &[], |d| legacy(d, Flavour::Prosody));
+    let baseline = script(&mut base);
+    let mut body = Body::default();
+    body.check(truth(
+        format!(
+            "the hub restarts with {} peer domains ({} edges): every user sees exactly its contacts' presence",
+            ctx.hub_peers,
+            fed.edges()
+        ),
+        &truth_reqs(&["PS-10", "PS-11", "PS-12", "PS-19", "PS-34"]),
+        &phase,
+    ));
+    body.phase = Some(phase);
+    body.baseline = Some(baseline);
+    body.worlds.push(w);
+    body
+}
