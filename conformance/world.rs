@@ -22,6 +22,30 @@ pub const MAX_EVENTS: u64 = 2_000_000;
 /// A host of the world: a server (under test, peer or baseline), its traffic recorded.
 pub type Node = Recorder<Box<dyn Subject>>;
 
+/// The ground truth of `servers`: for each online user, the presence it is entitled to see
+/// (RFC 6121 subscriptions, XEP-0191 blocks, who is online: [`entitled`]).
+pub fn truth_of(servers: &[&dyn Subject]) -> View {
+    let online: BTreeSet<&BareJid> = servers.iter().flat_map(|s| s.online().keys()).collect();
+    let states: Vec<DomainState<'_>> = servers.iter().map(|s| s.domain_state()).collect();
+    entitled(&states)
+        .into_iter()
+        .filter(|(viewer, _)| online.contains(viewer))
+        .collect()
+}
+
+/// What every online user of `servers` is shown.
+pub fn shown_of(servers: &[&dyn Subject]) -> View {
+    let mut shown = View::new();
+    for s in servers {
+        for user in s.online().keys() {
+            if let Some(v) = s.view(user).filter(|v| !v.is_empty()) {
+                shown.insert(user.clone(), v.clone());
+            }
+        }
+    }
+    shown
+}
+
 /// Stanzas with a `<hello/>` that `node` received from `peer` so far.
 pub fn hellos_received(node: &Node, peer: &str) -> usize {
     node.records()
@@ -132,29 +156,14 @@ impl World {
         }
     }
 
-    /// The ground truth now: for each online user, the presence it is entitled to see
-    /// (RFC 6121 subscriptions, XEP-0191 blocks, who is online: [`entitled`]).
+    /// The ground truth now ([`truth_of`] the running servers).
     pub fn truth(&self) -> View {
-        let servers: Vec<&dyn Subject> = self.up_servers();
-        let online: BTreeSet<&BareJid> = servers.iter().flat_map(|s| s.online().keys()).collect();
-        let states: Vec<DomainState<'_>> = servers.iter().map(|s| s.domain_state()).collect();
-        entitled(&states)
-            .into_iter()
-            .filter(|(viewer, _)| online.contains(viewer))
-            .collect()
+        truth_of(&self.up_servers())
     }
 
-    /// What every online user of a running server is shown.
+    /// What every online user of a running server is shown ([`shown_of`]).
     pub fn shown(&self) -> View {
-        let mut shown = View::new();
-        for s in self.up_servers() {
-            for user in s.online().keys() {
-                if let Some(v) = s.view(user).filter(|v| !v.is_empty()) {
-                    shown.insert(user.clone(), v.clone());
-                }
-            }
-        }
-        shown
+        shown_of(&self.up_servers())
     }
 
     /// The differences between what users are shown and the truth (empty when right).

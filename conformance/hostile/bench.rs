@@ -15,7 +15,8 @@ use jid::BareJid;
 use minidom::Element;
 
 use crate::conformance::subject::{Implementation, Reference, Subject};
-use crate::model::truth::{DomainState, View, differences, entitled};
+use crate::conformance::world::{shown_of, truth_of};
+use crate::model::truth::{View, differences};
 use crate::model::{Account, NamedState, ResourcePresence, Show, Subscription};
 use crate::sim::{Host, LinkConfig, Net, SimTime, Transmit};
 use crate::wire::{Hello, Limits, WireElement, ns};
@@ -346,26 +347,12 @@ impl Bench {
 
     /// The ground truth for the online users of both servers.
     pub fn truth(&self) -> View {
-        let servers = [self.server(A), self.server(B)];
-        let states: Vec<DomainState<'_>> = servers.iter().map(|s| s.domain_state()).collect();
-        let online: Vec<&BareJid> = servers.iter().flat_map(|s| s.online().keys()).collect();
-        entitled(&states)
-            .into_iter()
-            .filter(|(viewer, _)| online.contains(&viewer))
-            .collect()
+        truth_of(&[self.server(A), self.server(B)])
     }
 
     /// What the online users of both servers are shown.
     pub fn shown(&self) -> View {
-        let mut shown = View::new();
-        for s in [self.server(A), self.server(B)] {
-            for user in s.online().keys() {
-                if let Some(v) = s.view(user).filter(|v| !v.is_empty()) {
-                    shown.insert(user.clone(), v.clone());
-                }
-            }
-        }
-        shown
+        shown_of(&[self.server(A), self.server(B)])
     }
 
     /// The differences between what users are shown and the truth.

@@ -333,18 +333,7 @@ fn long_outage(ctx: &Ctx<'_>) -> Body {
     w.net.crash(B);
     w.net.drive_for(Duration::from_secs(310));
     let mut body = Body::default();
-    let shown: Vec<String> = {
-        let s = w.server(A);
-        s.online()
-            .keys()
-            .filter_map(|u| s.view(u).map(|v| (u, v)))
-            .flat_map(|(u, v)| {
-                v.keys()
-                    .filter(|c| c.domain().as_str() == B)
-                    .map(move |c| format!("{u} still sees {c}"))
-            })
-            .collect()
-    };
+    let shown = super::restart::shown_of(&w, A, B);
     body.check(Check::empty(
         "after 300 s without the peer, its users' presence is no longer shown",
         &["PS-56"],
