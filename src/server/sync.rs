@@ -264,6 +264,12 @@ impl Server {
                 &item_edges(user, contact, after),
             );
         }
+        // PS-49: a subscription that ends (or begins) changes what the user is shown of the
+        // cache at once, whatever changed the roster; the publisher's entry may not change
+        // at all, so no item would bring it.
+        if before.to() != after.to() {
+            self.show_cached(user, contact);
+        }
         self.sync_publish(user);
     }
 
