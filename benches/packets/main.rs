@@ -108,9 +108,9 @@ use jid::BareJid;
 use presence_sync::conformance::subject::{Implementation, Reference, Subject, legacy};
 use presence_sync::conformance::workload::{Change, Federation, Mismatch, Preset, Spec};
 use presence_sync::conformance::world::{Phase, World};
+use presence_sync::model::Edge;
 use presence_sync::model::edge::project;
 use presence_sync::model::presence::encode_leaf;
-use presence_sync::model::{Edge, PublisherPresence};
 use presence_sync::server::Flavour;
 
 use negentropy::{Direction, Framing};
@@ -245,29 +245,11 @@ type Entries = BTreeMap<BareJid, Vec<u8>>;
 fn published(s: &dyn Subject, peer: &str) -> Entries {
     let mut out = Entries::new();
     for (user, resources) in s.online() {
-        if resources.is_empty() {
-            continue;
-        }
-        let Some(account) = s.accounts().get(user) else {
-            continue;
-        };
-        let mut entitled = false;
-        let mut except = BTreeSet::new();
-        for (c, sub) in account.roster.iter() {
-            if c.domain().as_str() != peer || c.node().is_none() || !sub.from() {
-                continue;
-            }
-            if account.blocked.blocks(c) {
-                except.insert(c.clone());
-            } else {
-                entitled = true;
-            }
-        }
-        if entitled {
-            let p = PublisherPresence {
-                resources: resources.clone(),
-                except,
-            };
+        let published = s
+            .accounts()
+            .get(user)
+            .and_then(|a| a.published_to(peer, resources));
+        if let Some(p) = published {
             let mut bytes = Vec::new();
             encode_leaf(user, &p, &mut bytes);
             out.insert(user.clone(), bytes);

@@ -110,6 +110,36 @@ pub struct Account {
 }
 
 impl Account {
+    /// The presence state this user publishes to domain `peer` while its available
+    /// resources are `resources` (XEP §Sets and Roles, PS-7 to PS-9): the resources and the
+    /// except list (subscribed contacts at `peer` it blocks), if it has at least one
+    /// subscriber there it does not block; `None` otherwise.
+    pub fn published_to(
+        &self,
+        peer: &str,
+        resources: &BTreeMap<String, super::ResourcePresence>,
+    ) -> Option<super::PublisherPresence> {
+        if resources.is_empty() {
+            return None;
+        }
+        let mut entitled = false;
+        let mut except = BTreeSet::new();
+        for (c, sub) in self.roster.iter() {
+            if c.domain().as_str() != peer || c.node().is_none() || !sub.from() {
+                continue;
+            }
+            if self.blocked.blocks(c) {
+                except.insert(c.clone());
+            } else {
+                entitled = true;
+            }
+        }
+        entitled.then(|| super::PublisherPresence {
+            resources: resources.clone(),
+            except,
+        })
+    }
+
     /// True if presence of this user may flow to `contact` under RFC 6121 and XEP-0191: the
     /// contact has a subscription (`from`) and is not blocked.
     pub fn publishes_to(&self, contact: &BareJid) -> bool {

@@ -98,24 +98,11 @@ impl Server {
     /// resources and except list, if it is online and has at least one entitled subscriber
     /// there.
     pub(super) fn published_entry(&self, user: &BareJid, peer: &str) -> Option<PublisherPresence> {
-        let resources = self.volatile.online.get(user).filter(|r| !r.is_empty())?;
-        let account = self.persistent.accounts.get(user)?;
-        let mut entitled = false;
-        let mut except = BTreeSet::new();
-        for (c, sub) in account.roster.iter() {
-            if c.domain().as_str() != peer || c.node().is_none() || !sub.from() {
-                continue;
-            }
-            if account.blocked.blocks(c) {
-                except.insert(c.clone());
-            } else {
-                entitled = true;
-            }
-        }
-        entitled.then(|| PublisherPresence {
-            resources: resources.clone(),
-            except,
-        })
+        let resources = self.volatile.online.get(user)?;
+        self.persistent
+            .accounts
+            .get(user)?
+            .published_to(peer, resources)
     }
 
     /// Creates the session with `peer` from the persistent state and who is online.
