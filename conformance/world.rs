@@ -194,11 +194,9 @@ impl World {
         self.net.hosts().map(|n| n.deliveries()).collect()
     }
 
-    /// Per host (in [`Net::hosts`] order), how many of its online active users are not shown
-    /// exactly `truth`'s entries.
-    fn active_wrong(&self, host: usize, truth: &View) -> usize {
+    /// How many online active users of server `s` are not shown exactly `truth`'s entries.
+    fn active_wrong(&self, s: &dyn Subject, truth: &View) -> usize {
         let empty = BTreeMap::new();
-        let s: &dyn Subject = &***self.net.hosts().nth(host).expect("a host");
         let Some(users) = self.active.get(s.domain()) else {
             return 0;
         };
@@ -248,8 +246,10 @@ impl World {
         }
         let expected = self.truth();
         let mut deliveries = self.deliveries();
-        let mut wrong: Vec<usize> = (0..deliveries.len())
-            .map(|h| self.active_wrong(h, &expected))
+        let mut wrong: Vec<usize> = self
+            .net
+            .hosts()
+            .map(|h| self.active_wrong(&***h, &expected))
             .collect();
         let mut last_change = start;
         let all_right = |wrong: &[usize]| wrong.iter().all(|w| *w == 0);
@@ -273,9 +273,10 @@ impl World {
             let now_deliveries = self.deliveries();
             if now_deliveries != deliveries {
                 last_change = self.net.now();
-                for (h, (old, new)) in deliveries.iter().zip(&now_deliveries).enumerate() {
+                let changed = self.net.hosts().zip(deliveries.iter().zip(&now_deliveries));
+                for (h, (node, (old, new))) in changed.enumerate() {
                     if old != new {
-                        wrong[h] = self.active_wrong(h, &expected);
+                        wrong[h] = self.active_wrong(&***node, &expected);
                     }
                 }
                 deliveries = now_deliveries;
@@ -295,7 +296,10 @@ impl World {
                 break;
             }
         }
-        let held = (0..wrong.len()).all(|h| self.active_wrong(h, &expected) == 0);
+        let held = self
+            .net
+            .hosts()
+            .all(|h| self.active_wrong(&***h, &expected) == 0);
         let mut phase = self.finish(start, last_change, active_since, held);
         phase.complaints = complaints;
         phase

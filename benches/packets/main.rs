@@ -200,15 +200,8 @@ struct Plan {
 impl Plan {
     fn new(fed: &Federation) -> Plan {
         let mismatches = fed.mismatches(mismatches_n(), SEED);
-        let touched: BTreeSet<(BareJid, BareJid)> = mismatches
-            .iter()
-            .flat_map(|m| {
-                [
-                    (m.user.clone(), m.contact.clone()),
-                    (m.contact.clone(), m.user.clone()),
-                ]
-            })
-            .collect();
+        let touched: BTreeSet<(BareJid, BareJid)> =
+            mismatches.iter().flat_map(Mismatch::items).collect();
         let total: usize = LINK_LOSS_D.iter().sum();
         let clashes = |c: &Change| match c {
             Change::Subscribe { user, contact }

@@ -10,6 +10,7 @@ use super::{A, B, Body, Ctx, Scenario, truth, truth_reqs};
 use crate::conformance::check::Check;
 use crate::conformance::hostile;
 use crate::conformance::subject::{Implementation, Reference, legacy};
+use crate::conformance::workload::Mismatch;
 use crate::conformance::world::{Phase, World};
 use crate::model::edge::{Edge, project};
 use crate::model::{ResourcePresence, Show, Subscription};
@@ -202,15 +203,8 @@ fn items(w: &World) -> BTreeMap<(BareJid, BareJid), Subscription> {
 
 fn mismatch(ctx: &Ctx<'_>) -> Body {
     let mismatches = ctx.fed.mismatches(ctx.changes.max(6), ctx.seed);
-    let touched: BTreeSet<(BareJid, BareJid)> = mismatches
-        .iter()
-        .flat_map(|m| {
-            [
-                (m.user.clone(), m.contact.clone()),
-                (m.contact.clone(), m.user.clone()),
-            ]
-        })
-        .collect();
+    let touched: BTreeSet<(BareJid, BareJid)> =
+        mismatches.iter().flat_map(Mismatch::items).collect();
     let script = |w: &mut World| -> Phase {
         w.net.partition(A, B);
         for m in &mismatches {

@@ -496,6 +496,14 @@ impl Mismatch {
         self.user.domain().as_str()
     }
 
+    /// The two roster items the mismatch concerns: (user, contact) and (contact, user).
+    pub fn items(&self) -> [(BareJid, BareJid); 2] {
+        [
+            (self.user.clone(), self.contact.clone()),
+            (self.contact.clone(), self.user.clone()),
+        ]
+    }
+
     /// Edits `server`, which must serve [`Mismatch::domain`].
     ///
     /// # Panics
