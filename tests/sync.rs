@@ -644,3 +644,40 @@ fn a_hostile_batch_is_refused_and_the_session_recovers() {
     assert_truth(&net);
     assert!(synchronized(&net), "{:?}\n{:?}", log(&net, A), log(&net, B));
 }
+
+#[test]
+fn pending_requests_are_not_sent_again_at_login_to_a_sync_peer() {
+    // nurse@a.example has a pending request to benvolio@b.example. Prosody re-sends pending
+    // requests at every login; towards a sync peer the edge set stands for them (PS-87).
+    let subscribes = |mut net: Net<Server>| {
+        net.drive();
+        net.reset_stats();
+        login(&mut net, "nurse@a.example");
+        kind(&net, A, B, "presence/subscribe")
+    };
+    let legacy = world_of(Server::new(A, PROSODY), Server::new(B, PROSODY));
+    assert_eq!(subscribes(legacy), 1);
+    let synced = world_of(sync_server(A, PROSODY, 1), sync_server(B, PROSODY, 2));
+    assert_eq!(subscribes(synced), 0);
+
+    // Every hello is lost: after the failures a.example falls back to RFC 6121 (PS-58) and
+    // sends the request then, as if nurse had just logged in.
+    let mut net = world_of(sync_server(A, PROSODY, 1), sync_server(B, PROSODY, 2));
+    net.set_filter(|e| {
+        if e.stanza.children().any(|c| c.name() == "hello") {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    net.drive();
+    login(&mut net, "nurse@a.example");
+    assert_eq!(kind(&net, A, B, "presence/subscribe"), 0);
+    net.drive_for(Duration::from_secs(600));
+    net.drive();
+    let fell_back = events_since(&net, A, 0)
+        .iter()
+        .any(|e| matches!(e, Event::Fallback(_)));
+    assert!(fell_back, "{:?}", log(&net, A));
+    assert_eq!(kind(&net, A, B, "presence/subscribe"), 1);
+}

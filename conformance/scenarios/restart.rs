@@ -6,8 +6,9 @@ use std::time::Duration;
 use jid::BareJid;
 
 use super::{A, B, Body, Ctx, Scenario, truth, truth_reqs};
-use crate::conformance::check::Check;
-use crate::conformance::subject::{Implementation, Reference};
+use crate::conformance::check::{Check, Outcome};
+use crate::conformance::record::{Record, RecordKind};
+use crate::conformance::subject::{Implementation, Reference, Subject};
 use crate::conformance::workload::Federation;
 use crate::conformance::world::{Phase, World, hellos_received};
 use crate::server::Flavour;
@@ -54,7 +55,9 @@ fn crash_and_restart(w: &mut World, fed: &Federation, domain: &str) -> Phase {
 
 fn cold_restart(ctx: &Ctx<'_>) -> Body {
     let mut w = ctx.pair();
+    let seen = w.net.host(A).records().len();
     let phase = crash_and_restart(&mut w, ctx.fed, A);
+    let resent = resent_requests(&w.net.host(A).records()[seen..], B);
     let mut base = ctx.baseline(Flavour::Prosody);
     let baseline = crash_and_restart(&mut base, ctx.fed, A);
     let mut body = Body::default();
@@ -74,10 +77,50 @@ fn cold_restart(ctx: &Ctx<'_>) -> Body {
             )
         },
     ));
+    let pending = pending_requests(w.server(A), B);
+    body.check(Check::with(
+        "no pending subscription request is sent again to the peer at login",
+        &["PS-87"],
+        match (pending, resent) {
+            (0, _) => Outcome::NotExercised(format!("no online user of {A} has a pending request to {B}")),
+            (_, 0) => Outcome::Pass,
+            (p, r) => Outcome::Fail(format!(
+                "{r} subscription requests (not repairs) sent to {B} during the login storm; the online users hold {p} pending ones there"
+            )),
+        },
+    ));
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
     body
+}
+
+/// `subscribe` stanzas in `records` sent to `peer` that are not repairs: in a login storm
+/// without subscription actions, re-sent pending requests (PS-87).
+fn resent_requests(records: &[Record], peer: &str) -> usize {
+    records
+        .iter()
+        .filter(|r| match &r.kind {
+            RecordKind::Out { peer: p, stanza } => {
+                p == peer
+                    && stanza.name() == "presence"
+                    && stanza.attr("type") == Some("subscribe")
+                    && !stanza.children().any(|c| c.name() == "repair")
+            }
+            _ => false,
+        })
+        .count()
+}
+
+/// Pending outbound subscription requests of `s`'s online users towards `peer`.
+fn pending_requests(s: &dyn Subject, peer: &str) -> usize {
+    let accounts = s.accounts();
+    s.online()
+        .keys()
+        .filter_map(|u| accounts.get(u))
+        .flat_map(|a| a.roster.iter())
+        .filter(|(c, sub)| c.domain().as_str() == peer && sub.pending_out())
+        .count()
 }
 
 /// Users of `peer` and their resources that are online at `peer` now.

@@ -487,7 +487,8 @@ impl Server {
     }
 
     /// RFC 6121 towards `peer` for `user`, as if its `resources` had just logged in: probes
-    /// to its contacts there and its presence to its subscribers there (PS-58).
+    /// to its contacts there, its presence to its subscribers there (PS-58), and the re-send
+    /// of its pending subscription requests there that the session made needless (PS-87).
     fn legacy_login_towards(&mut self, peer: &str, user: &BareJid, resources: &[String]) {
         let account = self.account(user);
         let contacts: Vec<BareJid> = account
@@ -523,6 +524,7 @@ impl Server {
                 );
             }
         }
+        self.resend_pending(user, |_, contact| contact.domain().as_str() == peer);
     }
 
     /// Each online user with the names of its available resources (a snapshot to act on).

@@ -166,18 +166,33 @@ impl Server {
             self.fan_out(&from, subscribers, &available);
             self.probe_contacts(user, &from);
         }
-        if self.flavour.resends_pending_subscriptions() {
-            let account = self.account(user);
-            let pending: Vec<BareJid> = account
-                .roster
-                .iter()
-                .filter(|(c, s)| s.pending_out() && !account.blocked.blocks(c))
-                .map(|(c, _)| c.clone())
-                .collect();
-            for contact in pending {
-                let kind = Kind::Subscription(SubscriptionStanza::Subscribe);
-                self.route(Stanza::new(user.clone(), contact, kind));
-            }
+        self.resend_pending(user, |server, contact| {
+            !server.synced(contact.domain().as_str())
+        });
+    }
+
+    /// Prosody's re-send of `user`'s pending outbound subscription requests at initial
+    /// presence, to the contacts `to` selects. Never towards a peer whose mode is the sync
+    /// extension (PS-87): the pending edge is in both edge sets, and a lost request is found
+    /// and repaired by the edge reconciliation.
+    pub(super) fn resend_pending(
+        &mut self,
+        user: &BareJid,
+        to: impl Fn(&Server, &BareJid) -> bool,
+    ) {
+        if !self.flavour.resends_pending_subscriptions() {
+            return;
+        }
+        let account = self.account(user);
+        let pending: Vec<BareJid> = account
+            .roster
+            .iter()
+            .filter(|(c, s)| s.pending_out() && !account.blocked.blocks(c) && to(self, c))
+            .map(|(c, _)| c.clone())
+            .collect();
+        for contact in pending {
+            let kind = Kind::Subscription(SubscriptionStanza::Subscribe);
+            self.route(Stanza::new(user.clone(), contact, kind));
         }
     }
 
