@@ -286,9 +286,14 @@ impl EdgeReconciler {
                 ReconcileEntry::Gone(_) | ReconcileEntry::Item(_) => {}
             }
         }
-        // PS-32: ids lacked in that query and not answered are asked for once more.
+        // PS-32: ids lacked in that query and not answered are asked for once more (not
+        // those this side now holds: a repair of the peer, sent before this answer, added
+        // them).
         for id in asked {
-            if !self.only_theirs.contains_key(&id) && self.asked.get(&id).copied() < Some(2) {
+            if !self.only_theirs.contains_key(&id)
+                && set.edge_of(&id).is_none()
+                && self.asked.get(&id).copied() < Some(2)
+            {
                 self.reask.insert(id);
             }
         }

@@ -7,12 +7,16 @@ impl Session {
     // ---- internals: repairs ----
 
     /// Decides and sends the repairs of the differing edges learnt so far, once this side's
-    /// part of the descent is idle (PS-61, PS-63, PS-65, PS-83).
-    pub(super) fn plan_repairs(&mut self, dir: &dyn Directory) {
-        let Some(live) = &mut self.live else { return };
-        let Some(edge) = &live.edge else { return };
+    /// part of the descent is idle (PS-61, PS-63, PS-65, PS-83); true if it sent any.
+    pub(super) fn plan_repairs(&mut self, dir: &dyn Directory) -> bool {
+        let Some(live) = &mut self.live else {
+            return false;
+        };
+        let Some(edge) = &live.edge else {
+            return false;
+        };
         if !edge.is_done() {
-            return;
+            return false;
         }
         let diff = edge.diff();
         let differing: Vec<(&Edge, Holder)> = diff
@@ -32,7 +36,7 @@ impl Session {
                 self.events
                     .push_back(Event::RepairsSuspended { mismatches });
             }
-            return;
+            return false;
         }
         let fresh: Vec<(&Edge, Holder)> = differing
             .into_iter()
@@ -43,7 +47,7 @@ impl Session {
             })
             .collect();
         if fresh.is_empty() {
-            return;
+            return false;
         }
         let (stanzas, refused) = plan(
             &self.local,
@@ -57,10 +61,12 @@ impl Session {
         for e in refused {
             self.events.push_back(Event::NotNormalized(e));
         }
+        let sent = !stanzas.is_empty();
         for s in stanzas {
             self.out.push_back(s.to_element());
             self.events.push_back(Event::Repaired(s));
         }
+        sent
     }
 
     // ---- internals: cache and gate ----

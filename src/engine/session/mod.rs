@@ -354,6 +354,9 @@ pub struct Session {
     grace_deadline: Option<SimTime>,
     retry_at: Option<SimTime>,
     hello_at: Option<SimTime>,
+    /// When the driver's verification hello may go, once the repairs it just sent are
+    /// applied to its roster (PS-36).
+    verify_at: Option<SimTime>,
     out: VecDeque<Element>,
     events: VecDeque<Event>,
 }
@@ -445,6 +448,7 @@ impl Session {
             grace_deadline: None,
             retry_at: None,
             hello_at: None,
+            verify_at: None,
             out: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -516,10 +520,16 @@ impl Session {
             .values()
             .map(|r| r.sent().plus_micros(self.config.request_timeout))
             .min();
-        [self.grace_deadline, self.retry_at, self.hello_at, oldest]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.grace_deadline,
+            self.retry_at,
+            self.hello_at,
+            self.verify_at,
+            oldest,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// True if `stanza` from the peer belongs to the extension and must go to
@@ -731,6 +741,9 @@ impl Session {
             if self.link_up && self.live.is_none() && self.mode != Mode::Legacy {
                 self.send_hello(now);
             }
+        }
+        if self.verify_at.is_some_and(|t| t <= now) {
+            self.verify_at = None;
         }
         let expired = self
             .requests

@@ -81,7 +81,12 @@ impl Session {
                     ReconcileSet::Edges => {
                         let live = self.live.as_mut().expect("checked");
                         let edge = live.edge.get_or_insert_with(EdgeReconciler::new);
-                        edge.answer(&mut self.edges, &q, &limits)
+                        let reply = edge.answer(&mut self.edges, &q, &limits);
+                        // The repairs this query shows go before the answer that may end
+                        // the descent, so the driver has them before its verification
+                        // hello (XEP §Starting and Ending a Descent).
+                        self.plan_repairs(dir);
+                        reply
                     }
                     ReconcileSet::Presence => answer(&mut self.published, &q, &limits),
                 };

@@ -91,7 +91,12 @@ impl Session {
     /// Sends what the window allows, live batches first (PS-52), then edge queries, then
     /// presence queries; notices completions.
     pub(super) fn pump_with(&mut self, now: SimTime, dir: &dyn Directory) {
-        self.plan_repairs(dir);
+        if self.plan_repairs(dir) && self.driver {
+            // The verification hello waits until the server has applied these repairs to its
+            // roster, so that its edge root includes them (XEP §Starting and Ending a
+            // Descent): a timer at `now`, which fires after this input is carried out.
+            self.verify_at = Some(now);
+        }
         self.pump(now);
     }
 
@@ -134,6 +139,7 @@ impl Session {
             live.verify_due = true;
         }
         if live.verify_due
+            && self.verify_at.is_none()
             && !self
                 .requests
                 .values()
