@@ -10,7 +10,9 @@ use jid::BareJid;
 use presence_sync::digest::{HashAlgo, PairHasher, Prefix};
 use presence_sync::engine::{CacheChange, PresenceSet, Puller, answer};
 use presence_sync::model::{PublisherPresence, ResourcePresence, Show};
-use presence_sync::wire::{Direction, Domains, Limits, Reconcile, WireElement};
+use presence_sync::wire::{
+    Direction, Domains, IdList, Ids, Limits, Reconcile, ReconcileEntry, ReconcileSet, WireElement,
+};
 use presence_sync::workload::SplitMix64;
 use proptest::prelude::*;
 
@@ -218,6 +220,48 @@ fn empty_cache_is_filled_and_priority_buckets_come_first() {
         first < bucket_size,
         "u17 arrived as change {first}, its bucket holds {bucket_size}"
     );
+}
+
+#[test]
+fn nested_prefixes_in_one_query_bring_each_item_once() {
+    // PS-21 forbids naming a prefix twice in a query, not nesting one in another: the
+    // answer must still carry each publisher in one item only.
+    let (mut published, _) = sets(3_000, 0, 3, 2, 2);
+    let cache = PresenceSet::new(pair(), 2);
+    let wanted = jid("u17@a.example");
+    let mut q = Reconcile::new(ReconcileSet::Presence);
+    for len in [2, 8, 5] {
+        q.entries.push(ReconcileEntry::Ids(Ids {
+            prefix: published.prefix_of(&wanted, len),
+            ids: IdList(Vec::new()),
+        }));
+    }
+    let q = through_wire(&q, Direction::Query, &Limits::default());
+    let a = answer(&mut published, &q, &Limits::default());
+    let a = through_wire(&a, Direction::Answer, &Limits::default());
+    let prefix = published.prefix_of(&wanted, 2);
+    let bucket = published.ids_under_count(prefix);
+    assert_eq!(
+        a.entries.len(),
+        bucket,
+        "one item per publisher of the bucket"
+    );
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn exact_priority_pulls_come_first_and_nested_buckets_wait() {
+    // The most urgent publishers are pulled alone, at 8 nibbles (XEP §Priority Ordering),
+    // and the bucket of one of them is pulled later, not in the same query.
+    let (mut published, _) = sets(3_000, 0, 4, 2, 2);
+    let mut cache = PresenceSet::new(pair(), 2);
+    let urgent = [jid("u17@a.example"), jid("u2900@a.example")];
+    let mut priority: Vec<Prefix> = urgent.iter().map(|u| cache.prefix_of(u, 8)).collect();
+    priority.push(cache.prefix_of(&urgent[0], 2));
+    let out = run(&mut published, &mut cache, &Limits::default(), 4, priority);
+    check_converged(&published, &cache, &BTreeMap::new(), &out.changes);
+    let first: Vec<&BareJid> = out.changes.iter().take(2).map(|c| &c.publisher).collect();
+    assert_eq!(first, urgent.iter().collect::<Vec<_>>());
 }
 
 proptest! {

@@ -118,8 +118,14 @@ use negentropy::{Direction, Framing};
 const A: &str = "a.example";
 const B: &str = "b.example";
 const SEED: u64 = 1;
-/// The d of the link-loss scenarios.
+/// The d of the link-loss scenarios (presence changes: logins, logouts, changes of show
+/// and status).
 const LINK_LOSS_D: [usize; 5] = [0, 1, 10, 100, 1000];
+/// The d of the mixed link-loss scenario (the default churn mix: subscriptions and blocks
+/// too).
+const MIXED_D: usize = 100;
+/// The active users: the most active tenth of the online users (issue 6).
+const ACTIVE: f64 = 0.1;
 /// Mismatches of the mismatch scenario.
 fn mismatches_n() -> usize {
     std::env::var("PRESENCE_SYNC_BENCH_MISMATCHES")
@@ -140,6 +146,7 @@ fn scenario_names() -> Vec<String> {
         .map(|s| (*s).to_owned())
         .collect();
     v.extend(LINK_LOSS_D.iter().map(|d| format!("link-loss-{d}")));
+    v.push(format!("link-loss-mixed-{MIXED_D}"));
     v.push("mismatch".to_owned());
     v
 }
@@ -195,6 +202,8 @@ struct Plan {
     mismatches: Vec<Mismatch>,
     /// `(d, changes)` per link-loss scenario.
     chunks: Vec<(usize, Vec<Change>)>,
+    /// The changes of the mixed link-loss scenario.
+    mixed: Vec<Change>,
 }
 
 impl Plan {
@@ -202,7 +211,7 @@ impl Plan {
         let mismatches = fed.mismatches(mismatches_n(), SEED);
         let touched: BTreeSet<(BareJid, BareJid)> =
             mismatches.iter().flat_map(Mismatch::items).collect();
-        let total: usize = LINK_LOSS_D.iter().sum();
+        let total: usize = LINK_LOSS_D.iter().sum::<usize>() + MIXED_D;
         let clashes = |c: &Change| match c {
             Change::Subscribe { user, contact }
             | Change::Approve { user, contact }
@@ -214,19 +223,35 @@ impl Plan {
             }
             _ => false,
         };
-        let mut changes: Vec<Change> = fed
-            .churn(total + total / 4 + 16, SEED)
+        let changes: Vec<Change> = fed
+            .churn(total + total / 4 + 64, SEED)
             .into_iter()
             .filter(|c| !clashes(c))
             .collect();
-        assert!(changes.len() >= total, "too few churn changes");
-        changes.truncate(total);
-        let mut chunks = Vec::new();
+        // The presence changes of the sequence, in order, make the link-loss-d chunks; the
+        // subscription changes and blocks among them are left out (each touches its own pair
+        // and fits its generated state, so leaving one out changes no later change). The
+        // mixed chunk is the next MIXED_D changes of every kind.
+        let is_presence = |c: &Change| {
+            matches!(
+                c,
+                Change::Presence { .. } | Change::Login { .. } | Change::Logout { .. }
+            )
+        };
         let mut rest = changes.into_iter();
+        let mut chunks = Vec::new();
         for d in LINK_LOSS_D {
-            chunks.push((d, rest.by_ref().take(d).collect()));
+            let chunk: Vec<Change> = rest.by_ref().filter(is_presence).take(d).collect();
+            assert_eq!(chunk.len(), d, "too few churn changes");
+            chunks.push((d, chunk));
         }
-        Plan { mismatches, chunks }
+        let mixed: Vec<Change> = rest.take(MIXED_D).collect();
+        assert_eq!(mixed.len(), MIXED_D, "too few churn changes");
+        Plan {
+            mismatches,
+            chunks,
+            mixed,
+        }
     }
 }
 
@@ -256,6 +281,30 @@ fn both_published(w: &World) -> (Entries, Entries) {
     (published(w.server(A), B), published(w.server(B), A))
 }
 
+/// The share of the published entries (both directions) that active users are waiting for:
+/// (entries their contacts publish, all entries), after a cold restart. Whatever the order,
+/// those must move before every active user is right.
+fn active_share(w: &World, fed: &Federation) -> (usize, usize) {
+    let (ab, ba) = both_published(w);
+    let mut wanted = 0;
+    for (local, peer, theirs) in [(A, B, &ba), (B, A, &ab)] {
+        let s = w.server(local);
+        let accounts = s.accounts();
+        let contacts: BTreeSet<&BareJid> = fed
+            .active_users(local)
+            .filter_map(|u| accounts.get(u))
+            .flat_map(|a| {
+                a.roster
+                    .iter()
+                    .filter(move |(c, _)| c.domain().as_str() == peer && a.sees(c))
+                    .map(|(c, _)| c)
+            })
+            .collect();
+        wanted += contacts.iter().filter(|c| theirs.contains_key(**c)).count();
+    }
+    (wanted, ab.len() + ba.len())
+}
+
 fn edge_bytes(w: &World, domain: &str, peer: &str) -> BTreeSet<Vec<u8>> {
     let s = w.server(domain);
     project(s.accounts().iter().map(|(u, a)| (u, &a.roster)), peer)
@@ -273,6 +322,8 @@ enum Sets {
     Presence(Vec<(Entries, Entries)>),
     /// The two servers' edge encodings.
     Edges(BTreeSet<Vec<u8>>, BTreeSet<Vec<u8>>),
+    /// A presence reconciliation and an edge reconciliation at the same time.
+    Both(Box<Sets>, Box<Sets>),
 }
 
 fn id(bytes: &[u8]) -> [u8; 32] {
@@ -340,6 +391,14 @@ fn computed(sets: &Sets) -> (u64, (u64, u64, u64), (u64, u64, u64)) {
             }
             (d_total, (ns, nb, nr), (fs, fb, fr))
         }
+        Sets::Both(presence, edges) => {
+            // Two reconciliations at the same time: stanzas and bytes add up, round trips
+            // are the larger.
+            let (dp, np, fp) = computed(presence);
+            let (de, ne, fe) = computed(edges);
+            let add = |x: (u64, u64, u64), y: (u64, u64, u64)| (x.0 + y.0, x.1 + y.1, x.2.max(y.2));
+            (dp + de, add(np, ne), add(fp, fe))
+        }
         Sets::Edges(ea, eb) => {
             let local: Vec<(Vec<u8>, [u8; 32])> = ea.iter().map(|b| (b.clone(), id(b))).collect();
             let remote: Vec<[u8; 32]> = eb.iter().map(|b| id(b)).collect();
@@ -358,6 +417,8 @@ struct Measured {
     phase: Phase,
     seconds: f64,
     sets: Option<Sets>,
+    /// Cold restart, extension's world: [`active_share`].
+    active_share: Option<(usize, usize)>,
 }
 
 fn log(start: Instant, msg: &str) {
@@ -389,6 +450,7 @@ fn scripts(
             phase,
             seconds,
             sets,
+            active_share: None,
         });
     };
     let restart_sets = |w: &World| {
@@ -405,6 +467,7 @@ fn scripts(
         w.log_in(fed, A);
     });
     let sets = read_sets.then(|| restart_sets(w));
+    let share = read_sets.then(|| active_share(w, fed));
     record("cold-restart", phase, started, sets);
 
     // graceful-restart
@@ -431,8 +494,14 @@ fn scripts(
     let sets = read_sets.then(|| restart_sets(w));
     record("both-restart", phase, started, sets);
 
-    // link-loss-d
-    for (d, changes) in &plan.chunks {
+    // link-loss-d, then link-loss-mixed
+    let mixed = (MIXED_D, format!("link-loss-mixed-{MIXED_D}"), &plan.mixed);
+    let scripts = plan
+        .chunks
+        .iter()
+        .map(|(d, changes)| (*d, format!("link-loss-{d}"), changes))
+        .chain(std::iter::once(mixed));
+    for (_, name, changes) in scripts {
         let started = Instant::now();
         let before = read_sets.then(|| both_published(w));
         w.net.partition(A, B);
@@ -441,12 +510,21 @@ fn scripts(
             w.act(&dom, |s| c.apply(s));
         }
         w.net.drive();
+        let edges_apart = read_sets.then(|| (edge_bytes(w, A, B), edge_bytes(w, B, A)));
         let phase = w.measure_plain(|w| w.net.repair(A, B));
         let sets = before.map(|(ab0, ba0)| {
             let (ab1, ba1) = both_published(w);
-            Sets::Presence(vec![(ab0, ab1), (ba0, ba1)])
+            let presence = Sets::Presence(vec![(ab0, ab1), (ba0, ba1)]);
+            match edges_apart {
+                // The edge sets drifted apart during the outage: negentropy reconciles them
+                // too, alongside the presence sets.
+                Some((ea, eb)) if ea != eb => {
+                    Sets::Both(Box::new(presence), Box::new(Sets::Edges(ea, eb)))
+                }
+                _ => presence,
+            }
         });
-        record(&format!("link-loss-{d}"), phase, started, sets);
+        record(&name, phase, started, sets);
     }
     // mismatch
     let started = Instant::now();
@@ -492,6 +570,9 @@ fn scripts(
     }
     record("mismatch", phase, started, sets);
 
+    if let Some(m) = out.iter_mut().find(|m| m.scenario == "cold-restart") {
+        m.active_share = share;
+    }
     out
 }
 
@@ -506,6 +587,8 @@ struct SizeResult {
     /// (reconcile stanzas until the active users were right, of all reconcile stanzas) and
     /// (stanzas until then, of all) in the extension's cold restart.
     ext_cold_active: (Option<u64>, u64, Option<u64>, u64),
+    /// [`active_share`] of the extension's cold restart.
+    ext_cold_share: (usize, usize),
     /// The extension's runs that did not end with every user shown the truth.
     failures: Vec<String>,
 }
@@ -513,7 +596,8 @@ struct SizeResult {
 fn run_size(target: u64, t0: Instant) -> SizeResult {
     let spec = Spec::preset(Preset::Small)
         .with_edges(target)
-        .with_seed(SEED);
+        .with_seed(SEED)
+        .with_active(ACTIVE);
     let started = Instant::now();
     let fed = spec.generate(&[A, B]);
     let edges = fed.edges();
@@ -530,6 +614,7 @@ fn run_size(target: u64, t0: Instant) -> SizeResult {
     let mut ext_cold_seconds = 0.0;
     let mut ext_setup_seconds = 0.0;
     let mut ext_cold_active = (None, 0, None, 0);
+    let mut ext_cold_share = (0, 0);
     let mut computed_rows: Vec<Row> = Vec::new();
     let mut differences: BTreeMap<String, u64> = BTreeMap::new();
     let mut failures = Vec::new();
@@ -562,6 +647,7 @@ fn run_size(target: u64, t0: Instant) -> SizeResult {
                 }
                 if m.scenario == "cold-restart" {
                     ext_cold_seconds = m.seconds;
+                    ext_cold_share = m.active_share.unwrap_or_default();
                     ext_cold_active = (
                         m.phase.reconcile_stanzas_to_active_synced,
                         m.phase.reconcile_stanzas,
@@ -620,6 +706,7 @@ fn run_size(target: u64, t0: Instant) -> SizeResult {
         ext_cold_seconds,
         ext_setup_seconds,
         ext_cold_active,
+        ext_cold_share,
         failures,
     }
 }
@@ -823,10 +910,13 @@ fn main() {
         };
         let ok = frac.is_some_and(|f| f <= 0.10);
         all_ok &= ok;
+        let (wanted, entries) = largest.ext_cold_share;
         println!(
-            "  active users synchronized first, cold restart {big} edges{at_1e6}: right after {how} = {} (target <= 10%); all stanzas: {st_to_active:?} of {st}: {}",
+            "  active users (the most active {:.0}% of the online users) synchronized first, cold restart {big} edges{at_1e6}: right after {how} = {} (target <= 10%); all stanzas: {st_to_active:?} of {st}: {}; their contacts publish {wanted} of the {entries} entries to move ({:.1}%), which any order must move first",
+            ACTIVE * 100.0,
             frac.map_or("never".to_owned(), |f| format!("{:.1}%", f * 100.0)),
-            verdict(ok)
+            verdict(ok),
+            wanted as f64 * 100.0 / entries.max(1) as f64
         );
     }
     {

@@ -40,6 +40,10 @@ pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -
     // Node children first, each keeping room for the hand-backs of those after it, so that
     // every node of the query gets a response (PS-31); lacked items fill what is left, and the
     // requester asks again for those that did not fit (PS-28).
+    // A query may name nested prefixes (PS-21 only forbids naming one twice), but an answer
+    // carries a publisher in one item at most, and an id in one <gone/> at most.
+    let mut sent: BTreeSet<ShortId> = BTreeSet::new();
+    let mut gone_sent: BTreeSet<ShortId> = BTreeSet::new();
     let nodes: Vec<&ReconcileEntry> = query.entries.iter().filter(|e| is_node(e)).collect();
     for (i, entry) in nodes.iter().enumerate() {
         let later = nodes.len() - i - 1;
@@ -57,15 +61,22 @@ pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -
                 let mut r: Vec<ReconcileEntry> = d
                     .mine_only
                     .iter()
+                    .filter(|id| !sent.contains(id))
                     .filter_map(|id| published.publisher_of(id).cloned())
                     .map(|p| item_of(published, &p))
                     .collect();
-                r.extend(gone_entries(d.theirs_only, limits));
+                let gone: Vec<ShortId> = d
+                    .theirs_only
+                    .into_iter()
+                    .filter(|id| !gone_sent.contains(id))
+                    .collect();
+                r.extend(gone_entries(gone, limits));
                 (i.prefix, r)
             }
             _ => unreachable!("filtered to nodes"),
         };
         if budget.take_keeping(&responses, later) {
+            note_sent(published, &responses, &mut sent, &mut gone_sent);
             out.entries.extend(responses);
         } else {
             let back = hand_back(published, prefix);
@@ -82,14 +93,21 @@ pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -
             continue;
         };
         for id in &l.ids.0 {
+            if sent.contains(id) || gone_sent.contains(id) {
+                continue;
+            }
             match published.publisher_of(id).cloned() {
                 Some(p) => {
                     let item = item_of(published, &p);
                     if budget.take(std::slice::from_ref(&item)) {
+                        sent.insert(*id);
                         out.entries.push(item);
                     }
                 }
-                None => gone.push(*id),
+                None => {
+                    gone_sent.insert(*id);
+                    gone.push(*id);
+                }
             }
         }
     }
@@ -98,6 +116,35 @@ pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -
         out.entries.push(entry);
     }
     out
+}
+
+/// Records the ids of the items and `<gone/>` children in `responses` as answered.
+fn note_sent(
+    published: &mut PresenceSet,
+    responses: &[ReconcileEntry],
+    sent: &mut BTreeSet<ShortId>,
+    gone_sent: &mut BTreeSet<ShortId>,
+) {
+    for r in responses {
+        match r {
+            ReconcileEntry::Item(item) => {
+                if let Some(id) = published.id_of(&item.jid) {
+                    sent.insert(id);
+                }
+            }
+            ReconcileEntry::Gone(g) => gone_sent.extend(g.ids.0.iter().copied()),
+            _ => {}
+        }
+    }
+}
+
+/// The prefix of a node entry (split or ids).
+fn node_prefix(entry: &ReconcileEntry) -> Option<Prefix> {
+    match entry {
+        ReconcileEntry::Ids(i) => Some(i.prefix),
+        ReconcileEntry::Split(s) => Some(s.prefix),
+        _ => None,
+    }
 }
 
 /// `<gone/>` children listing `ids`, at most max-items ids each (PS-82).
@@ -209,17 +256,20 @@ impl Puller {
             q.entries.push(entry);
         }
         let mut nodes = 0;
+        let mut deferred = Vec::new();
         while nodes < max_nodes {
             let entry = if let Some(e) = self.nodes.pop_front() {
                 e
             } else if let Some(p) = self.priority.pop_front() {
-                // PS-21: a prefix at most once per query (a bucket wanted twice).
-                let listed = q.entries.iter().any(|e| match e {
-                    ReconcileEntry::Ids(i) => i.prefix == p,
-                    ReconcileEntry::Split(s) => s.prefix == p,
-                    _ => false,
-                });
-                if listed {
+                // PS-21: a prefix at most once per query. A prefix under one already in the
+                // query is covered by it; one over a prefix already in the query waits for
+                // the next query, so that the answer brings no item twice.
+                let listed: Vec<Prefix> = q.entries.iter().filter_map(node_prefix).collect();
+                if listed.iter().any(|other| other.contains(p)) {
+                    continue;
+                }
+                if listed.iter().any(|other| p.contains(*other)) {
+                    deferred.push(p);
                     continue;
                 }
                 let ids = ReconcileEntry::Ids(Ids {
@@ -242,6 +292,9 @@ impl Puller {
             }
             q.entries.push(entry);
             nodes += 1;
+        }
+        for p in deferred.into_iter().rev() {
+            self.priority.push_front(p);
         }
         if q.entries.is_empty() {
             return None;

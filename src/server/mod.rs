@@ -355,7 +355,7 @@ impl Server {
         }
         for (peer, contacts) in by_peer {
             if let Some(s) = self.volatile.sessions.get_mut(&peer) {
-                s.want(&contacts);
+                s.want(&contacts, true);
             }
             self.drain_session(&peer);
         }

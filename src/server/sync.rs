@@ -45,7 +45,7 @@ impl Directory for Dir<'_> {
         self.accounts.get(user)?.roster.get(contact).copied()
     }
 
-    fn wanted(&self, peer: &str) -> Vec<BareJid> {
+    fn wanted(&self, peer: &str) -> Vec<(BareJid, u8)> {
         let mut ranked: BTreeMap<u8, Vec<BareJid>> = BTreeMap::new();
         for user in self.online.keys() {
             let Some(rank) = self.policy.rank(true, self.active.contains(user)) else {
@@ -63,9 +63,9 @@ impl Directory for Dir<'_> {
         }
         let mut seen = BTreeSet::new();
         ranked
-            .into_values()
-            .flatten()
-            .filter(|c| seen.insert(c.clone()))
+            .into_iter()
+            .flat_map(|(rank, cs)| cs.into_iter().map(move |c| (c, rank)))
+            .filter(|(c, _)| seen.insert(c.clone()))
             .collect()
     }
 }
@@ -333,7 +333,7 @@ impl Server {
             self.show_cached(user, c);
         }
         if let Some(s) = self.volatile.sessions.get_mut(peer) {
-            s.want(contacts);
+            s.want(contacts, false);
         }
         self.drain_session(peer);
     }

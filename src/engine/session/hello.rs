@@ -203,9 +203,14 @@ impl Session {
                 } else {
                     dir.wanted(&self.peer)
                 };
+                // The most urgent publishers each alone (a bucket would bring its other
+                // publishers before the next urgent one), the others by bucket.
                 wanted
                     .iter()
-                    .map(|p| self.cache.prefix_of(p, len))
+                    .map(|(p, rank)| {
+                        let len = if *rank == 0 { MAX_DEPTH } else { len };
+                        self.cache.prefix_of(p, len)
+                    })
                     .filter(|p| seen.insert(*p))
                     .collect()
             } else {

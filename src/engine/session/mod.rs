@@ -46,8 +46,10 @@
 //! - The hello is sent first by the edge driver as soon as the link is up; the other side
 //!   sends its own only if none arrived within [`Config::hello_wait`] (PS-16 says the
 //!   initiator of the s2s connection, which the simulated link does not name).
-//! - A cache holder whose cache is empty (a restart) pulls the buckets of the publishers its
-//!   [`Directory::wanted`] names first, with `<ids/>` (PS-35, PS-53); one whose cache is
+//! - A cache holder whose cache is empty (a restart) pulls first, with `<ids/>` (PS-35,
+//!   PS-53), the publishers its [`Directory::wanted`] names: those of rank 0 (the contacts of
+//!   active users) each alone, at the deepest prefix, then the buckets of the others; one
+//!   whose cache is
 //!   populated (a link loss) descends from the root at once, because equal subtrees are then
 //!   skipped and a bucket pull would resend what matches.
 //! - Received requests are answered at once, so the window of incoming requests is never
@@ -69,6 +71,7 @@ use super::presence_set::PresenceSet;
 use super::presence_sync::{Puller, answer};
 use super::reduce;
 use super::repair::{Holder, RepairStanza, plan, repairs_suspended};
+use crate::digest::prefix::MAX_DEPTH;
 use crate::digest::{Fingerprint, HashAlgo, NodeValue, PairHasher, depth_for};
 use crate::model::{Edge, Epoch, PublisherPresence, Subscription};
 use crate::sim::SimTime;
@@ -155,9 +158,10 @@ pub trait Directory {
     /// The current roster item of local user `user` for `contact` (PS-63: repairs are decided
     /// against the state at the time of acting).
     fn roster_item(&self, user: &BareJid, contact: &BareJid) -> Option<Subscription>;
-    /// Publishers of `peer` whose presence local users want now, most wanted first (the
-    /// server's priority policy, XEP §Priority Ordering).
-    fn wanted(&self, peer: &str) -> Vec<BareJid>;
+    /// Publishers of `peer` whose presence local users want now, each with its rank (0 is
+    /// the most urgent), most wanted first (the server's priority policy, XEP §Priority
+    /// Ordering).
+    fn wanted(&self, peer: &str) -> Vec<(BareJid, u8)>;
 }
 
 /// The order in which a cache holder wants the presence of the peer's publishers (XEP
@@ -682,8 +686,9 @@ impl Session {
     }
 
     /// Local users want the presence of these publishers of the peer now (a login, or
-    /// activity): their buckets move to the front of the pull in progress (PS-53).
-    pub fn want(&mut self, publishers: &[BareJid]) {
+    /// activity): they move to the front of the pull in progress (PS-53), each alone if
+    /// `urgent` (a user became active), else with its bucket.
+    pub fn want(&mut self, publishers: &[BareJid], urgent: bool) {
         let count = self.cache.len().max(1);
         let len = bucket_len(count, self.config.limits.leaf_items);
         let Some(live) = &mut self.live else {
@@ -695,6 +700,7 @@ impl Session {
         let Some(puller) = &mut live.puller else {
             return;
         };
+        let len = if urgent { MAX_DEPTH } else { len };
         let mut seen = BTreeSet::new();
         for p in publishers.iter().rev() {
             let prefix = self.cache.prefix_of(p, len);
