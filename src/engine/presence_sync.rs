@@ -138,6 +138,13 @@ fn note_sent(
     }
 }
 
+/// From how many entries of its cache a cache holder starts its descent one level below the
+/// root: when the nodes two levels down would still hold leaf-items entries on average, so
+/// that the descent takes at least three exchanges anyway.
+pub fn deep_start(limits: &Limits) -> u64 {
+    16 * 16 * u64::from(limits.leaf_items)
+}
+
 /// The prefix of a node entry (split or ids).
 fn node_prefix(entry: &ReconcileEntry) -> Option<Prefix> {
     match entry {
@@ -281,6 +288,16 @@ impl Puller {
                 // The descent from the root goes last, once the priority pulls are answered,
                 // so that it finds their buckets already equal.
                 self.root_started = true;
+                if cache.len() >= deep_start(limits) {
+                    // A large set: the 16 children of the root are split at once (PS-35), a
+                    // round trip less; the answer to a split of the root would have sent
+                    // their fingerprints back anyway once more than a few differ.
+                    for i in 0..16 {
+                        let child = Prefix::ROOT.child(i).expect("the root has 16 children");
+                        self.nodes.push_back(hand_back(cache, child));
+                    }
+                    continue;
+                }
                 let start = wire_step(descent::start(cache, limits.leaf_items as u64));
                 fit_node(cache, start, limits)
             } else {

@@ -52,6 +52,9 @@
 //!   whose cache is
 //!   populated (a link loss) descends from the root at once, because equal subtrees are then
 //!   skipped and a bucket pull would resend what matches.
+//! - A cache holder whose cache holds at least [`crate::engine::presence_sync::deep_start`]
+//!   entries starts its descent with splits of the 16 children of the root (PS-35), a round
+//!   trip less than a split of the root.
 //! - Received requests are answered at once, so the window of incoming requests is never
 //!   exceeded here (PS-86 lets only a receiver that queues requests refuse them); the
 //!   window this side keeps is its own (PS-50).
