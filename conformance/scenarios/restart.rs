@@ -12,6 +12,7 @@ use crate::conformance::subject::{Implementation, Reference, Subject};
 use crate::conformance::workload::Federation;
 use crate::conformance::world::{Phase, World, hellos_received};
 use crate::server::Flavour;
+use crate::wire::ns;
 
 pub(super) fn scenarios() -> Vec<Scenario> {
     vec![
@@ -105,7 +106,7 @@ fn resent_requests(records: &[Record], peer: &str) -> usize {
                 p == peer
                     && stanza.name() == "presence"
                     && stanza.attr("type") == Some("subscribe")
-                    && !stanza.children().any(|c| c.name() == "repair")
+                    && !stanza.has_child("repair", ns::PRESENCE_SYNC)
             }
             _ => false,
         })

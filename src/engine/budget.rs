@@ -15,6 +15,15 @@ pub(crate) const ENVELOPE_BYTES: usize = 320;
 /// Upper bound of the serialised size of a hand-back (a split with 16 fingerprints).
 pub(crate) const HANDBACK_BYTES: usize = 40 + 8 + 344;
 
+/// The prefix of a node entry (`<split/>` or `<ids/>`); None for other entries.
+pub(crate) fn node_prefix(entry: &ReconcileEntry) -> Option<Prefix> {
+    match entry {
+        ReconcileEntry::Split(s) => Some(s.prefix),
+        ReconcileEntry::Ids(i) => Some(i.prefix),
+        _ => None,
+    }
+}
+
 /// Upper bound of the serialised size of an entry (exact for items).
 pub(crate) fn entry_bytes(entry: &ReconcileEntry) -> usize {
     let b64 = |bytes: usize| bytes.div_ceil(3) * 4;

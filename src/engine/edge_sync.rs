@@ -24,7 +24,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use super::budget::{Budget, fit_node, hand_back, is_node, max_query_nodes, wire_step};
+use super::budget::{
+    Budget, fit_node, hand_back, is_node, max_query_nodes, node_prefix, wire_step,
+};
 use super::edge_set::EdgeSet;
 use crate::digest::descent;
 use crate::digest::{Prefix, ShortId};
@@ -156,7 +158,7 @@ impl EdgeReconciler {
             let Some(entry) = self.nodes.pop_front() else {
                 break;
             };
-            let prefix = node_prefix(&entry);
+            let prefix = node_prefix(&entry).expect("a node entry");
             if prefixes.contains(&prefix) {
                 later.push(entry); // PS-21: a prefix once per reconcile
                 continue;
@@ -188,7 +190,7 @@ impl EdgeReconciler {
         let nodes: Vec<&ReconcileEntry> = query.entries.iter().filter(|e| is_node(e)).collect();
         for (i, entry) in nodes.iter().enumerate() {
             let later = nodes.len() - i - 1;
-            let prefix = node_prefix(entry);
+            let prefix = node_prefix(entry).expect("a node entry");
             let (responses, edges, lacked) = match entry {
                 ReconcileEntry::Split(s) => {
                     let steps = descent::answer_split(set, s.prefix, &s.fps.0, leaf_items);
@@ -335,12 +337,4 @@ fn take_first(ids: &mut BTreeSet<ShortId>, n: usize) -> Vec<ShortId> {
         ids.remove(id);
     }
     taken
-}
-
-fn node_prefix(entry: &ReconcileEntry) -> Prefix {
-    match entry {
-        ReconcileEntry::Split(s) => s.prefix,
-        ReconcileEntry::Ids(i) => i.prefix,
-        _ => unreachable!("a node entry"),
-    }
 }

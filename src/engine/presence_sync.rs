@@ -16,7 +16,9 @@ use std::collections::{BTreeSet, VecDeque};
 
 use jid::BareJid;
 
-use super::budget::{Budget, fit_node, hand_back, is_node, max_query_nodes, wire_step};
+use super::budget::{
+    Budget, fit_node, hand_back, is_node, max_query_nodes, node_prefix, wire_step,
+};
 use super::presence_set::PresenceSet;
 use crate::digest::descent::{self, DescentView};
 use crate::digest::{Prefix, ShortId};
@@ -41,42 +43,40 @@ pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -
     // every node of the query gets a response (PS-31); lacked items fill what is left, and the
     // requester asks again for those that did not fit (PS-28).
     // A query may name nested prefixes (PS-21 only forbids naming one twice), but an answer
-    // carries a publisher in one item at most, and an id in one <gone/> at most.
-    let mut sent: BTreeSet<ShortId> = BTreeSet::new();
-    let mut gone_sent: BTreeSet<ShortId> = BTreeSet::new();
+    // carries an id once at most: in one item, or in one <gone/>.
+    let mut answered: BTreeSet<ShortId> = BTreeSet::new();
     let nodes: Vec<&ReconcileEntry> = query.entries.iter().filter(|e| is_node(e)).collect();
     for (i, entry) in nodes.iter().enumerate() {
         let later = nodes.len() - i - 1;
-        let (prefix, responses): (Prefix, Vec<ReconcileEntry>) = match entry {
+        let (prefix, responses, ids): (Prefix, Vec<ReconcileEntry>, Vec<ShortId>) = match entry {
             ReconcileEntry::Split(s) => {
                 let steps = descent::answer_split(published, s.prefix, &s.fps.0, leaf_items);
                 let responses = steps
                     .into_iter()
                     .map(|step| fit_node(published, wire_step(step), limits))
                     .collect();
-                (s.prefix, responses)
+                (s.prefix, responses, Vec::new())
             }
             ReconcileEntry::Ids(i) => {
                 let d = descent::answer_ids(published, i.prefix, &i.ids.0);
-                let mut r: Vec<ReconcileEntry> = d
-                    .mine_only
+                let fresh = |ids: Vec<ShortId>| -> Vec<ShortId> {
+                    ids.into_iter()
+                        .filter(|id| !answered.contains(id))
+                        .collect()
+                };
+                let (mine, gone) = (fresh(d.mine_only), fresh(d.theirs_only));
+                let mut r: Vec<ReconcileEntry> = mine
                     .iter()
-                    .filter(|id| !sent.contains(id))
                     .filter_map(|id| published.publisher_of(id).cloned())
                     .map(|p| item_of(published, &p))
                     .collect();
-                let gone: Vec<ShortId> = d
-                    .theirs_only
-                    .into_iter()
-                    .filter(|id| !gone_sent.contains(id))
-                    .collect();
-                r.extend(gone_entries(gone, limits));
-                (i.prefix, r)
+                r.extend(gone_entries(gone.clone(), limits));
+                (i.prefix, r, mine.into_iter().chain(gone).collect())
             }
             _ => unreachable!("filtered to nodes"),
         };
         if budget.take_keeping(&responses, later) {
-            note_sent(published, &responses, &mut sent, &mut gone_sent);
+            answered.extend(ids);
             out.entries.extend(responses);
         } else {
             let back = hand_back(published, prefix);
@@ -93,19 +93,19 @@ pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -
             continue;
         };
         for id in &l.ids.0 {
-            if sent.contains(id) || gone_sent.contains(id) {
+            if answered.contains(id) {
                 continue;
             }
             match published.publisher_of(id).cloned() {
                 Some(p) => {
                     let item = item_of(published, &p);
                     if budget.take(std::slice::from_ref(&item)) {
-                        sent.insert(*id);
+                        answered.insert(*id);
                         out.entries.push(item);
                     }
                 }
                 None => {
-                    gone_sent.insert(*id);
+                    answered.insert(*id);
                     gone.push(*id);
                 }
             }
@@ -118,40 +118,11 @@ pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -
     out
 }
 
-/// Records the ids of the items and `<gone/>` children in `responses` as answered.
-fn note_sent(
-    published: &mut PresenceSet,
-    responses: &[ReconcileEntry],
-    sent: &mut BTreeSet<ShortId>,
-    gone_sent: &mut BTreeSet<ShortId>,
-) {
-    for r in responses {
-        match r {
-            ReconcileEntry::Item(item) => {
-                if let Some(id) = published.id_of(&item.jid) {
-                    sent.insert(id);
-                }
-            }
-            ReconcileEntry::Gone(g) => gone_sent.extend(g.ids.0.iter().copied()),
-            _ => {}
-        }
-    }
-}
-
 /// From how many entries of its cache a cache holder starts its descent one level below the
 /// root: when the nodes two levels down would still hold leaf-items entries on average, so
 /// that the descent takes at least three exchanges anyway.
 pub fn deep_start(limits: &Limits) -> u64 {
     16 * 16 * u64::from(limits.leaf_items)
-}
-
-/// The prefix of a node entry (split or ids).
-fn node_prefix(entry: &ReconcileEntry) -> Option<Prefix> {
-    match entry {
-        ReconcileEntry::Ids(i) => Some(i.prefix),
-        ReconcileEntry::Split(s) => Some(s.prefix),
-        _ => None,
-    }
 }
 
 /// `<gone/>` children listing `ids`, at most max-items ids each (PS-82).
