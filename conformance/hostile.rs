@@ -23,6 +23,7 @@ mod bench;
 mod cases;
 mod discovery;
 mod oversized;
+pub mod probe;
 #[cfg(test)]
 mod tests;
 pub mod verdict;

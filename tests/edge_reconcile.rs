@@ -131,7 +131,10 @@ fn run(a: &mut EdgeSet, b: &mut EdgeSet, limits: &Limits) -> (EdgeDiff, EdgeDiff
                     },
                 };
                 let q = through_wire(&q, Direction::Query, limits, from == 0);
-                let ans = peer.sync.answer(&mut peer.set, &q, limits);
+                let ans = peer
+                    .sync
+                    .answer(&mut peer.set, &q, limits)
+                    .expect("an answer fits");
                 me.answers
                     .push_back(through_wire(&ans, Direction::Answer, limits, from == 1));
                 messages += 2;
@@ -139,7 +142,9 @@ fn run(a: &mut EdgeSet, b: &mut EdgeSet, limits: &Limits) -> (EdgeDiff, EdgeDiff
         }
         for s in &mut sides {
             if let Some(ans) = s.answers.pop_front() {
-                s.sync.handle_answer(&mut s.set, &ans, limits);
+                s.sync
+                    .handle_answer(&mut s.set, &ans)
+                    .expect("a related answer");
                 progress = true;
             }
         }

@@ -119,7 +119,7 @@ fn run(
                     let bytes = q.to_xml_bytes().unwrap().len();
                     assert!(bytes <= limits.max_bytes as usize, "query of {bytes} bytes");
                     let q = through_wire(&q, Direction::Query, limits);
-                    let a = answer(published, &q, limits);
+                    let a = answer(published, &q, limits).expect("an answer fits");
                     let bytes = a.to_xml_bytes().unwrap().len();
                     assert!(
                         bytes <= limits.max_bytes as usize,
@@ -131,7 +131,7 @@ fn run(
             }
         }
         match in_flight.pop_front() {
-            Some(a) => changes.extend(puller.handle_answer(cache, &a, limits)),
+            Some(a) => changes.extend(puller.handle_answer(cache, &a).expect("a related answer")),
             None => {
                 assert!(
                     puller.is_done(),
@@ -237,7 +237,7 @@ fn nested_prefixes_in_one_query_bring_each_item_once() {
         }));
     }
     let q = through_wire(&q, Direction::Query, &Limits::default());
-    let a = answer(&mut published, &q, &Limits::default());
+    let a = answer(&mut published, &q, &Limits::default()).unwrap();
     let a = through_wire(&a, Direction::Answer, &Limits::default());
     let prefix = published.prefix_of(&wanted, 2);
     let bucket = published.ids_under_count(prefix);

@@ -103,14 +103,23 @@ pub fn answer_split(
     fps: &[Fingerprint; FANOUT],
     leaf_items: u64,
 ) -> Vec<Step> {
-    let algo = view.algo();
-    let differing: Vec<Prefix> = (0..FANOUT as u8)
-        .filter_map(|i| prefix.child(i))
-        .filter(|child| view.node(*child).fingerprint(algo) != fps[child.last_nibble() as usize])
-        .collect();
-    differing
+    differing(view, prefix, fps)
         .into_iter()
         .map(|child| describe(view, child, leaf_items))
+        .collect()
+}
+
+/// The children of `prefix` whose local fingerprint differs from the peer's `fps`: the nodes
+/// [`answer_split`] describes, for a side that describes them later.
+pub fn differing(
+    view: &impl DescentView,
+    prefix: Prefix,
+    fps: &[Fingerprint; FANOUT],
+) -> Vec<Prefix> {
+    let algo = view.algo();
+    (0..FANOUT as u8)
+        .filter_map(|i| prefix.child(i))
+        .filter(|child| view.node(*child).fingerprint(algo) != fps[child.last_nibble() as usize])
         .collect()
 }
 

@@ -4,10 +4,14 @@
 //! that is too long by a `<split/>` (PS-82). Shared by [`super::presence_sync`] and
 //! [`super::edge_sync`].
 
+use std::collections::{HashSet, VecDeque};
+
 use crate::digest::Prefix;
-use crate::digest::descent::{DescentView, Step};
+use crate::digest::descent::{self, DescentView, Step};
 use crate::digest::prefix::MAX_DEPTH;
-use crate::wire::{ChildFingerprints, IdList, Ids, Limits, ReconcileEntry, Split, WireElement};
+use crate::wire::{
+    ChildFingerprints, IdList, Ids, Limits, Reconcile, ReconcileEntry, Split, WireElement,
+};
 
 /// Bytes kept free in every stanza for the `<iq/>` and `<reconcile/>` around the entries.
 pub(crate) const ENVELOPE_BYTES: usize = 320;
@@ -150,4 +154,133 @@ pub(crate) fn fit_node(
 /// fits (PS-31: ⌊max-bytes / 512⌋, and at most max-items).
 pub(crate) fn max_query_nodes(limits: &Limits) -> usize {
     (limits.max_items as usize).min((limits.max_bytes as usize / 512).max(1))
+}
+
+/// How a waiting node is described when it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    /// By the descent rules: its ids if small or at the end of the tree, else a split
+    /// ([`descent::describe`], fitted by [`fit_node`]).
+    Describe,
+    /// As a split whatever its size (a node of a deep start, PS-35).
+    Split,
+    /// As its ids whatever its size (a priority pull, PS-53), fitted by [`fit_node`].
+    Ids,
+}
+
+/// The queue of nodes a reconciler is to send: prefixes only, each once, at most `cap`
+/// (XEP §Resource Exhaustion, [`super::bounds`]). A node's `<split/>` or `<ids/>` is computed
+/// from the set when it is sent ([`PendingNodes::materialize`]), so a queued node costs its
+/// prefix, and describes the set as it is then.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingNodes {
+    queue: VecDeque<(Prefix, NodeKind)>,
+    queued: HashSet<Prefix>,
+    cap: usize,
+}
+
+/// A [`PendingNodes`] is full: the peer made the descent wider than any honest one can be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct QueueFull(pub usize);
+
+impl Default for PendingNodes {
+    fn default() -> PendingNodes {
+        PendingNodes::with_cap(usize::MAX)
+    }
+}
+
+impl PendingNodes {
+    pub(crate) fn with_cap(cap: usize) -> PendingNodes {
+        PendingNodes {
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            cap,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.queue.clear();
+        self.queued.clear();
+    }
+
+    /// Queues `prefix` last, unless it is already queued (PS-21: a prefix once per reconcile,
+    /// and a node once per descent step); an error if the queue is full.
+    pub(crate) fn push_back(&mut self, prefix: Prefix, kind: NodeKind) -> Result<(), QueueFull> {
+        if self.queued.contains(&prefix) {
+            return Ok(());
+        }
+        if self.queue.len() >= self.cap {
+            return Err(QueueFull(self.cap));
+        }
+        self.queued.insert(prefix);
+        self.queue.push_back((prefix, kind));
+        Ok(())
+    }
+
+    /// Puts back a node just taken with [`PendingNodes::pop_front`] (it did not fit).
+    pub(crate) fn push_front(&mut self, prefix: Prefix, kind: NodeKind) {
+        if self.queued.insert(prefix) {
+            self.queue.push_front((prefix, kind));
+        }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<(Prefix, NodeKind)> {
+        let (prefix, kind) = self.queue.pop_front()?;
+        self.queued.remove(&prefix);
+        Some((prefix, kind))
+    }
+
+    /// The entry that describes node `prefix` of `set` now.
+    pub(crate) fn materialize(
+        set: &mut impl DescentView,
+        prefix: Prefix,
+        kind: NodeKind,
+        limits: &Limits,
+    ) -> ReconcileEntry {
+        match kind {
+            NodeKind::Describe => {
+                let step = descent::describe(set, prefix, limits.leaf_items as u64);
+                fit_node(set, wire_step(step), limits)
+            }
+            NodeKind::Split => hand_back(set, prefix),
+            NodeKind::Ids => {
+                let ids = ReconcileEntry::Ids(Ids {
+                    prefix,
+                    ids: IdList(set.ids_under(prefix)),
+                });
+                fit_node(set, ids, limits)
+            }
+        }
+    }
+}
+
+/// The prefixes of the node children of `query`: what its answer may name (PS-31: each node
+/// of an answer is a node of the query, handed back, or one of its children).
+pub(crate) fn queried_prefixes(query: &Reconcile) -> Vec<Prefix> {
+    query.entries.iter().filter_map(node_prefix).collect()
+}
+
+/// The first node of `answer` that answers none of the `queried` prefixes (it is neither one
+/// of them nor a child of one): an answer to another question, which a requester discards
+/// (XEP §Reconciliation).
+pub(crate) fn unrelated_node(answer: &Reconcile, queried: &[Prefix]) -> Option<Prefix> {
+    answer.entries.iter().filter_map(node_prefix).find(|p| {
+        !queried
+            .iter()
+            .any(|q| q == p || (p.len() == q.len() + 1 && q.contains(*p)))
+    })
+}
+
+/// Removes from `responses` every node whose prefix `answered` already holds, and records the
+/// others: an answer names a prefix once (PS-21), even when the query named nested ones.
+pub(crate) fn drop_repeated(responses: &mut Vec<ReconcileEntry>, answered: &mut HashSet<Prefix>) {
+    responses.retain(|e| node_prefix(e).is_none_or(|p| answered.insert(p)));
 }

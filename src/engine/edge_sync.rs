@@ -16,6 +16,14 @@
 //! once, alone in a query so that its answer fits), PS-82 (at most max-items ids per list).
 //! Responses that go into queries never need to be dropped: they wait for the next query.
 //!
+//! Resources (XEP §Resource Exhaustion, [`super::bounds`]): waiting nodes are prefixes, each
+//! queued once, at most the cap the session gives ([`EdgeReconciler::bounded`]); an answer
+//! that names a node its query did not ask about is refused ([`DescentError::Unrelated`]), and
+//! one that would overfill the queue too ([`DescentError::Exhausted`]). The ids of differing
+//! edges it records are capped at the session's difference budget (the repair threshold of
+//! PS-65, plus one): past it the reconciler stops recording, drops what it still meant to ask
+//! and send, and reports [`EdgeReconciler::overflowed`], so that repairs are suspended.
+//!
 //! The outcome is an [`EdgeDiff`] on each side: every edge it holds that the peer lacks (sent
 //! in full) and every edge the peer holds that it lacks (received in full). Since each side
 //! records an edge exactly when it puts it in a message and the other when it receives it, the
@@ -23,9 +31,11 @@
 //! diff ([`super::repair`]); the hello that ends the descent (PS-36) is the session's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
 
 use super::budget::{
-    Budget, fit_node, hand_back, is_node, max_query_nodes, node_prefix, wire_step,
+    Budget, NodeKind, PendingNodes, QueueFull, drop_repeated, fit_node, hand_back, is_node,
+    max_query_nodes, node_prefix, queried_prefixes, unrelated_node, wire_step,
 };
 use super::edge_set::EdgeSet;
 use crate::digest::descent;
@@ -48,47 +58,125 @@ pub struct EdgeDiff {
     pub only_theirs: Vec<Edge>,
 }
 
-/// One side of a descent of the edge set.
+/// Why a reconciler refused a message of the peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DescentError {
+    /// An answer names a node that its query did not ask about (neither a node of the query
+    /// nor one of its children).
+    Unrelated(Prefix),
+    /// The answer would make more nodes wait than the bound allows.
+    Exhausted(usize),
+    /// Even the replacement of a node of the query does not fit the answer (PS-31): the query
+    /// carried more nodes than ⌊max-bytes / 512⌋ (`max`), or an 8-nibble node holds more ids
+    /// than fit.
+    TooManyNodes {
+        /// Node children of the query.
+        count: usize,
+        /// ⌊max-bytes / 512⌋, at most max-items.
+        max: usize,
+    },
+}
+
+impl fmt::Display for DescentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DescentError::Unrelated(p) => {
+                write!(
+                    f,
+                    "answer names prefix '{p}', which its query did not ask about"
+                )
+            }
+            DescentError::Exhausted(cap) => {
+                write!(f, "answer would make more than {cap} nodes wait")
+            }
+            DescentError::TooManyNodes { count, max } => write!(
+                f,
+                "{count} node children whose answers cannot fit max-bytes (at most {max})"
+            ),
+        }
+    }
+}
+
+impl From<QueueFull> for DescentError {
+    fn from(full: QueueFull) -> DescentError {
+        DescentError::Exhausted(full.0)
+    }
+}
+
+/// One unanswered query: the ids it lacked, the nodes it asked about.
 #[derive(Clone, Debug, Default)]
+struct InFlight {
+    lacked: Vec<ShortId>,
+    nodes: Vec<Prefix>,
+}
+
+/// One side of a descent of the edge set.
+#[derive(Clone, Debug)]
 pub struct EdgeReconciler {
-    /// Node entries (split/ids) to send in queries.
-    nodes: VecDeque<ReconcileEntry>,
+    /// Nodes (split/ids) to send in queries.
+    nodes: PendingNodes,
     /// Own edges owed to the peer, sent in queries.
     owed: BTreeSet<ShortId>,
     /// Ids to ask for a first time.
     lack: BTreeSet<ShortId>,
     /// Ids to ask for a second and last time (PS-32).
     reask: BTreeSet<ShortId>,
-    /// How often each id was asked for.
+    /// How often each id not received yet was asked for.
     asked: HashMap<ShortId, u8>,
-    /// The ids lacked in each unanswered query, oldest first.
-    in_flight: VecDeque<Vec<ShortId>>,
+    /// The unanswered queries, oldest first.
+    in_flight: VecDeque<InFlight>,
     only_mine: BTreeMap<ShortId, Edge>,
     only_theirs: BTreeMap<ShortId, Edge>,
+    /// Every id found to differ in this descent (the others are subsets of it).
+    known: HashSet<ShortId>,
+    /// The most ids `known` may hold.
+    max_differences: usize,
+    overflow: bool,
     queries: usize,
 }
 
+impl Default for EdgeReconciler {
+    fn default() -> EdgeReconciler {
+        EdgeReconciler::bounded(usize::MAX, usize::MAX)
+    }
+}
+
 impl EdgeReconciler {
-    /// A side with nothing to do yet (the non-driver, until the driver's first query).
+    /// A side with nothing to do yet (the non-driver, until the driver's first query), with no
+    /// bound on what it keeps (tests and tools; a session uses [`EdgeReconciler::bounded`]).
     pub fn new() -> EdgeReconciler {
         EdgeReconciler::default()
+    }
+
+    /// A side that records at most `differences` differing ids and keeps at most `nodes` nodes
+    /// waiting (the session's bounds, [`super::bounds::Bounds`]).
+    pub fn bounded(differences: usize, nodes: usize) -> EdgeReconciler {
+        EdgeReconciler {
+            nodes: PendingNodes::with_cap(nodes),
+            owed: BTreeSet::new(),
+            lack: BTreeSet::new(),
+            reask: BTreeSet::new(),
+            asked: HashMap::new(),
+            in_flight: VecDeque::new(),
+            only_mine: BTreeMap::new(),
+            only_theirs: BTreeMap::new(),
+            known: HashSet::new(),
+            max_differences: differences,
+            overflow: false,
+            queries: 0,
+        }
     }
 
     /// The edge driver's first query after unequal edge roots (XEP PS-33): `<ids prefix=''/>`
     /// if its set holds at most leaf-items edges, else `<split prefix=''/>` with its 16 root
     /// children.
     pub fn start(&mut self, set: &mut EdgeSet, limits: &Limits) -> Option<Reconcile> {
-        let root = if set.len() <= limits.leaf_items as u64 {
-            let ids = wire_step(descent::describe(
-                set,
-                Prefix::ROOT,
-                limits.leaf_items as u64,
-            ));
-            fit_node(set, ids, limits)
+        let kind = if set.len() <= limits.leaf_items as u64 {
+            NodeKind::Describe
         } else {
-            hand_back(set, Prefix::ROOT)
+            NodeKind::Split
         };
-        self.nodes.push_front(root);
+        self.nodes.push_front(Prefix::ROOT, kind);
         self.next_query(set, limits)
     }
 
@@ -112,12 +200,53 @@ impl EdgeReconciler {
             && self.in_flight.is_empty()
     }
 
+    /// True if the descent found more differences than its budget and stopped recording
+    /// them: its diff is incomplete, and repairs must be suspended (PS-65).
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
+    /// The ids this side keeps (every structure counted) and the nodes waiting: its part of
+    /// the session's [`super::bounds::Footprint`].
+    pub fn footprint(&self) -> (usize, usize) {
+        let in_flight: usize = self.in_flight.iter().map(|q| q.lacked.len()).sum();
+        let ids = self.owed.len()
+            + self.lack.len()
+            + self.reask.len()
+            + self.asked.len()
+            + in_flight
+            + self.only_mine.len()
+            + self.only_theirs.len()
+            + self.known.len();
+        (ids, self.nodes.len())
+    }
+
     /// What this side has learnt so far (complete once both sides are done).
     pub fn diff(&self) -> EdgeDiff {
         EdgeDiff {
             only_mine: self.only_mine.values().cloned().collect(),
             only_theirs: self.only_theirs.values().cloned().collect(),
         }
+    }
+
+    /// Records `id` as differing; false (and the descent winds down) if the budget is spent.
+    fn note(&mut self, id: ShortId) -> bool {
+        if self.known.contains(&id) {
+            return true;
+        }
+        if self.known.len() >= self.max_differences {
+            if !self.overflow {
+                self.overflow = true;
+                // Nothing more is asked or sent: the edge set cannot be verified anyway.
+                self.nodes.clear();
+                self.lack.clear();
+                self.reask.clear();
+                self.owed.clear();
+            }
+            return false;
+        }
+        self.known.insert(id);
+        true
     }
 
     /// The next query, if there is anything to say now. The caller sends it in an
@@ -152,38 +281,38 @@ impl EdgeReconciler {
             self.only_mine.insert(id, edge);
             q.entries.push(entry);
         }
-        let mut prefixes = HashSet::new();
-        let mut later = Vec::new();
-        while prefixes.len() < max_query_nodes(limits) {
-            let Some(entry) = self.nodes.pop_front() else {
+        let mut nodes = 0;
+        while nodes < max_query_nodes(limits) {
+            let Some((prefix, kind)) = self.nodes.pop_front() else {
                 break;
             };
-            let prefix = node_prefix(&entry).expect("a node entry");
-            if prefixes.contains(&prefix) {
-                later.push(entry); // PS-21: a prefix once per reconcile
-                continue;
-            }
+            let entry = PendingNodes::materialize(set, prefix, kind, limits);
             if !budget.take(std::slice::from_ref(&entry)) {
-                self.nodes.push_front(entry);
+                self.nodes.push_front(prefix, kind);
                 break;
             }
-            prefixes.insert(prefix);
             q.entries.push(entry);
-        }
-        for entry in later.into_iter().rev() {
-            self.nodes.push_front(entry);
+            nodes += 1;
         }
         (!q.entries.is_empty()).then(|| self.sent(q, ids))
     }
 
     /// Answers a query of the peer (XEP PS-23): node children first, each keeping room for the
     /// hand-backs of those after it (PS-31), then the edges lacked, as many as fit (PS-28; the
-    /// peer asks again for the others).
-    pub fn answer(&mut self, set: &mut EdgeSet, query: &Reconcile, limits: &Limits) -> Reconcile {
+    /// peer asks again for the others). A prefix is named once even when the query names
+    /// nested ones (PS-21). An error if even the hand-backs do not fit: the query carried more
+    /// nodes than PS-31 allows for max-bytes, to be refused with `<too-many-items/>`.
+    pub fn answer(
+        &mut self,
+        set: &mut EdgeSet,
+        query: &Reconcile,
+        limits: &Limits,
+    ) -> Result<Reconcile, DescentError> {
         let leaf_items = limits.leaf_items as u64;
         let mut budget = Budget::new(limits);
         let mut out = Reconcile::new(ReconcileSet::Edges);
         let mut sent: HashSet<ShortId> = HashSet::new();
+        let mut answered: HashSet<Prefix> = HashSet::new();
         for edge in query.edges() {
             self.received(set, edge);
         }
@@ -191,13 +320,13 @@ impl EdgeReconciler {
         for (i, entry) in nodes.iter().enumerate() {
             let later = nodes.len() - i - 1;
             let prefix = node_prefix(entry).expect("a node entry");
-            let (responses, edges, lacked) = match entry {
+            let (mut responses, edges) = match entry {
                 ReconcileEntry::Split(s) => {
                     let steps = descent::answer_split(set, s.prefix, &s.fps.0, leaf_items);
                     let r = steps
                         .into_iter()
                         .map(|s| fit_node(set, wire_step(s), limits));
-                    (r.collect(), Vec::new(), Vec::new())
+                    (r.collect(), Vec::new())
                 }
                 ReconcileEntry::Ids(i) => {
                     let d = descent::answer_ids(set, i.prefix, &i.ids.0);
@@ -219,23 +348,29 @@ impl EdgeReconciler {
                         .map(|(_, e)| ReconcileEntry::Edge(e.into()))
                         .collect();
                     r.extend(lacked.chunks(limits.max_items as usize).map(lack_of));
-                    (r, edges, lacked)
+                    (r, edges)
                 }
                 _ => unreachable!("filtered to nodes"),
             };
+            let mut seen = answered.clone();
+            drop_repeated(&mut responses, &mut seen);
             if budget.take_keeping(&responses, later) {
+                answered = seen;
                 out.entries.extend(responses);
                 for (id, edge) in edges {
                     sent.insert(id);
-                    self.only_mine.insert(id, edge);
+                    if self.note(id) {
+                        self.only_mine.insert(id, edge);
+                    }
                 }
-                for id in lacked {
-                    *self.asked.entry(id).or_default() += 1;
-                }
-            } else {
+            } else if answered.insert(prefix) {
                 let back = hand_back(set, prefix);
-                let fits = budget.take_keeping(std::slice::from_ref(&back), later);
-                debug_assert!(fits, "room for hand-backs is kept");
+                if !budget.take_keeping(std::slice::from_ref(&back), later) {
+                    return Err(DescentError::TooManyNodes {
+                        count: nodes.len(),
+                        max: max_query_nodes(limits),
+                    });
+                }
                 out.entries.push(back);
             }
         }
@@ -250,39 +385,58 @@ impl EdgeReconciler {
                 let entry = ReconcileEntry::Edge(wire::Edge::from(&edge));
                 if !sent.contains(id) && budget.take(std::slice::from_ref(&entry)) {
                     sent.insert(*id);
-                    self.only_mine.insert(*id, edge);
+                    if self.note(*id) {
+                        self.only_mine.insert(*id, edge);
+                    }
                     out.entries.push(entry);
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     /// Processes the answer to the oldest unanswered query (answers arrive in order, PS-11);
-    /// its responses are queued for the next queries (PS-23).
-    pub fn handle_answer(&mut self, set: &mut EdgeSet, answer: &Reconcile, limits: &Limits) {
-        let asked = self.in_flight.pop_front().unwrap_or_default();
-        let leaf_items = limits.leaf_items as u64;
+    /// its responses are queued for the next queries (PS-23). An error if the answer names a
+    /// node the query did not ask about, or would make more nodes wait than the bound: the
+    /// caller discards it and ends the session (PS-70).
+    pub fn handle_answer(
+        &mut self,
+        set: &mut EdgeSet,
+        answer: &Reconcile,
+    ) -> Result<(), DescentError> {
+        let InFlight { lacked, nodes } = self.in_flight.pop_front().unwrap_or_default();
+        if let Some(p) = unrelated_node(answer, &nodes) {
+            return Err(DescentError::Unrelated(p));
+        }
         for entry in &answer.entries {
             match entry {
                 ReconcileEntry::Split(s) => {
-                    for step in descent::answer_split(set, s.prefix, &s.fps.0, leaf_items) {
-                        let node = fit_node(set, wire_step(step), limits);
-                        self.nodes.push_back(node);
+                    if self.overflow {
+                        continue;
+                    }
+                    for child in descent::differing(set, s.prefix, &s.fps.0) {
+                        self.nodes.push_back(child, NodeKind::Describe)?;
                     }
                 }
                 ReconcileEntry::Ids(i) => {
                     let d = descent::answer_ids(set, i.prefix, &i.ids.0);
-                    let unsent = d.mine_only.into_iter();
-                    self.owed
-                        .extend(unsent.filter(|id| !self.only_mine.contains_key(id)));
-                    let new = d.theirs_only.into_iter();
-                    self.lack
-                        .extend(new.filter(|id| !self.only_theirs.contains_key(id)));
+                    for id in d.mine_only {
+                        if !self.only_mine.contains_key(&id) && self.note(id) {
+                            self.owed.insert(id);
+                        }
+                    }
+                    for id in d.theirs_only {
+                        if !self.only_theirs.contains_key(&id) && self.note(id) {
+                            self.lack.insert(id);
+                        }
+                    }
                 }
                 ReconcileEntry::Lack(l) => {
-                    let held = l.ids.0.iter().filter(|id| set.edge_of(id).is_some());
-                    self.owed.extend(held);
+                    for id in &l.ids.0 {
+                        if set.edge_of(id).is_some() && self.note(*id) {
+                            self.owed.insert(*id);
+                        }
+                    }
                 }
                 ReconcileEntry::Edge(edge) => self.received(set, edge),
                 ReconcileEntry::Gone(_) | ReconcileEntry::Item(_) => {}
@@ -291,14 +445,16 @@ impl EdgeReconciler {
         // PS-32: ids lacked in that query and not answered are asked for once more (not
         // those this side now holds: a repair of the peer, sent before this answer, added
         // them).
-        for id in asked {
-            if !self.only_theirs.contains_key(&id)
+        for id in lacked {
+            if !self.overflow
+                && !self.only_theirs.contains_key(&id)
                 && set.edge_of(&id).is_none()
                 && self.asked.get(&id).copied() < Some(2)
             {
                 self.reask.insert(id);
             }
         }
+        Ok(())
     }
 
     fn received(&mut self, set: &mut EdgeSet, edge: &wire::Edge) {
@@ -307,7 +463,10 @@ impl EdgeReconciler {
         if set.edge_of(&id) != Some(&edge) {
             self.lack.remove(&id);
             self.reask.remove(&id);
-            self.only_theirs.insert(id, edge);
+            self.asked.remove(&id);
+            if self.note(id) {
+                self.only_theirs.insert(id, edge);
+            }
         }
     }
 
@@ -319,7 +478,10 @@ impl EdgeReconciler {
     }
 
     fn sent(&mut self, q: Reconcile, lacked: Vec<ShortId>) -> Reconcile {
-        self.in_flight.push_back(lacked);
+        self.in_flight.push_back(InFlight {
+            lacked,
+            nodes: queried_prefixes(&q),
+        });
         self.queries += 1;
         q
     }

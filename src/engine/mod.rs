@@ -7,6 +7,7 @@
 //! `<reconcile/>` keeps (`budget`, internal); the reduced states of presence too large for a
 //! stanza ([`reduce`], PS-41). The per-peer session (hello, epochs, batches,
 //! domain-level presence, priorities, windows) builds on these.
+pub mod bounds;
 mod budget;
 pub mod edge_set;
 pub mod edge_sync;
@@ -16,8 +17,9 @@ pub mod reduce;
 pub mod repair;
 pub mod session;
 
+pub use bounds::{Bounds, Footprint};
 pub use edge_set::EdgeSet;
-pub use edge_sync::{EdgeDiff, EdgeReconciler, is_edge_driver};
+pub use edge_sync::{DescentError, EdgeDiff, EdgeReconciler, is_edge_driver};
 pub use presence_set::PresenceSet;
 pub use presence_sync::{CacheChange, Puller, answer};
 pub use repair::{Decision, Holder, RepairStanza, decide, plan};

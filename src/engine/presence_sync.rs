@@ -12,18 +12,20 @@
 //! (gone), PS-30 and PS-31 (limits, and an answer that would not fit handed back as a split of
 //! the same prefix), PS-35 (pulls by prefix, in any order).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use jid::BareJid;
 
 use super::budget::{
-    Budget, fit_node, hand_back, is_node, max_query_nodes, node_prefix, wire_step,
+    Budget, NodeKind, PendingNodes, drop_repeated, fit_node, hand_back, is_node, max_query_nodes,
+    node_prefix, queried_prefixes, unrelated_node, wire_step,
 };
+use super::edge_sync::DescentError;
 use super::presence_set::PresenceSet;
-use crate::digest::descent::{self, DescentView};
+use crate::digest::descent;
 use crate::digest::{Prefix, ShortId};
 use crate::model::PublisherPresence;
-use crate::wire::{Gone, IdList, Ids, Item, Lack, Limits, Reconcile, ReconcileEntry, ReconcileSet};
+use crate::wire::{Gone, IdList, Item, Lack, Limits, Reconcile, ReconcileEntry, ReconcileSet};
 
 fn item_of(set: &PresenceSet, publisher: &BareJid) -> ReconcileEntry {
     let presence = set.get(publisher).cloned().unwrap_or_default();
@@ -34,8 +36,13 @@ fn item_of(set: &PresenceSet, publisher: &BareJid) -> ReconcileEntry {
 
 /// The authoritative server's answer to a presence query about its `published` set.
 /// Children of the query that are not meant for it (items, gone) are ignored here; the wire
-/// layer rejects them before (`Reconcile::check_direction`).
-pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -> Reconcile {
+/// layer rejects them before (`Reconcile::check_direction`). An error if even the hand-backs
+/// do not fit (PS-31): the query is refused with `<too-many-items/>`.
+pub fn answer(
+    published: &mut PresenceSet,
+    query: &Reconcile,
+    limits: &Limits,
+) -> Result<Reconcile, DescentError> {
     let leaf_items = limits.leaf_items as u64;
     let mut budget = Budget::new(limits);
     let mut out = Reconcile::new(ReconcileSet::Presence);
@@ -43,12 +50,14 @@ pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -
     // every node of the query gets a response (PS-31); lacked items fill what is left, and the
     // requester asks again for those that did not fit (PS-28).
     // A query may name nested prefixes (PS-21 only forbids naming one twice), but an answer
-    // carries an id once at most: in one item, or in one <gone/>.
+    // names a prefix once, and carries an id once at most: in one item, or in one <gone/>.
     let mut answered: BTreeSet<ShortId> = BTreeSet::new();
+    let mut prefixes: HashSet<Prefix> = HashSet::new();
     let nodes: Vec<&ReconcileEntry> = query.entries.iter().filter(|e| is_node(e)).collect();
     for (i, entry) in nodes.iter().enumerate() {
         let later = nodes.len() - i - 1;
-        let (prefix, responses, ids): (Prefix, Vec<ReconcileEntry>, Vec<ShortId>) = match entry {
+        let (prefix, mut responses, ids): (Prefix, Vec<ReconcileEntry>, Vec<ShortId>) = match entry
+        {
             ReconcileEntry::Split(s) => {
                 let steps = descent::answer_split(published, s.prefix, &s.fps.0, leaf_items);
                 let responses = steps
@@ -75,13 +84,20 @@ pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -
             }
             _ => unreachable!("filtered to nodes"),
         };
+        let mut seen = prefixes.clone();
+        drop_repeated(&mut responses, &mut seen);
         if budget.take_keeping(&responses, later) {
+            prefixes = seen;
             answered.extend(ids);
             out.entries.extend(responses);
-        } else {
+        } else if prefixes.insert(prefix) {
             let back = hand_back(published, prefix);
-            let fits = budget.take_keeping(std::slice::from_ref(&back), later);
-            debug_assert!(fits, "room for hand-backs is kept");
+            if !budget.take_keeping(std::slice::from_ref(&back), later) {
+                return Err(DescentError::TooManyNodes {
+                    count: nodes.len(),
+                    max: max_query_nodes(limits),
+                });
+            }
             out.entries.push(back);
         }
     }
@@ -111,11 +127,22 @@ pub fn answer(published: &mut PresenceSet, query: &Reconcile, limits: &Limits) -
             }
         }
     }
-    for entry in gone_entries(gone, limits) {
-        budget.take(std::slice::from_ref(&entry));
-        out.entries.push(entry);
+    // As many of the gone ids as fit; the requester asks again for the others (PS-28).
+    let mut rest: &[ShortId] = &gone;
+    let mut chunk = limits.max_items as usize;
+    while !rest.is_empty() && chunk > 0 {
+        let n = chunk.min(rest.len());
+        let entry = ReconcileEntry::Gone(Gone {
+            ids: IdList(rest[..n].to_vec()),
+        });
+        if budget.take(std::slice::from_ref(&entry)) {
+            out.entries.push(entry);
+            rest = &rest[n..];
+        } else {
+            chunk = n / 2;
+        }
     }
-    out
+    Ok(out)
 }
 
 /// From how many entries of its cache a cache holder starts its descent one level below the
@@ -157,35 +184,74 @@ struct StaleGroup {
 /// The cache holder's side of one presence-set reconciliation.
 #[derive(Clone, Debug)]
 pub struct Puller {
-    /// Prefixes to pull first, in priority order (XEP §Priority Ordering).
+    /// Prefixes to pull first, in priority order (XEP §Priority Ordering), each once.
     priority: VecDeque<Prefix>,
-    /// Node entries (split/ids) to send.
-    nodes: VecDeque<ReconcileEntry>,
+    prioritized: HashSet<Prefix>,
+    /// Nodes (split/ids) to send.
+    nodes: PendingNodes,
     /// Ids to ask for (lack).
     lack: BTreeSet<ShortId>,
     stale: Vec<StaleGroup>,
     root_started: bool,
-    outstanding: usize,
+    /// The node prefixes of each unanswered query, oldest first.
+    in_flight: VecDeque<Vec<Prefix>>,
     queries: usize,
+    /// The most prefixes waiting (priority and nodes together), and the most entries the
+    /// cache and the lacked ids may reach (XEP §Resource Exhaustion).
+    max_nodes: usize,
+    max_entries: usize,
 }
 
 impl Puller {
     /// A reconciliation that first pulls the buckets `priority` names (each as an `<ids/>` of
-    /// what the cache holds there), then descends from the root.
+    /// what the cache holds there), then descends from the root. Unbounded (tests and tools; a
+    /// session uses [`Puller::bounded`]).
     pub fn new(priority: impl IntoIterator<Item = Prefix>) -> Puller {
-        Puller {
-            priority: priority.into_iter().collect(),
-            nodes: VecDeque::new(),
+        Puller::bounded(priority, usize::MAX, usize::MAX)
+    }
+
+    /// Like [`Puller::new`], keeping at most `max_nodes` prefixes waiting and refusing answers
+    /// that would make the cache and the lacked ids exceed `max_entries` (the session's
+    /// bounds, [`super::bounds::Bounds`]).
+    pub fn bounded(
+        priority: impl IntoIterator<Item = Prefix>,
+        max_nodes: usize,
+        max_entries: usize,
+    ) -> Puller {
+        let mut puller = Puller {
+            priority: VecDeque::new(),
+            prioritized: HashSet::new(),
+            nodes: PendingNodes::with_cap(max_nodes),
             lack: BTreeSet::new(),
             stale: Vec::new(),
             root_started: false,
-            outstanding: 0,
+            in_flight: VecDeque::new(),
             queries: 0,
+            max_nodes,
+            max_entries,
+        };
+        for p in priority {
+            if puller.prioritized.insert(p) {
+                puller.priority.push_back(p);
+            }
         }
+        puller
     }
 
-    /// Pulls `prefix` next, before anything not yet sent (a user became active).
+    /// Pulls `prefix` next, before anything not yet sent (a user became active, or a
+    /// domain-level presence named a publisher the cache lacks, PS-48). A prefix already
+    /// waiting moves to the front; one more than the bound is dropped (the descent from the
+    /// root covers it anyway).
     pub fn prioritize(&mut self, prefix: Prefix) {
+        if self.prioritized.contains(&prefix) {
+            if let Some(i) = self.priority.iter().position(|p| *p == prefix) {
+                self.priority.remove(i);
+            }
+        } else if self.priority.len() + self.nodes.len() >= self.max_nodes {
+            return;
+        } else {
+            self.prioritized.insert(prefix);
+        }
         self.priority.push_front(prefix);
     }
 
@@ -196,7 +262,21 @@ impl Puller {
 
     /// Queries sent and not answered yet.
     pub fn outstanding(&self) -> usize {
-        self.outstanding
+        self.in_flight.len()
+    }
+
+    /// The ids waiting (lacked, and stale entries waiting for them) and the prefixes waiting:
+    /// its part of the session's [`super::bounds::Footprint`].
+    pub fn footprint(&self) -> (usize, usize) {
+        let stale: usize = self
+            .stale
+            .iter()
+            .map(|g| g.waiting.len() + g.stale.len())
+            .sum();
+        (
+            self.lack.len() + stale,
+            self.priority.len() + self.nodes.len(),
+        )
     }
 
     /// True when the reconciliation is complete: nothing left to send, nothing awaited.
@@ -206,7 +286,7 @@ impl Puller {
             && self.nodes.is_empty()
             && self.lack.is_empty()
             && self.stale.is_empty()
-            && self.outstanding == 0
+            && self.in_flight.is_empty()
     }
 
     /// The next query to send, if there is anything to say now. The caller sends it in an
@@ -236,9 +316,10 @@ impl Puller {
         let mut nodes = 0;
         let mut deferred = Vec::new();
         while nodes < max_nodes {
-            let entry = if let Some(e) = self.nodes.pop_front() {
-                e
+            let (prefix, kind) = if let Some(node) = self.nodes.pop_front() {
+                node
             } else if let Some(p) = self.priority.pop_front() {
+                self.prioritized.remove(&p);
                 // PS-21: a prefix at most once per query. A prefix under one already in the
                 // query is covered by it; one over a prefix already in the query waits for
                 // the next query, so that the answer brings no item twice.
@@ -250,12 +331,8 @@ impl Puller {
                     deferred.push(p);
                     continue;
                 }
-                let ids = ReconcileEntry::Ids(Ids {
-                    prefix: p,
-                    ids: IdList(cache.ids_under(p)),
-                });
-                fit_node(cache, ids, limits)
-            } else if !self.root_started && self.outstanding == 0 && nodes == 0 {
+                (p, NodeKind::Ids)
+            } else if !self.root_started && self.in_flight.is_empty() && nodes == 0 {
                 // The descent from the root goes last, once the priority pulls are answered,
                 // so that it finds their buckets already equal.
                 self.root_started = true;
@@ -265,51 +342,72 @@ impl Puller {
                     // their fingerprints back anyway once more than a few differ.
                     for i in 0..16 {
                         let child = Prefix::ROOT.child(i).expect("the root has 16 children");
-                        self.nodes.push_back(hand_back(cache, child));
+                        // 16 prefixes fit any bound (N_p >= 16 * 17).
+                        let _ = self.nodes.push_back(child, NodeKind::Split);
                     }
                     continue;
                 }
-                let start = wire_step(descent::start(cache, limits.leaf_items as u64));
-                fit_node(cache, start, limits)
+                (Prefix::ROOT, NodeKind::Describe)
             } else {
                 break;
             };
+            let entry = PendingNodes::materialize(cache, prefix, kind, limits);
             if !budget.take(std::slice::from_ref(&entry)) {
-                self.nodes.push_front(entry);
+                self.nodes.push_front(prefix, kind);
                 break;
             }
             q.entries.push(entry);
             nodes += 1;
         }
         for p in deferred.into_iter().rev() {
-            self.priority.push_front(p);
+            if self.prioritized.insert(p) {
+                self.priority.push_front(p);
+            }
         }
         if q.entries.is_empty() {
             return None;
         }
-        self.outstanding += 1;
+        self.in_flight.push_back(queried_prefixes(&q));
         self.queries += 1;
         Some(q)
     }
 
-    /// Applies an answer to the cache; returns the changes in the order they were applied.
+    /// Applies an answer to the cache; returns the changes in the order they were applied. An
+    /// error, and nothing applied, if the answer names a node its query did not ask about, or
+    /// would make the cache, the lacked ids or the waiting nodes exceed their bounds: the
+    /// caller discards it and ends the session (PS-70).
     pub fn handle_answer(
         &mut self,
         cache: &mut PresenceSet,
         answer: &Reconcile,
-        limits: &Limits,
-    ) -> Vec<CacheChange> {
-        self.outstanding = self.outstanding.saturating_sub(1);
-        let leaf_items = limits.leaf_items as u64;
+    ) -> Result<Vec<CacheChange>, DescentError> {
+        let queried = self.in_flight.pop_front().unwrap_or_default();
+        if let Some(p) = unrelated_node(answer, &queried) {
+            return Err(DescentError::Unrelated(p));
+        }
+        let new_entries = answer
+            .items()
+            .filter(|item| cache.get(&item.jid).is_none())
+            .count();
+        let lacked: usize = answer
+            .entries
+            .iter()
+            .map(|e| match e {
+                ReconcileEntry::Ids(i) => i.ids.0.len(),
+                _ => 0,
+            })
+            .sum();
+        let (ids, _) = self.footprint();
+        if cache.len() as usize + new_entries + ids + lacked > self.max_entries {
+            return Err(DescentError::Exhausted(self.max_entries));
+        }
         let mut changes = Vec::new();
         let mut answered: BTreeSet<ShortId> = BTreeSet::new();
         for entry in &answer.entries {
             match entry {
                 ReconcileEntry::Split(s) => {
-                    let steps = descent::answer_split(cache, s.prefix, &s.fps.0, leaf_items);
-                    for step in steps {
-                        let entry = fit_node(cache, wire_step(step), limits);
-                        self.nodes.push_back(entry);
+                    for child in descent::differing(cache, s.prefix, &s.fps.0) {
+                        self.nodes.push_back(child, NodeKind::Describe)?;
                     }
                 }
                 ReconcileEntry::Ids(i) => {
@@ -368,7 +466,7 @@ impl Puller {
             .flat_map(|g| g.waiting.iter().copied())
             .filter(|id| !self.lack.contains(id))
             .collect();
-        if self.outstanding == 0 {
+        if self.in_flight.is_empty() {
             self.lack.extend(still_lacking);
         }
         // Groups whose lacks are all answered drop their stale entries, unless an item has
@@ -387,6 +485,6 @@ impl Puller {
                 });
             }
         }
-        changes
+        Ok(changes)
     }
 }

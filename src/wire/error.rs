@@ -186,6 +186,24 @@ pub enum WireError {
         /// The negotiated window.
         window: u32,
     },
+    /// The element would make a structure of the session exceed its bound (XEP §Resource
+    /// Exhaustion): `too-many-items`.
+    Exhausted {
+        /// Top-level element.
+        element: &'static str,
+        /// What would exceed its bound (`"cache entries"`, `"waiting nodes"`, ...).
+        what: &'static str,
+        /// The bound.
+        bound: usize,
+    },
+    /// A request sooner than the rate the XEP allows (hellos, PS-20; new epochs):
+    /// `window-exceeded`, to be retried later.
+    TooFast {
+        /// Top-level element.
+        element: &'static str,
+        /// What rate was exceeded.
+        reason: String,
+    },
     /// A stanza `from` outside the authenticated peer domain: stream error `<invalid-from/>`
     /// (RFC 6120 §4.9.3.9), no stanza error.
     InvalidFrom {
@@ -248,6 +266,14 @@ impl fmt::Display for WireError {
                     "{outstanding} outstanding sync iqs exceed window {window}"
                 )
             }
+            WireError::Exhausted {
+                element,
+                what,
+                bound,
+            } => {
+                write!(f, "{element}: would take {what} over their bound {bound}")
+            }
+            WireError::TooFast { element, reason } => write!(f, "{element}: too soon: {reason}"),
             WireError::InvalidFrom { from, expected } => {
                 write!(
                     f,
@@ -308,11 +334,15 @@ impl WireError {
         Some(match self {
             WireError::Malformed { .. } => Condition::BadFormat,
             WireError::UnsupportedHash { .. } => Condition::UnsupportedHash,
-            WireError::TooManyItems { .. } | WireError::TooLarge { .. } => Condition::TooManyItems,
+            WireError::TooManyItems { .. }
+            | WireError::TooLarge { .. }
+            | WireError::Exhausted { .. } => Condition::TooManyItems,
             WireError::ForeignJid { .. } => Condition::ForeignJid,
             WireError::OutOfOrder { .. } => Condition::OutOfOrder,
             WireError::StaleEpoch { .. } => Condition::StaleEpoch,
-            WireError::WindowExceeded { .. } => Condition::WindowExceeded,
+            WireError::WindowExceeded { .. } | WireError::TooFast { .. } => {
+                Condition::WindowExceeded
+            }
             WireError::InvalidFrom { .. } => return None,
         })
     }

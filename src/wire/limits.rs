@@ -7,6 +7,14 @@ use jid::{BareJid, Jid};
 
 use crate::wire::error::WireError;
 
+/// How deep an extension payload of a presence may nest below the `<presence/>` (the
+/// payload element itself is at depth 1), in an item or a domain-level presence (XEP §Items).
+/// Real payloads nest one or two levels (XEP-0115 `<c/>`, XEP-0153 `<x><photo/></x>`); a
+/// receiver refuses a deeper one (`bad-format`) without building it, and a sender drops such
+/// payloads from what it publishes. Every recursive walk of a payload (clone, canonical
+/// encoding, drop) is thereby bounded.
+pub const MAX_PAYLOAD_DEPTH: usize = 16;
+
 /// The limits a server accepts from its peer (XEP §Hello). Each side states its own in its
 /// hello; the session uses [`Limits::negotiate`], the minimum of both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,6 +140,14 @@ impl Domains {
             local: domain(local)?,
             peer: domain(peer)?,
         })
+    }
+
+    /// The same two domains seen from the peer: what the peer validates our stanzas against.
+    pub fn mirrored(&self) -> Domains {
+        Domains {
+            local: self.peer.clone(),
+            peer: self.local.clone(),
+        }
     }
 
     /// Our domain.

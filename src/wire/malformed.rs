@@ -142,6 +142,23 @@ pub enum Malformed {
         /// What is wrong with it.
         reason: String,
     },
+    /// A presence payload nested deeper than the protocol allows (XEP §Items): the receiver
+    /// stops reading at the first element beyond the limit, so no deeper element is ever
+    /// built.
+    TooDeep {
+        /// Where (`"item presence"`, `"fanout presence"`).
+        what: &'static str,
+        /// The nesting allowed below the `<presence/>`.
+        max: usize,
+    },
+    /// A serialised element larger than any stanza of the protocol may be (max-bytes at its
+    /// largest): refused before parsing.
+    TooLong {
+        /// Its size.
+        bytes: usize,
+        /// The largest max-bytes a session can negotiate.
+        max: u32,
+    },
 }
 
 impl fmt::Display for Expected {
@@ -219,6 +236,12 @@ impl fmt::Display for Malformed {
                 write!(f, "<{child}/> not allowed in a {set} {direction}")
             }
             Malformed::Presence { jid, reason } => write!(f, "presence of {jid}: {reason}"),
+            Malformed::TooDeep { what, max } => {
+                write!(f, "{what}: payload nested more than {max} elements deep")
+            }
+            Malformed::TooLong { bytes, max } => {
+                write!(f, "{bytes} bytes, more than any stanza may have ({max})")
+            }
         }
     }
 }

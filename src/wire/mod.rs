@@ -71,12 +71,13 @@ pub use edge::{Edge, EdgeState};
 pub use error::{Condition, ErrorReply, WireError, iq_error_reply};
 pub use hello::{FeatureHash, Hello, Root, SetName, StreamFeature};
 pub use item::{Batch, Except, Item};
-pub use limits::{Domains, Limits};
+pub use limits::{Domains, Limits, MAX_PAYLOAD_DEPTH};
 pub use malformed::{Expected, Malformed};
 pub use markers::{Fanout, Repair, Shutdown};
-pub use presence::ItemPresence;
+pub use presence::{ItemPresence, ShallowPresence};
 pub use reconcile::{Direction, Gone, Ids, Lack, Reconcile, ReconcileEntry, ReconcileSet, Split};
 pub use server_ns::ServerNs;
+pub use validate::{check_outgoing, stanza_bytes};
 
 /// A top-level element of the protocol: parsing with [`WireError`]s that name it, validation
 /// against a session, serialisation.
@@ -84,8 +85,19 @@ pub trait WireElement: FromXml + AsXml + Sized {
     /// The element name used in error messages (`"hello"`, `"reconcile"`, ...).
     const NAME: &'static str;
 
-    /// Parses a serialised element (strict; see the module documentation).
+    /// Parses a serialised element (strict; see the module documentation). Input longer than
+    /// the largest max-bytes a session can negotiate is refused before any parser sees it.
     fn parse_bytes(xml: &[u8]) -> Result<Self, WireError> {
+        let ceiling = *Limits::MAX_BYTES.end();
+        if xml.len() > ceiling as usize {
+            return Err(WireError::Malformed {
+                element: Self::NAME,
+                reason: Malformed::TooLong {
+                    bytes: xml.len(),
+                    max: ceiling,
+                },
+            });
+        }
         xso::from_bytes(xml).map_err(|e| WireError::from_xso(Self::NAME, e))
     }
 

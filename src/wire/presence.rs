@@ -25,6 +25,7 @@ use xso::exports::rxml::{self, Namespace, xml_lang::XmlLangStack};
 use xso::fromxml::XmlNameMatcher;
 use xso::{AsXml, Context, FromEventsBuilder, FromXml};
 
+use crate::wire::limits::MAX_PAYLOAD_DEPTH;
 use crate::wire::malformed::Malformed;
 use crate::wire::ns::JABBER_SERVER;
 use crate::wire::server_ns::{ServerNs, ServerNsBuilder, ServerNsIter};
@@ -161,6 +162,11 @@ impl FromEventsBuilder for ItemPresenceBuilder {
                     }
                 }
                 self.depth += 1;
+                // XEP §Items: refused before the element is built, so that no walk of the
+                // payload (building, clone, encoding, drop) recurses deeper than the limit.
+                if self.depth > MAX_PAYLOAD_DEPTH {
+                    return Err(too_deep("item presence"));
+                }
             }
             rxml::Event::EndElement(_) => self.depth = self.depth.saturating_sub(1),
             _ => {}
@@ -168,6 +174,64 @@ impl FromEventsBuilder for ItemPresenceBuilder {
         self.langs.handle_event(&event);
         let ctx = Context::empty().with_language(self.langs.current());
         Ok(self.inner.feed(event, &ctx)?.map(|p| ItemPresence(p.0)))
+    }
+}
+
+fn too_deep(what: &'static str) -> Error {
+    Error::text_parse_error(Malformed::TooDeep {
+        what,
+        max: MAX_PAYLOAD_DEPTH,
+    })
+}
+
+/// A presence stanza read with its payloads bounded to [`MAX_PAYLOAD_DEPTH`] (XEP §Items),
+/// for domain-level presence (XEP §Domain-Level Presence): a deeper payload is refused at its
+/// first element beyond the limit, before it is built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShallowPresence(pub Presence);
+
+impl FromXml for ShallowPresence {
+    type Builder = ShallowPresenceBuilder;
+
+    fn from_events(
+        name: rxml::QName,
+        attrs: rxml::AttrMap,
+        ctx: &Context<'_>,
+    ) -> Result<Self::Builder, FromEventsError> {
+        let inner = <ServerNs<Presence> as FromXml>::from_events(name, attrs, ctx)?;
+        Ok(ShallowPresenceBuilder { inner, depth: 0 })
+    }
+
+    fn xml_name_matcher() -> XmlNameMatcher<'static> {
+        XmlNameMatcher::Specific(JABBER_SERVER, "presence")
+    }
+}
+
+/// Parser state of [`ShallowPresence`].
+pub struct ShallowPresenceBuilder {
+    inner: ServerNsBuilder<<Presence as FromXml>::Builder>,
+    depth: usize,
+}
+
+impl FromEventsBuilder for ShallowPresenceBuilder {
+    type Output = ShallowPresence;
+
+    fn feed(
+        &mut self,
+        event: rxml::Event,
+        ctx: &Context<'_>,
+    ) -> Result<Option<Self::Output>, Error> {
+        match &event {
+            rxml::Event::StartElement(..) => {
+                self.depth += 1;
+                if self.depth > MAX_PAYLOAD_DEPTH {
+                    return Err(too_deep("fanout presence"));
+                }
+            }
+            rxml::Event::EndElement(_) => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        Ok(self.inner.feed(event, ctx)?.map(|p| ShallowPresence(p.0)))
     }
 }
 

@@ -13,7 +13,8 @@ use crate::wire::item::{Batch, Item};
 use crate::wire::limits::{Domains, Limits};
 use crate::wire::markers::{Fanout, Repair, Shutdown};
 use crate::wire::reconcile::{Reconcile, ReconcileEntry};
-use crate::wire::{Condition, WireElement};
+use crate::wire::{Condition, Direction, SyncElement, WireElement, ns};
+use minidom::Element;
 
 fn check_item(element: &'static str, item: &Item, domains: &Domains) -> Result<(), WireError> {
     if !domains.is_peer(&item.jid) {
@@ -135,6 +136,70 @@ impl WireElement for Repair {
 
 impl WireElement for Condition {
     const NAME: &'static str = "error condition";
+}
+
+/// Checks a stanza this server is about to send to the peer of `domains` (ours first) under
+/// the session's effective `limits`, exactly as the peer will check it on receipt: its size
+/// against max-bytes, and every element of our namespace it carries parsed strictly and
+/// validated with the domains seen from the peer (items of our publishers, excepts of the
+/// peer's users), a `<reconcile/>` also against the rules of its direction. A sender calls it
+/// on every stanza it emits, in release builds too: a stanza that fails is never sent (XEP
+/// §Flow Control and Limits).
+pub fn check_outgoing(
+    stanza: &Element,
+    limits: &Limits,
+    domains: &Domains,
+) -> Result<(), WireError> {
+    let bytes = stanza_bytes(stanza);
+    let element = stanza
+        .children()
+        .find(|c| c.ns() == ns::PRESENCE_SYNC)
+        .map_or("stanza", |c| element_name(c.name()));
+    limits.check_size(element, bytes)?;
+    let theirs = domains.mirrored();
+    for child in stanza.children().filter(|c| c.ns() == ns::PRESENCE_SYNC) {
+        let Some(parsed) = SyncElement::parse_element(child)? else {
+            continue;
+        };
+        match &parsed {
+            SyncElement::Reconcile(r) => {
+                r.validate(limits, &theirs)?;
+                let direction = match stanza.attr("type") {
+                    Some("result") => Direction::Answer,
+                    _ => Direction::Query,
+                };
+                r.check_direction(direction)?;
+            }
+            SyncElement::Batch(b) => b.validate(limits, &theirs)?,
+            SyncElement::Item(i) => i.validate(limits, &theirs)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The serialised size of a stanza in bytes (with every namespace declaration it writes: at
+/// least what a receiver counts on its stream).
+pub fn stanza_bytes(stanza: &Element) -> usize {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail on I/O; minidom only fails on names it could not have
+    // parsed or built in the first place.
+    match stanza.write_to(&mut out) {
+        Ok(()) => out.len(),
+        Err(_) => usize::MAX,
+    }
+}
+
+fn element_name(name: &str) -> &'static str {
+    match name {
+        "hello" => "hello",
+        "reconcile" => "reconcile",
+        "batch" => "batch",
+        "shutdown" => "shutdown",
+        "fanout" => "fanout",
+        "repair" => "repair",
+        _ => "stanza",
+    }
 }
 
 #[cfg(test)]

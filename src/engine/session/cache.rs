@@ -18,6 +18,17 @@ impl Session {
         if !edge.is_done() {
             return false;
         }
+        if edge.overflowed() {
+            // More differences than the threshold: the descent stopped recording them
+            // (XEP §Resource Exhaustion), and repairs are suspended (PS-65).
+            if !live.suspended_repairs {
+                live.suspended_repairs = true;
+                let mismatches = Bounds::new(self.edges.len(), &live.limits).differences as u64;
+                self.events
+                    .push_back(Event::RepairsSuspended { mismatches });
+            }
+            return false;
+        }
         let diff = edge.diff();
         let differing: Vec<(&Edge, Holder)> = diff
             .only_mine
@@ -63,8 +74,9 @@ impl Session {
         }
         let sent = !stanzas.is_empty();
         for s in stanzas {
-            self.out.push_back(s.to_element());
-            self.events.push_back(Event::Repaired(s));
+            if self.emit(s.to_element()) {
+                self.events.push_back(Event::Repaired(s));
+            }
         }
         sent
     }

@@ -70,15 +70,8 @@ impl Session {
         }
         let hello = self.my_hello(None);
         let id = self.next_id("hello");
-        let iq = Iq::Set {
-            from: Some(Jid::from(self.local_jid())),
-            to: Some(Jid::from(self.peer_jid())),
-            id: id.clone(),
-            payload: hello.to_element().expect("a hello serialises"),
-        };
-        self.out.push_back(iq_element(iq));
-        self.requests
-            .insert(id, Request::Hello(Box::new(hello), now));
+        let payload = hello.to_element().expect("a hello serialises");
+        self.send_request(id, payload, Request::Hello(Box::new(hello), now));
     }
 
     /// Both hellos are known: epochs, then the three comparisons (XEP §Hello).
@@ -171,7 +164,9 @@ impl Session {
                 } else {
                     live.descents += 1;
                     live.verify_due = false;
-                    let mut reconciler = EdgeReconciler::new();
+                    let bounds = Bounds::new(self.edges.len(), &live.limits);
+                    let mut reconciler =
+                        EdgeReconciler::bounded(bounds.differences, bounds.descent_nodes);
                     if let Some(q) = reconciler.start(&mut self.edges, &live.limits) {
                         live.edge = Some(reconciler);
                         let id = self.next_id("edges");
@@ -216,7 +211,8 @@ impl Session {
             } else {
                 Vec::new()
             };
-            live.puller = Some(Puller::new(priority));
+            let bounds = Bounds::new(self.edges.len(), &live.limits);
+            live.puller = Some(Puller::bounded(priority, bounds.pull_nodes, bounds.cache));
         }
         if self.edges_verified && !was_verified {
             self.release_all();

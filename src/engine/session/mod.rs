@@ -68,8 +68,9 @@ use xmpp_parsers::iq::Iq;
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
 
+use super::bounds::{Bounds, EPOCHS_PER_MINUTE, Footprint, HELLO_INTERVAL, SUPERSEDED_KEPT};
 use super::edge_set::EdgeSet;
-use super::edge_sync::{EdgeReconciler, is_edge_driver};
+use super::edge_sync::{DescentError, EdgeReconciler, is_edge_driver};
 use super::presence_set::PresenceSet;
 use super::presence_sync::{Puller, answer};
 use super::reduce;
@@ -80,7 +81,8 @@ use crate::model::{Edge, Epoch, PublisherPresence, Subscription};
 use crate::sim::SimTime;
 use crate::wire::{
     Batch, Direction, Domains, Fanout, Hello, Item, ItemPresence, Limits, Reconcile, ReconcileSet,
-    Root, ServerNs, SetName, Shutdown, StreamFeature, WireElement, WireError, ns,
+    Root, ServerNs, SetName, ShallowPresence, Shutdown, StreamFeature, WireElement, WireError,
+    check_outgoing, ns,
 };
 
 mod cache;
@@ -90,6 +92,11 @@ mod send;
 
 /// One second in [`SimTime`] units (microseconds).
 const SECOND: u64 = 1_000_000;
+
+/// Hellos of the peer accepted at once on a link: the first, and a verification and a
+/// re-verification for each of the three descents a session may make (PS-20, PS-36, PS-38).
+/// The budget refills by one every [`HELLO_INTERVAL`].
+const HELLO_BURST: u32 = 7;
 
 /// Tunables of a session (XEP defaults).
 #[derive(Clone, Debug, PartialEq)]
@@ -269,6 +276,11 @@ pub enum Event {
     /// A stanza of the peer was refused with this error (or, for answers and presence,
     /// discarded, PS-70).
     Rejected(WireError),
+    /// A stanza of ours failed the check every outgoing stanza passes
+    /// ([`crate::wire::check_outgoing`]) and was not sent: a fault of this implementation,
+    /// reported so that it is seen. A request withheld ends the session; an answer withheld
+    /// is replaced by the error it would have caused.
+    Withheld(WireError),
 }
 
 /// An unanswered request of ours.
@@ -337,8 +349,15 @@ pub struct Session {
     cache: PresenceSet,
     /// The peer epoch the cache belongs to (None: no cache).
     cache_epoch: Option<Epoch>,
-    /// The peer epoch before that (a late shutdown of it is ignored, PS-55).
-    superseded: BTreeSet<Epoch>,
+    /// The peer's epochs before that, the latest [`SUPERSEDED_KEPT`] (a late shutdown of one
+    /// is ignored, PS-55).
+    superseded: VecDeque<Epoch>,
+    /// When the peer presented each new epoch in the last minute (at most
+    /// [`EPOCHS_PER_MINUTE`], XEP §Resource Exhaustion).
+    recent_epochs: VecDeque<SimTime>,
+    /// The peer's hellos this side may still accept at once on the current link, and when
+    /// that budget was last refilled (PS-20).
+    hello_budget: (u32, SimTime),
     /// What local users have been released to see of the peer's publishers.
     shown: BTreeMap<BareJid, PublisherPresence>,
     /// The edge set is verified (in the current session, or the last one while suspended
@@ -441,7 +460,9 @@ impl Session {
             published: pub_set,
             cache: PresenceSet::new(hasher, 0),
             cache_epoch: None,
-            superseded: BTreeSet::new(),
+            superseded: VecDeque::new(),
+            recent_epochs: VecDeque::new(),
+            hello_budget: (HELLO_BURST, SimTime::ZERO),
             shown: BTreeMap::new(),
             edges_verified: false,
             live: None,
@@ -471,6 +492,56 @@ impl Session {
     /// The current mode.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// The configuration the session was made with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The hash algorithm in use (PS-4).
+    pub fn algo(&self) -> HashAlgo {
+        self.algo
+    }
+
+    /// This server's epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// The limits in effect: negotiated in the session, else this server's own.
+    pub fn limits(&self) -> Limits {
+        self.live.as_ref().map_or(self.config.limits, |l| l.limits)
+    }
+
+    /// The bound of every structure the peer can make grow, for the current edge set and
+    /// limits (XEP §Resource Exhaustion, [`crate::engine::bounds`]).
+    pub fn bounds(&self) -> Bounds {
+        Bounds::new(self.edges.len(), &self.limits())
+    }
+
+    /// The sizes of the structures the peer can make grow, now: always within
+    /// [`Session::bounds`].
+    pub fn footprint(&self) -> Footprint {
+        let live = self.live.as_ref();
+        let (descent_ids, descent_nodes) = live
+            .and_then(|l| l.edge.as_ref())
+            .map_or((0, 0), EdgeReconciler::footprint);
+        let (pull_ids, pull_nodes) = live
+            .and_then(|l| l.puller.as_ref())
+            .map_or((0, 0), Puller::footprint);
+        Footprint {
+            requests: self.requests.len(),
+            superseded: self.superseded.len(),
+            recent_epochs: self.recent_epochs.len(),
+            cache: self.cache.len() as usize,
+            shown: self.shown.len(),
+            descent_ids,
+            descent_nodes,
+            pull_ids,
+            pull_nodes,
+            repaired: live.map_or(0, |l| l.repaired.len()),
+        }
     }
 
     /// True while the server must not probe the peer's users nor send them per-edge
@@ -565,6 +636,8 @@ impl Session {
     pub fn link_up(&mut self, now: SimTime, features: &[Element]) {
         self.link_up = true;
         self.failures = 0;
+        // New streams: the peer may send its hellos at once again (PS-20).
+        self.hello_budget = (HELLO_BURST, now);
         if self.mode == Mode::Legacy {
             return;
         }
@@ -619,8 +692,7 @@ impl Session {
             m.from = Some(Jid::from(self.local_jid()));
             m.type_ = MessageType::Normal;
             let m = m.with_payload(shutdown);
-            self.out
-                .push_back(xso::transform(&ServerNs(m)).expect("a message serialises"));
+            self.emit(xso::transform(&ServerNs(m)).expect("a message serialises"));
         }
         self.live = None;
         self.requests.clear();
@@ -672,7 +744,7 @@ impl Session {
             && !live.dirty.contains(user)
             && let Some(presence) = self.fanout_of(user, old.as_ref(), state.as_ref())
         {
-            self.out.push_back(presence);
+            self.emit(presence);
             return;
         }
         match &mut self.live {
@@ -774,6 +846,30 @@ fn bucket_len(count: u64, leaf_items: u32) -> u8 {
         len += 1;
     }
     len
+}
+
+/// The error of a refused reconcile message: what the descent said, as the XEP's condition
+/// (XEP §Resource Exhaustion, PS-31).
+fn descent_error(e: DescentError) -> WireError {
+    match e {
+        DescentError::Unrelated(p) => WireError::Malformed {
+            element: "reconcile",
+            reason: crate::wire::Malformed::Structure(format!(
+                "answer names prefix '{p}', which its query did not ask about"
+            )),
+        },
+        DescentError::Exhausted(bound) => WireError::Exhausted {
+            element: "reconcile",
+            what: "waiting nodes",
+            bound,
+        },
+        DescentError::TooManyNodes { count, max } => WireError::TooManyItems {
+            element: "reconcile",
+            what: "split and ids (more than fit an answer of max-bytes)",
+            count,
+            max: u32::try_from(max).unwrap_or(u32::MAX),
+        },
+    }
 }
 
 fn fp_count(h: &Hello, set: SetName) -> u64 {

@@ -17,13 +17,23 @@ impl Session {
                 let payload = stanza.children().next();
                 self.handle_answer(now, request, payload, dir);
             }
-            Some("error") if self.requests.remove(&id).is_some() => {
+            Some("error") => {
+                let Some(request) = self.requests.remove(&id) else {
+                    return;
+                };
                 let reason = payload_of(
                     stanza
                         .get_child("error", ns::JABBER_SERVER)
                         .unwrap_or(stanza),
                 )
                 .map_or("error".to_owned(), |c| c.name().to_owned());
+                if matches!(request, Request::Hello(..)) && reason == "window-exceeded" {
+                    // PS-20: too soon; not a failed session: try again later.
+                    if self.link_up && self.live.is_none() && self.mode != Mode::Legacy {
+                        self.retry_at = Some(now.plus_micros(HELLO_INTERVAL));
+                    }
+                    return;
+                }
                 self.end_session(now, format!("peer answered with an error: {reason}"), true);
             }
             _ => {}
@@ -79,8 +89,11 @@ impl Session {
                 };
                 let reply = match q.set {
                     ReconcileSet::Edges => {
+                        let bounds = self.bounds();
                         let live = self.live.as_mut().expect("checked");
-                        let edge = live.edge.get_or_insert_with(EdgeReconciler::new);
+                        let edge = live.edge.get_or_insert_with(|| {
+                            EdgeReconciler::bounded(bounds.differences, bounds.descent_nodes)
+                        });
                         let reply = edge.answer(&mut self.edges, &q, &limits);
                         // The repairs this query shows go before the answer that may end
                         // the descent, so the driver has them before its verification
@@ -90,7 +103,12 @@ impl Session {
                     }
                     ReconcileSet::Presence => answer(&mut self.published, &q, &limits),
                 };
-                self.send_result(id, Some(reply.to_element().expect("serialises")));
+                match reply {
+                    Ok(reply) => {
+                        self.send_result(id, Some(reply.to_element().expect("serialises")))
+                    }
+                    Err(e) => self.reject(now, id, descent_error(e)),
+                }
             }
             "batch" => {
                 let Some(live) = &self.live else {
@@ -117,6 +135,21 @@ impl Session {
                             current: peer_epoch,
                         },
                     );
+                }
+                // XEP §Resource Exhaustion: the cache holds at most C entries.
+                let bound = self.bounds().cache;
+                let new = batch
+                    .items
+                    .iter()
+                    .filter(|i| !i.is_unavailable() && self.cache.get(&i.jid).is_none())
+                    .count();
+                if self.cache.len() as usize + new > bound {
+                    let e = WireError::Exhausted {
+                        element: "batch",
+                        what: "cache entries",
+                        bound,
+                    };
+                    return self.reject(now, id, e);
                 }
                 for item in &batch.items {
                     self.apply_item(item);
@@ -151,11 +184,17 @@ impl Session {
             self.send_error(id, &e);
             return;
         }
+        if let Err(e) = self.admit_hello(now, request.epoch) {
+            // Refused, not failed: the session, if any, stands (PS-20).
+            self.send_error(id, &e);
+            self.events.push_back(Event::Rejected(e));
+            return;
+        }
         self.set_algo(request.hash);
         // PS-13, the first rule of XEP §Hello: a new epoch voids the cache first.
         if self.cache_epoch != Some(request.epoch) {
             if let Some(old) = self.cache_epoch {
-                self.superseded.insert(old);
+                self.supersede(old);
                 self.events.push_back(Event::PeerRestarted);
                 if self.config.mutation != Some(Mutation::IgnoreNewEpoch) {
                     self.void_cache(VoidReason::NewEpoch);
@@ -168,6 +207,60 @@ impl Session {
         self.send_result(id, Some(answer.to_element().expect("a hello serialises")));
         // A crossing hello of ours is answered too; this exchange is the one that counts.
         self.exchange_complete(now, &request, &answer, false, dir);
+    }
+
+    /// The rates of XEP §Resource Exhaustion for a hello of the peer with `epoch`: a budget
+    /// of [`HELLO_BURST`] hellos per link that refills by one every [`HELLO_INTERVAL`] (PS-20),
+    /// and at most [`EPOCHS_PER_MINUTE`] new epochs in 60 seconds. Spends from both if the
+    /// hello is admitted.
+    pub(super) fn admit_hello(&mut self, now: SimTime, epoch: Epoch) -> Result<(), WireError> {
+        let (tokens, since) = self.hello_budget;
+        let refill = (now.0.saturating_sub(since.0) / HELLO_INTERVAL).min(HELLO_BURST as u64);
+        let tokens = (tokens as u64 + refill).min(HELLO_BURST as u64) as u32;
+        let since = if refill > 0 {
+            since.plus_micros(refill * HELLO_INTERVAL)
+        } else {
+            since
+        };
+        self.hello_budget = (tokens, since);
+        if tokens == 0 {
+            return Err(WireError::TooFast {
+                element: "hello",
+                reason: "more than one hello per 10 seconds".into(),
+            });
+        }
+        let minute = 60 * SECOND;
+        while self
+            .recent_epochs
+            .front()
+            .is_some_and(|t| t.0 + minute <= now.0)
+        {
+            self.recent_epochs.pop_front();
+        }
+        let new_epoch = self.cache_epoch != Some(epoch);
+        if new_epoch && self.cache_epoch.is_some() && self.recent_epochs.len() >= EPOCHS_PER_MINUTE
+        {
+            return Err(WireError::TooFast {
+                element: "hello",
+                reason: format!("more than {EPOCHS_PER_MINUTE} new epochs in 60 seconds"),
+            });
+        }
+        if new_epoch && self.cache_epoch.is_some() {
+            self.recent_epochs.push_back(now);
+        }
+        self.hello_budget.0 -= 1;
+        Ok(())
+    }
+
+    /// Remembers `epoch` as superseded, forgetting the oldest beyond [`SUPERSEDED_KEPT`].
+    pub(super) fn supersede(&mut self, epoch: Epoch) {
+        if self.superseded.contains(&epoch) {
+            return;
+        }
+        if self.superseded.len() >= SUPERSEDED_KEPT {
+            self.superseded.pop_front();
+        }
+        self.superseded.push_back(epoch);
     }
 
     pub(super) fn handle_answer(
@@ -196,7 +289,7 @@ impl Session {
                 if sent.peer_epoch != Some(hello.epoch) {
                     if self.cache_epoch.is_some() {
                         if let Some(old) = self.cache_epoch {
-                            self.superseded.insert(old);
+                            self.supersede(old);
                         }
                         self.events.push_back(Event::PeerRestarted);
                         if self.config.mutation != Some(Mutation::IgnoreNewEpoch) {
@@ -224,8 +317,9 @@ impl Session {
                 };
                 if let Some(live) = &mut self.live
                     && let Some(edge) = &mut live.edge
+                    && let Err(e) = edge.handle_answer(&mut self.edges, &answer)
                 {
-                    edge.handle_answer(&mut self.edges, &answer, &live.limits);
+                    self.discard(now, descent_error(e));
                 }
             }
             Request::Presence(_) => {
@@ -241,9 +335,13 @@ impl Session {
                 let Some(puller) = &mut live.puller else {
                     return;
                 };
-                let changes = puller.handle_answer(&mut self.cache, &answer, &live.limits);
-                for c in changes {
-                    self.release(&c.publisher);
+                match puller.handle_answer(&mut self.cache, &answer) {
+                    Ok(changes) => {
+                        for c in changes {
+                            self.release(&c.publisher);
+                        }
+                    }
+                    Err(e) => self.discard(now, descent_error(e)),
                 }
             }
             Request::Batch(_) => {}
@@ -261,9 +359,10 @@ impl Session {
         if self.live.is_none() {
             return; // PS-46: ignored without a session
         }
-        let presence = match xso::transform::<ServerNs<Presence>, _>(stanza) {
-            Ok(p) => p.into_inner(),
-            Err(e) => return self.discard(now, WireError::from_xso("presence", e)),
+        // Payloads bounded in depth before they are built (XEP §Items).
+        let presence = match xso::transform::<ShallowPresence, _>(stanza) {
+            Ok(p) => p.0,
+            Err(e) => return self.discard(now, WireError::from_xso("fanout", e)),
         };
         match Fanout::check_presence(&presence, &self.domains) {
             Err(WireError::ForeignJid { .. })
@@ -282,11 +381,16 @@ impl Session {
             // PS-48: no entry: deliver nothing, reconcile the bucket.
             let len = bucket_len(self.cache.len().max(1), self.config.limits.leaf_items);
             let prefix = self.cache.prefix_of(&publisher, len);
+            let bounds = self.bounds();
             if let Some(live) = &mut self.live {
                 live.cache_verified = false;
                 live.synchronized_reported = false;
+                // Each prefix waits once, and the waiting prefixes are bounded (XEP §Resource
+                // Exhaustion).
                 live.puller
-                    .get_or_insert_with(|| Puller::new(std::iter::empty()))
+                    .get_or_insert_with(|| {
+                        Puller::bounded(std::iter::empty(), bounds.pull_nodes, bounds.cache)
+                    })
                     .prioritize(prefix);
             }
             return;
@@ -325,7 +429,7 @@ impl Session {
             return; // PS-55: a late announcement of an earlier run
         }
         if self.cache_epoch == Some(shutdown.epoch) {
-            self.superseded.insert(shutdown.epoch);
+            self.supersede(shutdown.epoch);
             self.void_cache(VoidReason::Shutdown);
             self.cache_epoch = None;
             self.edges_verified = false;

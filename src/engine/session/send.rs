@@ -46,17 +46,47 @@ impl Session {
 
     // ---- internals: sending ----
 
-    pub(super) fn send_query(&mut self, id: String, q: Reconcile, kind: Request) {
+    /// Queues `stanza` for the peer if it passes the check the peer will apply to it
+    /// ([`check_outgoing`], under the limits in effect), in release builds as in debug ones;
+    /// otherwise reports it ([`Event::Withheld`]) and returns false (XEP §Flow Control and
+    /// Limits: a stanza never exceeds what the peer accepts).
+    pub(super) fn emit(&mut self, stanza: Element) -> bool {
+        match check_outgoing(&stanza, &self.limits(), &self.domains) {
+            Ok(()) => {
+                self.out.push_back(stanza);
+                true
+            }
+            Err(e) => {
+                self.events.push_back(Event::Withheld(e));
+                false
+            }
+        }
+    }
+
+    /// Sends a request of ours; a request that cannot be sent ends the session as failed.
+    pub(super) fn send_request(&mut self, id: String, payload: Element, kind: Request) -> bool {
+        let now = kind.sent();
         let iq = Iq::Set {
             from: Some(Jid::from(self.local_jid())),
             to: Some(Jid::from(self.peer_jid())),
             id: id.clone(),
-            payload: q.to_element().expect("a reconcile serialises"),
+            payload,
         };
-        self.out.push_back(iq_element(iq));
+        if !self.emit(iq_element(iq)) {
+            self.end_session(now, "a request of ours was withheld".into(), true);
+            return false;
+        }
         self.requests.insert(id, kind);
+        true
     }
 
+    pub(super) fn send_query(&mut self, id: String, q: Reconcile, kind: Request) {
+        let payload = q.to_element().expect("a reconcile serialises");
+        self.send_request(id, payload, kind);
+    }
+
+    /// Answers request `id`; an answer that fails the outgoing check is replaced by the error
+    /// the peer would have raised on it.
     pub(super) fn send_result(&mut self, id: &str, payload: Option<Element>) {
         let iq = Iq::Result {
             from: Some(Jid::from(self.local_jid())),
@@ -64,7 +94,13 @@ impl Session {
             id: id.to_owned(),
             payload,
         };
-        self.out.push_back(iq_element(iq));
+        let stanza = iq_element(iq);
+        if let Err(e) = check_outgoing(&stanza, &self.limits(), &self.domains) {
+            self.events.push_back(Event::Withheld(e.clone()));
+            self.send_error(id, &e);
+            return;
+        }
+        self.out.push_back(stanza);
     }
 
     pub(super) fn send_error(&mut self, id: &str, error: &WireError) {
@@ -76,7 +112,7 @@ impl Session {
                 error: se,
                 payload: None,
             };
-            self.out.push_back(iq_element(iq));
+            self.emit(iq_element(iq));
         }
     }
 
@@ -186,14 +222,8 @@ impl Session {
             return;
         }
         let id = self.next_id("batch");
-        let iq = Iq::Set {
-            from: Some(Jid::from(self.local_jid())),
-            to: Some(Jid::from(self.peer_jid())),
-            id: id.clone(),
-            payload: batch.to_element().expect("a batch serialises"),
-        };
-        self.out.push_back(iq_element(iq));
-        self.requests.insert(id, Request::Batch(now));
+        let payload = batch.to_element().expect("a batch serialises");
+        self.send_request(id, payload, Request::Batch(now));
     }
 
     /// The domain-level presence for a change from `old` to `new` of `user`'s published
