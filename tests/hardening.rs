@@ -7,6 +7,7 @@
 //! edge and published sets untouched by peer input, every peer-growable structure within its
 //! bound).
 
+use std::collections::BTreeSet;
 use std::thread;
 
 use base64::Engine;
@@ -356,15 +357,11 @@ fn answers_fit_a_max_bytes_of_4096_whatever_the_query() {
 fn an_answer_names_each_prefix_once_for_nested_queries() {
     for set in ["edges", "presence"] {
         let mut probe = Probe::established(Setup {
-            edges: 4_000,
-            published: 2_000,
-            peer_limits: Limits {
-                max_bytes: 4096,
-                ..Limits::DEFAULT
-            },
+            edges: 40_000,
+            published: 20_000,
             ..Setup::default()
         });
-        // The root's children all differ, so '1' is described; the 256 ids under '1' do not
+        // The root's children all differ, so '1' is described; what is under '1' does not
         // fit and '1' would be handed back a second time.
         let q = probe.request(&format!(
             "<reconcile xmlns='{NS}' set='{set}'><split prefix='' fps='{}'/>\
@@ -559,7 +556,7 @@ fn render(probe: &mut Probe, h: &Hostile) -> Option<(String, u64)> {
             prefixes,
             seed,
         } => {
-            let mut seen = std::collections::BTreeSet::new();
+            let mut seen = BTreeSet::new();
             let children: String = prefixes
                 .iter()
                 .map(|p| prefix_of(*p, MAX_DEPTH - 1))
@@ -601,7 +598,7 @@ fn render(probe: &mut Probe, h: &Hostile) -> Option<(String, u64)> {
             depth,
         } => {
             let e = if *stale { Epoch(epoch.0 ^ 1) } else { epoch };
-            let mut seen = std::collections::BTreeSet::new();
+            let mut seen = BTreeSet::new();
             let items: String = users
                 .iter()
                 .filter(|u| seen.insert(**u))
@@ -660,7 +657,7 @@ fn render(probe: &mut Probe, h: &Hostile) -> Option<(String, u64)> {
                 .attr("set")
                 .unwrap_or("presence")
                 .to_owned();
-            let mut seen = std::collections::BTreeSet::new();
+            let mut seen = BTreeSet::new();
             let children: String = prefixes
                 .iter()
                 .map(|p| prefix_of(*p, 2))

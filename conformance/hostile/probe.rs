@@ -7,7 +7,9 @@
 //! never break ([`Probe::check`]):
 //!
 //! - every stanza the session sent is valid against the limits the peer announced
-//!   ([`crate::wire::check_outgoing`]): size, counts, syntax, domains;
+//!   ([`crate::wire::check_outgoing`]): size, counts, syntax, domains; and the session never
+//!   had to withhold one of its own ([`Event::Withheld`]): its stanzas are valid by
+//!   construction, the check is only the last guard;
 //! - peer input never changed the session's edge set nor its published set (only local
 //!   changes do; repairs go through the server's rosters);
 //! - every structure the peer can make grow is within its bound ([`Session::footprint`]
@@ -347,6 +349,13 @@ impl Probe {
         }
         if self.session.published().root() != self.published_root {
             return Err(Violation("peer input changed the published set".into()));
+        }
+        if let Some(Event::Withheld(e)) =
+            self.events.iter().find(|e| matches!(e, Event::Withheld(_)))
+        {
+            return Err(Violation(format!(
+                "the session built an invalid stanza: {e}"
+            )));
         }
         let footprint = self.session.footprint();
         let bounds = self.session.bounds();
