@@ -4,7 +4,7 @@
   page: numbered headings, a table of contents, examples in <pre> with their captions,
   tables, footnotes, requirement anchors and a list of the links the document cites.
 
-    mkdir -p target && xsltproc xep/render.xsl xep/presence-sync.xml > target/presence-sync.html
+    mkdir -p target/xep && xsltproc xep/render.xsl xep/presence-sync.xml > target/xep/presence-sync.html
 
   It is not the XSF's xep.xsl: it needs no other file and no network access.
 -->
