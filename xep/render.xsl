@@ -80,7 +80,8 @@
       <tr><th>Short name</th><td><xsl:value-of select='shortname'/></td></tr>
       <xsl:for-each select='author'>
         <tr><th>Author</th><td><xsl:value-of select='firstname'/><xsl:text> </xsl:text><xsl:value-of select='surname'/>
-          <xsl:if test='email'> &lt;<xsl:value-of select='email'/>&gt;</xsl:if></td></tr>
+          <xsl:if test='email'> &lt;<xsl:value-of select='email'/>&gt;</xsl:if>
+          <xsl:if test='jid'>, JID <xsl:value-of select='jid'/></xsl:if></td></tr>
       </xsl:for-each>
     </table>
     <table class='meta'>
