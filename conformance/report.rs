@@ -11,8 +11,10 @@ use super::mutants::MutantResult;
 use super::scenarios::Run;
 use super::world::Phase;
 
-/// The XEP draft the requirements are read from.
-const XEP: &str = include_str!("../xep/presence-sync.xml");
+/// The requirement map of the XEP's implementation report (`xep/implementation-report.md`):
+/// one row per requirement identifier of the XEP, kept in step with the XEP's text by
+/// `xep/tools/req-index.py --check`.
+const REQUIREMENT_MAP: &str = include_str!("../xep/implementation-report.md");
 
 /// One requirement of the XEP's Requirements Index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,31 +25,30 @@ pub struct Requirement {
     pub level: String,
     /// The section it is stated in.
     pub section: String,
-    /// The "Checked by" cell of the table.
+    /// The "Checked by" cell of the implementation report's requirement map.
     pub checked_by: String,
 }
 
-/// The requirements of the XEP's Requirements Index, in order (kept in sync with the text
-/// by `xep/tools/req-index.py --check`).
+/// The cells of a row `| PS-n | level | section | checked by |` of the requirement map.
+fn map_row(line: &str) -> Option<[&str; 4]> {
+    let inner = line.strip_prefix("| PS-")?.strip_suffix(" |")?;
+    let mut cells = inner.split(" | ");
+    let row = [cells.next()?, cells.next()?, cells.next()?, cells.next()?];
+    cells.next().is_none().then_some(row)
+}
+
+/// The requirements of the XEP, in the order of their numbers, read from the requirement map
+/// of the implementation report (retired identifiers are left out).
 pub fn requirements() -> Vec<Requirement> {
-    let unescape = |s: &str| {
-        s.replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&apos;", "'")
-            .replace("&quot;", "\"")
-            .replace("&amp;", "&")
-    };
-    XEP.lines()
-        .filter_map(|l| l.trim().strip_prefix("<tr><td>PS-"))
-        .filter_map(|l| {
-            let l = l.strip_suffix("</td></tr>")?;
-            let cells: Vec<&str> = l.split("</td><td>").collect();
-            (cells.len() == 5).then(|| Requirement {
-                id: format!("PS-{}", cells[0]),
-                level: cells[1].to_owned(),
-                section: unescape(cells[2]),
-                checked_by: unescape(cells[4]),
-            })
+    REQUIREMENT_MAP
+        .lines()
+        .filter_map(map_row)
+        .filter(|[_, level, _, _]| *level != "retired")
+        .map(|[n, level, section, checked_by]| Requirement {
+            id: format!("PS-{n}"),
+            level: level.to_owned(),
+            section: section.to_owned(),
+            checked_by: checked_by.to_owned(),
         })
         .collect()
 }
@@ -379,7 +380,7 @@ impl Report {
     }
 }
 
-/// The "conformance: …" citation of the XEP's requirements table for a requirement covered by
+/// The "conformance: …" citation of the requirement map for a requirement covered by
 /// `scenarios`.
 pub fn citation(scenarios: &[&str]) -> String {
     if scenarios.is_empty() {
@@ -389,12 +390,13 @@ pub fn citation(scenarios: &[&str]) -> String {
     }
 }
 
-/// Rewrites the "conformance: …" part of the "Checked by" cells of the XEP at `path` with the
-/// scenarios that cover each requirement in `report`; returns how many rows changed.
+/// Rewrites the "conformance: …" part of the "Checked by" cells of the requirement map in the
+/// implementation report at `path` with the scenarios that cover each requirement in
+/// `report`; returns how many rows changed.
 ///
 /// # Errors
 /// The file cannot be read or written.
-pub fn write_xep_table(report: &Report, path: &std::path::Path) -> std::io::Result<usize> {
+pub fn write_requirement_map(report: &Report, path: &std::path::Path) -> std::io::Result<usize> {
     let text = std::fs::read_to_string(path)?;
     let cited: BTreeMap<String, String> = report
         .coverage()
@@ -404,27 +406,26 @@ pub fn write_xep_table(report: &Report, path: &std::path::Path) -> std::io::Resu
     let mut changed = 0;
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
-        let row = line
-            .trim_start()
-            .strip_prefix("<tr><td>")
-            .and_then(|l| l.split_once("</td>"))
-            .and_then(|(id, _)| cited.get(id).map(|c| (id, c)));
-        let Some((_, cite)) = row else {
+        let body = line.trim_end_matches('\n');
+        let Some([n, level, section, cell]) = map_row(body) else {
             out.push_str(line);
             continue;
         };
-        let (head, rest) = line.rsplit_once("<td>").expect("a row has cells");
-        let (cell, tail) = rest.split_once("</td>").expect("a closed cell");
+        let Some(cite) = cited.get(&format!("PS-{n}")) else {
+            out.push_str(line);
+            continue;
+        };
         let mut parts: Vec<&str> = cell
             .split("; ")
-            .filter(|p| !p.is_empty() && !p.starts_with("conformance:"))
+            .filter(|p| !p.is_empty() && !p.starts_with("conformance:") && *p != "—")
             .collect();
         parts.push(cite);
-        let new = format!("{head}<td>{}</td>{tail}", parts.join("; "));
-        if new != line {
+        let new = format!("| PS-{n} | {level} | {section} | {} |", parts.join("; "));
+        if new != body {
             changed += 1;
         }
         out.push_str(&new);
+        out.push_str(&line[body.len()..]);
     }
     std::fs::write(path, out)?;
     Ok(changed)

@@ -62,8 +62,9 @@ enum Command {
         /// List the scenarios and exit.
         #[arg(long)]
         list: bool,
-        /// Write the scenarios covering each requirement into the XEP's requirements table
-        /// (xep/presence-sync.xml), then run `python3 xep/tools/req-index.py --check`.
+        /// Write the scenarios covering each requirement into the requirement map of the XEP's
+        /// implementation report (xep/implementation-report.md), then run
+        /// `python3 xep/tools/req-index.py --check`.
         #[arg(long)]
         write_xep: bool,
     },
@@ -262,9 +263,9 @@ fn conformance(
         eprintln!("JSON report written to {}", path.display());
     }
     if write_xep {
-        let path = PathBuf::from("xep/presence-sync.xml");
-        match conformance::report::write_xep_table(&report, &path) {
-            Ok(n) => eprintln!("{n} rows of the requirements table updated"),
+        let path = PathBuf::from("xep/implementation-report.md");
+        match conformance::report::write_requirement_map(&report, &path) {
+            Ok(n) => eprintln!("{n} rows of the requirement map updated"),
             Err(e) => {
                 eprintln!("error: cannot update {}: {e}", path.display());
                 return ExitCode::FAILURE;

@@ -1,7 +1,8 @@
 //! The conformance suite against the reference implementation and against its deliberately
 //! broken variants (issue 5): the reference passes every scenario with every MUST of the XEP
 //! covered, each broken variant is caught by a failing check that names a requirement it
-//! breaks, and the XEP's requirements table names the scenarios that cover each requirement.
+//! breaks, and the requirement map of the XEP's implementation report names the scenarios that
+//! cover each requirement.
 
 use presence_sync::conformance::report::{Report, Status, requirements};
 use presence_sync::conformance::subject::Reference;
@@ -84,7 +85,7 @@ fn every_broken_variant_is_caught_by_a_check_naming_what_it_breaks() {
 }
 
 #[test]
-fn the_xep_table_names_the_covering_scenarios() {
+fn the_requirement_map_names_the_covering_scenarios() {
     let report = reference_report();
     let wrong: Vec<String> = report
         .coverage()
@@ -97,11 +98,56 @@ fn the_xep_table_names_the_covering_scenarios() {
                 .split("; ")
                 .find(|c| c.starts_with("conformance:"))
                 .unwrap_or("");
-            (have != want).then(|| format!("{}: table says {have:?}, the suite {want:?}", req.id))
+            (have != want).then(|| format!("{}: map says {have:?}, the suite {want:?}", req.id))
         })
         .collect();
     assert!(
         wrong.is_empty(),
-        "run `cargo run --release -- conformance --write-xep` to update the table: {wrong:#?}"
+        "run `cargo run --release -- conformance --write-xep` to update the requirement map of \
+         xep/implementation-report.md: {wrong:#?}"
     );
+
+    // Every requirement of the map is one of the report's rows, in the order of the numbers.
+    let rows = requirements();
+    let numbers: Vec<u32> = rows
+        .iter()
+        .map(|r| r.id["PS-".len()..].parse().expect("PS-n"))
+        .collect();
+    assert!(
+        !numbers.is_empty() && numbers.windows(2).all(|w| w[0] < w[1]),
+        "{numbers:?}"
+    );
+    let ids: Vec<String> = report
+        .coverage()
+        .into_iter()
+        .map(|(r, _, _)| r.id)
+        .collect();
+    assert_eq!(ids, rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+
+    // `--write-xep` on a current map changes nothing; on a map with a stale "conformance:"
+    // part it restores exactly that cell and keeps the tests cited beside it.
+    let original = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/xep/implementation-report.md"
+    ))
+    .expect("the implementation report");
+    let path = std::env::temp_dir().join(format!("requirement-map-{}.md", std::process::id()));
+    std::fs::write(&path, &original).expect("write a copy");
+    let write = |path: &std::path::Path| {
+        conformance::report::write_requirement_map(&report, path).expect("rewrite the copy")
+    };
+    assert_eq!(write(&path), 0);
+    let row = original
+        .lines()
+        .find(|l| l.starts_with("| PS-61 |"))
+        .expect("the row of PS-61");
+    assert!(row.contains("tests/edge_reconcile.rs ("), "{row}");
+    let (tests, _) = row
+        .split_once("; conformance:")
+        .expect("a conformance part");
+    let stale = original.replacen(row, &format!("{tests}; conformance: stale |"), 1);
+    std::fs::write(&path, &stale).expect("write the stale copy");
+    assert_eq!(write(&path), 1);
+    assert_eq!(std::fs::read_to_string(&path).expect("read back"), original);
+    std::fs::remove_file(&path).ok();
 }

@@ -4,7 +4,7 @@
   page: numbered headings, a table of contents, examples in <pre> with their captions,
   tables, footnotes, requirement anchors and a list of the links the document cites.
 
-    mkdir -p target && xsltproc xep/render.xsl xep/presence-sync.xml > target/presence-sync.html
+    mkdir -p target/xep && xsltproc xep/render.xsl xep/presence-sync.xml > target/xep/presence-sync.html
 
   It is not the XSF's xep.xsl: it needs no other file and no network access.
 -->
@@ -80,7 +80,8 @@
       <tr><th>Short name</th><td><xsl:value-of select='shortname'/></td></tr>
       <xsl:for-each select='author'>
         <tr><th>Author</th><td><xsl:value-of select='firstname'/><xsl:text> </xsl:text><xsl:value-of select='surname'/>
-          <xsl:if test='email'> &lt;<xsl:value-of select='email'/>&gt;</xsl:if></td></tr>
+          <xsl:if test='email'> &lt;<xsl:value-of select='email'/>&gt;</xsl:if>
+          <xsl:if test='jid'>, JID <xsl:value-of select='jid'/></xsl:if></td></tr>
       </xsl:for-each>
     </table>
     <table class='meta'>

@@ -1,34 +1,44 @@
 #!/usr/bin/env python3
-"""Requirements index of xep/presence-sync.xml.
+"""Requirements index of xep/presence-sync.xml, and the requirement map of
+xep/implementation-report.md.
 
 Every normative statement of the XEP (a sentence containing MUST, SHOULD, MAY, SHALL, REQUIRED,
 RECOMMENDED or OPTIONAL in capitals, in a <p> or <li>) must be followed by its identifier,
-written <strong>[PS-n]</strong>. The section "Requirements Index" holds a table with one row
-per identifier: id, level, section, short text, checked by.
+written <strong>[PS-n]</strong>. Two tables are generated from the text:
+
+- in the XEP, the section "Requirements Index": one row per identifier (id, level, section,
+  short text). A retired identifier keeps its row with the level "retired" and the reason in
+  place of the text; retired rows are edited by hand and kept by --write.
+- in the implementation report, the requirement map between the markers
+  "<!-- BEGIN requirement map -->" and "<!-- END requirement map -->": one row per identifier
+  (id, level, section, checked by). The "Checked by" cells are kept by --write: test
+  citations ("file (test, test)") are written by hand, the "conformance: ..." part by
+  `cargo run --release -- conformance --write-xep`.
 
 Usage:
     python3 xep/tools/req-index.py --check   # exit 1 if an identifier is missing, duplicated,
-                                             # or the index table is out of date
-    python3 xep/tools/req-index.py --write   # regenerate the index table in place, keeping the
-                                             # "Checked by" column of existing rows
-    python3 xep/tools/req-index.py --json    # print the requirements as JSON (for the
-                                             # conformance suite)
+                                             # neither defined nor retired, or a table is stale
+    python3 xep/tools/req-index.py --write   # regenerate both tables in place
+    python3 xep/tools/req-index.py --json    # print the requirements (with "checked_by") as
+                                             # JSON, for the conformance suite
 
-Identifiers are stable: never renumber. A new requirement takes the next unused number, and a
-removed one leaves its number unused.
+Identifiers are stable: never renumber. A new requirement takes the next unused number; a
+removed one is retired (its row in the index says why) and its number is never used again.
 """
 import json
 import re
 import sys
 import xml.etree.ElementTree as ET
-from html import escape
+from html import escape, unescape
 from pathlib import Path
 
 XEP = Path(__file__).resolve().parent.parent / "presence-sync.xml"
+REPORT = Path(__file__).resolve().parent.parent / "implementation-report.md"
 KEYWORD = re.compile(r"\b(MUST|SHALL|REQUIRED|SHOULD|RECOMMENDED|MAY|OPTIONAL)\b")
 MARK = re.compile(r"\[PS-(\d+)\]")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
 PENDING = "conformance: pending"
+RETIRED = "retired"
 
 
 def level(text):
@@ -108,32 +118,73 @@ def scan(path=XEP):
     return reqs, problems
 
 
+# The XEP's index table: <tr><td>PS-n</td><td>level</td><td>section</td><td>text</td></tr>.
 TABLE = re.compile(r"(<table caption='Requirements'>\n)(.*?)(\s*</table>)", re.S)
-ROW = re.compile(r"<tr><td>(PS-\d+)</td><td>[^<]*</td><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td></tr>")
+XEP_ROW = re.compile(r"<tr><td>PS-(\d+)</td><td>([^<]*)</td><td>([^<]*)</td><td>(.*?)</td></tr>")
+# The report's requirement map: | PS-n | level | section | checked by |.
+MAP = re.compile(r"(<!-- BEGIN requirement map -->\n)(.*?)(<!-- END requirement map -->)", re.S)
+MAP_ROW = re.compile(r"^\| PS-(\d+) \| ([^|]*) \| ([^|]*) \| ([^|]*) \|$", re.M)
 
 
-def render(reqs, checked):
-    rows = ["    <tr><th>Id</th><th>Level</th><th>Section</th><th>Requirement</th><th>Checked by</th></tr>"]
-    for r in reqs:
-        rows.append("    <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-            r["id"], r["level"], escape(r["section"], quote=False), escape(r["text"], quote=False),
-            escape(checked.get(r["id"], PENDING), quote=False)))
-    return "\n".join(rows)
+def retired_rows(index_text):
+    """{n: (section cell, reason)} of the rows of the XEP's index whose level is 'retired'."""
+    return {int(n): (sec, reason) for n, lvl, sec, reason in XEP_ROW.findall(index_text) if lvl == RETIRED}
+
+
+def rows(reqs, retired):
+    """Every identifier in numeric order: live requirements and retired ones."""
+    out = [dict(r) for r in reqs]
+    for n, (sec, reason) in retired.items():
+        out.append({"id": f"PS-{n}", "n": n, "level": RETIRED, "section": unescape(sec), "text": unescape(reason)})
+    return sorted(out, key=lambda r: r["n"])
+
+
+def render_index(all_rows):
+    lines = ["    <tr><th>Id</th><th>Level</th><th>Section</th><th>Requirement</th></tr>"]
+    for r in all_rows:
+        lines.append("    <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+            r["id"], r["level"], escape(r["section"], quote=False), escape(r["text"], quote=False)))
+    return "\n".join(lines)
+
+
+def render_map(all_rows, checked):
+    lines = ["| Id | Level | Section | Checked by |", "|---|---|---|---|"]
+    for r in all_rows:
+        default = "—" if r["level"] == RETIRED else PENDING
+        lines.append(f"| {r['id']} | {r['level']} | {r['section']} | {checked.get(r['id'], default)} |")
+    return "\n".join(lines) + "\n"
+
+
+def accounting(reqs, retired):
+    """Problems with the numbering: every number up to the highest is defined or retired."""
+    problems = []
+    defined = {r["n"] for r in reqs}
+    for n in sorted(defined & set(retired)):
+        problems.append(f"PS-{n} is retired in the index but still defined in the text")
+    top = max(defined | set(retired), default=0)
+    for n in range(1, top + 1):
+        if n not in defined and n not in retired:
+            problems.append(f"PS-{n} is neither defined in the text nor retired in the index "
+                            f"(a removed requirement keeps a 'retired' row)")
+    return problems
 
 
 def main():
     text = XEP.read_text(encoding="utf-8")
+    report = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
     reqs, problems = scan()
     m = TABLE.search(text)
     if not m:
         problems.append("no <table caption='Requirements'> in the Requirements Index")
-        current, checked = "", {}
-    else:
-        current = m.group(2)
-        checked = {i: c for i, c in ROW.findall(current)}
-    from html import unescape
-    checked = {k: unescape(v) for k, v in checked.items()}
-    wanted = render(reqs, checked)
+    retired = retired_rows(m.group(2)) if m else {}
+    problems += accounting(reqs, retired)
+    all_rows = rows(reqs, retired)
+    mm = MAP.search(report)
+    if not mm:
+        problems.append(f"no requirement map (<!-- BEGIN requirement map --> ... <!-- END requirement map -->) in {REPORT.name}")
+    checked = {f"PS-{n}": c for n, _, _, c in MAP_ROW.findall(mm.group(2))} if mm else {}
+    wanted_index = render_index(all_rows)
+    wanted_map = render_map(all_rows, checked)
     if "--json" in sys.argv:
         for r in reqs:
             r["checked_by"] = checked.get(r["id"], PENDING)
@@ -142,19 +193,22 @@ def main():
         return 0
     if "--write" in sys.argv:
         if m:
-            text = text[:m.start(2)] + wanted + text[m.end(2):]
-            XEP.write_text(text, encoding="utf-8")
+            XEP.write_text(text[:m.start(2)] + wanted_index + text[m.end(2):], encoding="utf-8")
+        if mm:
+            REPORT.write_text(report[:mm.start(2)] + wanted_map + report[mm.end(2):], encoding="utf-8")
         for p in problems:
             print("problem:", p, file=sys.stderr)
-        print(f"requirements: {len(reqs)} written")
+        print(f"requirements: {len(reqs)} written, {len(retired)} retired")
         return 1 if problems else 0
-    if m and current.strip() != wanted.strip():
+    if m and m.group(2).strip() != wanted_index.strip():
         problems.append("the Requirements Index table is out of date (run req-index.py --write)")
+    if mm and mm.group(2) != wanted_map:
+        problems.append(f"the requirement map of {REPORT.name} is out of date (run req-index.py --write)")
     for p in problems:
         print("problem:", p, file=sys.stderr)
     levels = {l: sum(r["level"] == l for r in reqs) for l in ("MUST", "SHOULD", "MAY")}
     print(f"requirements: {len(reqs)} ({levels['MUST']} MUST, {levels['SHOULD']} SHOULD, {levels['MAY']} MAY), "
-          f"{len(problems)} problems")
+          f"{len(retired)} retired, {len(problems)} problems")
     return 1 if problems else 0
 
 
