@@ -22,6 +22,7 @@
 mod bench;
 mod cases;
 mod discovery;
+pub mod fuzz;
 mod oversized;
 pub mod probe;
 #[cfg(test)]

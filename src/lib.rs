@@ -111,5 +111,6 @@ pub mod engine;
 pub mod model;
 pub mod server;
 pub mod sim;
+pub mod stream;
 pub mod wire;
 pub mod workload;

@@ -31,7 +31,8 @@
 //! users' data), a peer can make one session hold at most, in bytes:
 //!
 //! ```text
-//!   C·(j + b)                     cache and shown entries, each at most one item of max-bytes
+//!   2·C·(j + b)                   cache entries and entries shown, each at most one item of
+//!                                 max-bytes (the gate of PS-37 keeps what was released apart)
 //! + 2·(T + 1)·(2·j + 64)          edges of the descent (two JIDs, a leaf)
 //! + (D + 2·C + w·m)·16            ids (8 bytes, set overhead)
 //! + (N_e + N_p)·32                waiting nodes
@@ -155,7 +156,7 @@ impl Bounds {
         let b = self.max_bytes as u64;
         let c = self.cache as u64;
         let wm = self.in_flight as u64;
-        c * (j + b)
+        2 * c * (j + b)
             + 2 * self.differences as u64 * (2 * j + 64)
             + (self.descent_ids as u64 + 2 * c + wm) * 16
             + (self.descent_nodes + self.pull_nodes) as u64 * 32

@@ -1,0 +1,8 @@
+//! Fuzz target `stream`: see `presence_sync::conformance::hostile::fuzz::stream`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    presence_sync::conformance::hostile::fuzz::stream(data);
+});
