@@ -155,6 +155,9 @@ checks! {
         "the epoch of hellos and batches is constant within a boot and new after a restart";
     HelloPacing "hello-pacing" ["PS-20"]
         "no hello to a peer while another hello to it is unanswered (SHOULD)";
+    AnswerNodes "answer-nodes" ["PS-90"]
+        "every <split/> and <ids/> of a reconcile answer names a node of its query or a child \
+         of one";
 }
 
 impl CheckId {
@@ -322,6 +325,8 @@ struct Peer {
     hellos_in: BTreeMap<String, (SimTime, String)>,
     /// Reconcile queries received, not yet answered: id -> (time, set).
     queries_in: BTreeMap<String, (SimTime, String)>,
+    /// The node prefixes of each reconcile query received and not answered yet (PS-90).
+    query_nodes: BTreeMap<String, Vec<String>>,
     /// Batches received, not yet answered.
     batches_in: BTreeSet<String>,
     /// Reconcile queries received and answered on this link.
@@ -577,6 +582,12 @@ impl Auditor<'_> {
                     let set = r.attr("set").unwrap_or_default().to_owned();
                     let p = self.peer(peer);
                     p.answered.remove(&id); // a new query that reuses an id
+                    let nodes = r
+                        .children()
+                        .filter(|c| matches!(c.name(), "split" | "ids"))
+                        .filter_map(|c| c.attr("prefix").map(str::to_owned))
+                        .collect();
+                    p.query_nodes.insert(id.clone(), nodes);
                     p.queries_in.insert(id, (t, set));
                 } else if child(st, "batch").is_some() {
                     self.peer(peer).batches_in.insert(id);

@@ -276,11 +276,32 @@ impl Auditor<'_> {
         }
         let (_, set) = set?;
         p.answered.insert(id.to_owned());
-        let answer = child(st, "reconcile").and_then(|r| r.attr("set"));
-        (ty == "result" && answer != Some(set.as_str())).then(|| {
+        let queried = p.query_nodes.remove(id).unwrap_or_default();
+        let reconcile = child(st, "reconcile");
+        let answer = reconcile.and_then(|r| r.attr("set"));
+        if ty == "result" && answer != Some(set.as_str()) {
             let why = format!("answers a {set} query without a <reconcile set='{set}'/>");
-            (CheckId::ReconcileAnswered, "PS-23", why)
-        })
+            return Some((CheckId::ReconcileAnswered, "PS-23", why));
+        }
+        let nodes = reconcile
+            .into_iter()
+            .flat_map(|r| r.children())
+            .filter(|c| matches!(c.name(), "split" | "ids"))
+            .filter_map(|c| c.attr("prefix"));
+        self.saw(CheckId::AnswerNodes);
+        for node in nodes {
+            let related = queried
+                .iter()
+                .any(|q| q == node || (node.len() == q.len() + 1 && node.starts_with(q.as_str())));
+            if !related {
+                let why = format!(
+                    "answer names prefix '{node}', not a node of its query ({}) nor a child",
+                    queried.join(", ")
+                );
+                return Some((CheckId::AnswerNodes, "PS-90", why));
+            }
+        }
+        None
     }
 
     /// A hello the host sent (request or answer): PS-18 (read from the attributes, since

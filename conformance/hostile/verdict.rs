@@ -85,6 +85,34 @@ pub fn result_answer(answer: Option<&Element>) -> Result<Option<Element>, String
     }
 }
 
+/// The answers to a flood of requests (XEP §Resource Exhaustion): every request answered,
+/// with a result or an error carrying one of `refusals` (with its defined condition and
+/// type, PS-69). A server may refuse what exceeds its rates; it may not leave a request
+/// unanswered.
+pub fn all_answered<'a>(
+    answers: impl IntoIterator<Item = (&'a str, Option<&'a Element>)>,
+    refusals: &[Condition],
+) -> Outcome {
+    let mut total = 0;
+    for (id, answer) in answers {
+        total += 1;
+        if result_answer(answer).is_ok() {
+            continue;
+        }
+        let refused = refusals
+            .iter()
+            .any(|c| error_answer(answer, *c) == Outcome::Pass);
+        if !refused {
+            let got = answer.map_or("no answer".to_owned(), show);
+            return Outcome::Fail(format!("request {id}: {got}"));
+        }
+    }
+    if total == 0 {
+        return Outcome::NotExercised("no request was sent".into());
+    }
+    Outcome::Pass
+}
+
 /// What a server sent after an input it must discard (PS-70): no error reply (an iq,
 /// presence or message of type `error`). A stream error is not a reply (the stream may be
 /// closed for a foreign `from`, PS-71).

@@ -14,7 +14,29 @@ use minidom::{Element, Node};
 
 use super::budget::ENVELOPE_BYTES;
 use crate::model::PublisherPresence;
-use crate::wire::{Item, Limits, WireElement};
+use crate::wire::{Item, Limits, MAX_PAYLOAD_DEPTH, WireElement};
+
+/// The nesting depth of a payload (1 for an element without children), measured without
+/// recursion.
+pub fn payload_depth(e: &Element) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(e, 1usize)];
+    while let Some((e, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        stack.extend(e.children().map(|c| (c, d + 1)));
+    }
+    deepest
+}
+
+/// `state` without the extension payloads nested deeper than a peer accepts (XEP §Items,
+/// [`MAX_PAYLOAD_DEPTH`]): what a server publishes of a local user whose client sent one.
+pub fn shallow(mut state: PublisherPresence) -> PublisherPresence {
+    for rp in state.resources.values_mut() {
+        rp.extensions
+            .retain(|e| payload_depth(e) <= MAX_PAYLOAD_DEPTH);
+    }
+    state
+}
 
 /// The largest item (its serialised `<item/>`, in bytes) that fits a stanza of `max_bytes`:
 /// what is left after the iq and `<batch/>` or `<reconcile/>` around it.

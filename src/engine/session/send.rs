@@ -12,6 +12,8 @@ pub(super) fn fit_state(
     user: &BareJid,
     state: PublisherPresence,
 ) -> PublisherPresence {
+    // XEP §Items: no payload deeper than a peer accepts.
+    let state = reduce::shallow(state);
     if reduce::size_bound(user, &state) <= reduce::min_item_limit() {
         full.remove(user);
         return state;
