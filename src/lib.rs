@@ -104,13 +104,17 @@
 //! - [`workload`]: seeded, reproducible workloads for tests, the CLI and the benchmarks.
 #![warn(missing_docs)]
 
+#[cfg(feature = "suite")]
 #[path = "../conformance/mod.rs"]
 pub mod conformance;
 pub mod digest;
 pub mod engine;
 pub mod model;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
 pub mod sim;
 pub mod stream;
 pub mod wire;
+#[cfg(feature = "server")]
 pub mod workload;

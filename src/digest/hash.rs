@@ -126,13 +126,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Appends `bytes` with a 4-byte big-endian length prefix (the only framing the canonical
-/// encodings use).
-pub fn put_lp(out: &mut Vec<u8>, bytes: &[u8]) {
-    let len = u32::try_from(bytes.len()).expect("canonical fields are below 4 GiB");
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(bytes);
-}
+pub use crate::model::encoding::put_lp;
 
 /// The pair material keys are derived from: `lp(lo) || lp(hi)`, the two domains sorted
 /// byte-wise.

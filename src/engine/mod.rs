@@ -16,6 +16,7 @@ pub mod presence_sync;
 pub mod reduce;
 pub mod repair;
 pub mod session;
+pub mod time;
 
 pub use bounds::{Bounds, Footprint};
 pub use edge_set::EdgeSet;
@@ -27,3 +28,4 @@ pub use session::{
     ActiveFirst, Config, Directory, Event, FallbackReason, Mode, Mutation, PriorityPolicy, Session,
     VoidReason,
 };
+pub use time::Time;

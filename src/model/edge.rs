@@ -10,7 +10,7 @@
 use jid::BareJid;
 
 use super::roster::Roster;
-use crate::digest::hash::put_lp;
+use crate::model::encoding::put_lp;
 
 /// Canonical-encoding version byte (XEP §Canonical Encodings).
 pub const ENCODING_VERSION: u8 = 0x00;

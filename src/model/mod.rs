@@ -4,6 +4,7 @@
 //! presence of its sessions) in the shape the digests need: the canonical cross-domain edge set
 //! and the per-publisher presence, each with a canonical byte encoding.
 pub mod edge;
+pub mod encoding;
 pub mod epoch;
 pub mod presence;
 pub mod roster;

@@ -15,7 +15,7 @@ use jid::BareJid;
 use minidom::{Element, Node};
 
 use super::edge::ENCODING_VERSION;
-use crate::digest::hash::put_lp;
+use crate::model::encoding::put_lp;
 
 /// Kind byte of a presence-key encoding (the publisher alone, for bucket placement).
 pub const KIND_PRESENCE_KEY: u8 = 0x02;

@@ -9,39 +9,11 @@
 //! An s2s "link" between two domains stands for the pair of s2s streams between them: stanzas
 //! in each direction arrive in the order they were sent, or not at all once the link is down.
 
-use std::fmt;
-
 use minidom::Element;
 
-/// Simulated time in microseconds since the start of the simulation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SimTime(pub u64);
-
-impl SimTime {
-    /// Time zero.
-    pub const ZERO: SimTime = SimTime(0);
-
-    /// `ms` milliseconds.
-    pub fn from_millis(ms: u64) -> SimTime {
-        SimTime(ms * 1000)
-    }
-
-    /// Whole milliseconds.
-    pub fn as_millis(self) -> u64 {
-        self.0 / 1000
-    }
-
-    /// This time plus `us` microseconds (saturating).
-    pub fn plus_micros(self, us: u64) -> SimTime {
-        SimTime(self.0.saturating_add(us))
-    }
-}
-
-impl fmt::Display for SimTime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:03} ms", self.0 / 1000, self.0 % 1000)
-    }
-}
+/// Simulated time in microseconds since the start of the simulation: the engine's
+/// [`crate::engine::Time`], under the name the simulator has always used.
+pub use crate::engine::Time as SimTime;
 
 /// The namespace of `<stream:error/>` (RFC 6120 §4.9).
 pub const STREAMS_NS: &str = "http://etherx.jabber.org/streams";

@@ -135,7 +135,7 @@ impl Session {
 
     // ---- internals: ending ----
 
-    pub(super) fn end_session(&mut self, now: SimTime, reason: String, failed: bool) {
+    pub(super) fn end_session(&mut self, now: Time, reason: String, failed: bool) {
         let had = self.live.is_some() || !self.requests.is_empty();
         self.live = None;
         self.requests.clear();

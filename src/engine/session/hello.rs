@@ -60,7 +60,7 @@ impl Session {
         )
     }
 
-    pub(super) fn send_hello(&mut self, now: SimTime) {
+    pub(super) fn send_hello(&mut self, now: Time) {
         if self
             .requests
             .values()
@@ -77,7 +77,7 @@ impl Session {
     /// Both hellos are known: epochs, then the three comparisons (XEP §Hello).
     pub(super) fn exchange_complete(
         &mut self,
-        now: SimTime,
+        now: Time,
         request: &Hello,
         answer: &Hello,
         we_asked: bool,

@@ -77,8 +77,8 @@ use super::reduce;
 use super::repair::{Holder, RepairStanza, plan, repairs_suspended};
 use crate::digest::prefix::MAX_DEPTH;
 use crate::digest::{Fingerprint, HashAlgo, NodeValue, PairHasher, depth_for};
+use crate::engine::time::Time;
 use crate::model::{Edge, Epoch, PublisherPresence, Subscription};
-use crate::sim::SimTime;
 use crate::wire::{
     Batch, Direction, Domains, Fanout, Hello, Item, ItemPresence, Limits, Reconcile, ReconcileSet,
     Root, ServerNs, SetName, ShallowPresence, Shutdown, StreamFeature, WireElement, WireError,
@@ -90,7 +90,7 @@ mod hello;
 mod receive;
 mod send;
 
-/// One second in [`SimTime`] units (microseconds).
+/// One second in [`Time`] units (microseconds).
 const SECOND: u64 = 1_000_000;
 
 /// Hellos of the peer accepted at once on a link: the first, and a verification and a
@@ -287,17 +287,17 @@ pub enum Event {
 #[derive(Clone, Debug)]
 enum Request {
     /// A hello; the request as sent.
-    Hello(Box<Hello>, SimTime),
+    Hello(Box<Hello>, Time),
     /// A reconcile query of the edge set.
-    Edges(SimTime),
+    Edges(Time),
     /// A reconcile query of the peer's published set.
-    Presence(SimTime),
+    Presence(Time),
     /// A batch.
-    Batch(SimTime),
+    Batch(Time),
 }
 
 impl Request {
-    fn sent(&self) -> SimTime {
+    fn sent(&self) -> Time {
         match self {
             Request::Hello(_, t) | Request::Edges(t) | Request::Presence(t) | Request::Batch(t) => {
                 *t
@@ -354,10 +354,10 @@ pub struct Session {
     superseded: VecDeque<Epoch>,
     /// When the peer presented each new epoch in the last minute (at most
     /// [`EPOCHS_PER_MINUTE`], XEP §Resource Exhaustion).
-    recent_epochs: VecDeque<SimTime>,
+    recent_epochs: VecDeque<Time>,
     /// The peer's hellos this side may still accept at once on the current link, and when
     /// that budget was last refilled (PS-20).
-    hello_budget: (u32, SimTime),
+    hello_budget: (u32, Time),
     /// What local users have been released to see of the peer's publishers.
     shown: BTreeMap<BareJid, PublisherPresence>,
     /// The edge set is verified (in the current session, or the last one while suspended
@@ -377,12 +377,12 @@ pub struct Session {
     requests: BTreeMap<String, Request>,
     next_id: u64,
     failures: u32,
-    grace_deadline: Option<SimTime>,
-    retry_at: Option<SimTime>,
-    hello_at: Option<SimTime>,
+    grace_deadline: Option<Time>,
+    retry_at: Option<Time>,
+    hello_at: Option<Time>,
     /// When the driver's verification hello may go, once the repairs it just sent are
     /// applied to its roster (PS-36).
-    verify_at: Option<SimTime>,
+    verify_at: Option<Time>,
     out: VecDeque<Element>,
     events: VecDeque<Event>,
 }
@@ -462,7 +462,7 @@ impl Session {
             cache_epoch: None,
             superseded: VecDeque::new(),
             recent_epochs: VecDeque::new(),
-            hello_budget: (HELLO_BURST, SimTime::ZERO),
+            hello_budget: (HELLO_BURST, Time::ZERO),
             shown: BTreeMap::new(),
             edges_verified: false,
             live: None,
@@ -592,7 +592,7 @@ impl Session {
     }
 
     /// When [`Session::handle_timeout`] is due next.
-    pub fn poll_timeout(&self) -> Option<SimTime> {
+    pub fn poll_timeout(&self) -> Option<Time> {
         let oldest = self
             .requests
             .values()
@@ -633,7 +633,7 @@ impl Session {
 
     /// The s2s link to the peer is up; `features` are the peer's stream features (the
     /// `<presence-sync/>` element, if any, XEP §Stream Feature).
-    pub fn link_up(&mut self, now: SimTime, features: &[Element]) {
+    pub fn link_up(&mut self, now: Time, features: &[Element]) {
         self.link_up = true;
         self.failures = 0;
         // New streams: the peer may send its hellos at once again (PS-20).
@@ -664,7 +664,7 @@ impl Session {
 
     /// The s2s link to the peer is lost: the session ends, the caches stay, unverified, for
     /// the grace period (PS-56).
-    pub fn link_down(&mut self, now: SimTime) {
+    pub fn link_down(&mut self, now: Time) {
         self.link_up = false;
         self.hello_at = None;
         self.retry_at = None;
@@ -717,7 +717,7 @@ impl Session {
     /// published, and as an item in a batch otherwise (PS-44, PS-45, PS-47). A state whose
     /// item would not fit the effective max-bytes is published reduced (PS-41,
     /// [`super::reduce`]).
-    pub fn publish(&mut self, now: SimTime, user: &BareJid, state: Option<PublisherPresence>) {
+    pub fn publish(&mut self, now: Time, user: &BareJid, state: Option<PublisherPresence>) {
         let state = match state.filter(|s| !s.is_unavailable()) {
             // PS-41: the published state is the reduced one if the full one does not fit.
             Some(s) => Some(send::fit_state(&mut self.full, self.item_limit, user, s)),
@@ -790,7 +790,7 @@ impl Session {
     /// A stanza from the peer that [`Session::claims`]. Never panics: malformed input is
     /// answered with the error the XEP specifies (PS-69) or discarded (PS-70), and ends the
     /// session.
-    pub fn handle_stanza(&mut self, now: SimTime, stanza: &Element, dir: &dyn Directory) {
+    pub fn handle_stanza(&mut self, now: Time, stanza: &Element, dir: &dyn Directory) {
         if self.mode == Mode::Legacy {
             return;
         }
@@ -804,7 +804,7 @@ impl Session {
     }
 
     /// The timer: grace period, retries, the non-driver's hello, request timeouts.
-    pub fn handle_timeout(&mut self, now: SimTime, dir: &dyn Directory) {
+    pub fn handle_timeout(&mut self, now: Time, dir: &dyn Directory) {
         if self.grace_deadline.is_some_and(|t| t <= now) && self.live.is_none() {
             self.grace_deadline = None;
             self.edges_verified = false;

@@ -6,7 +6,7 @@ use super::*;
 impl Session {
     // ---- internals: receiving ----
 
-    pub(super) fn handle_iq(&mut self, now: SimTime, stanza: &Element, dir: &dyn Directory) {
+    pub(super) fn handle_iq(&mut self, now: Time, stanza: &Element, dir: &dyn Directory) {
         let id = stanza.attr("id").unwrap_or_default().to_owned();
         match stanza.attr("type") {
             Some("set") => self.handle_request(now, &id, stanza, dir),
@@ -40,7 +40,7 @@ impl Session {
         }
     }
 
-    pub(super) fn reject(&mut self, now: SimTime, id: &str, error: WireError) {
+    pub(super) fn reject(&mut self, now: Time, id: &str, error: WireError) {
         self.send_error(id, &error);
         let text = error.to_string();
         self.events.push_back(Event::Rejected(error));
@@ -49,7 +49,7 @@ impl Session {
 
     pub(super) fn handle_request(
         &mut self,
-        now: SimTime,
+        now: Time,
         id: &str,
         stanza: &Element,
         dir: &dyn Directory,
@@ -170,7 +170,7 @@ impl Session {
 
     pub(super) fn handle_hello(
         &mut self,
-        now: SimTime,
+        now: Time,
         id: &str,
         request: Hello,
         dir: &dyn Directory,
@@ -213,7 +213,7 @@ impl Session {
     /// of [`HELLO_BURST`] hellos per link that refills by one every [`HELLO_INTERVAL`] (PS-20),
     /// and at most [`EPOCHS_PER_MINUTE`] new epochs in 60 seconds. Spends from both if the
     /// hello is admitted.
-    pub(super) fn admit_hello(&mut self, now: SimTime, epoch: Epoch) -> Result<(), WireError> {
+    pub(super) fn admit_hello(&mut self, now: Time, epoch: Epoch) -> Result<(), WireError> {
         let (tokens, since) = self.hello_budget;
         let refill = (now.0.saturating_sub(since.0) / HELLO_INTERVAL).min(HELLO_BURST as u64);
         let tokens = (tokens as u64 + refill).min(HELLO_BURST as u64) as u32;
@@ -265,7 +265,7 @@ impl Session {
 
     pub(super) fn handle_answer(
         &mut self,
-        now: SimTime,
+        now: Time,
         request: Request,
         payload: Option<&Element>,
         dir: &dyn Directory,
@@ -349,13 +349,13 @@ impl Session {
     }
 
     /// A bad answer or presence: nothing can be returned (PS-70); the session ends.
-    pub(super) fn discard(&mut self, now: SimTime, error: WireError) {
+    pub(super) fn discard(&mut self, now: Time, error: WireError) {
         let text = error.to_string();
         self.events.push_back(Event::Rejected(error));
         self.end_session(now, format!("discarded: {text}"), true);
     }
 
-    pub(super) fn handle_fanout(&mut self, now: SimTime, stanza: &Element) {
+    pub(super) fn handle_fanout(&mut self, now: Time, stanza: &Element) {
         if self.live.is_none() {
             return; // PS-46: ignored without a session
         }
@@ -417,7 +417,7 @@ impl Session {
         self.release(&publisher);
     }
 
-    pub(super) fn handle_shutdown(&mut self, now: SimTime, stanza: &Element) {
+    pub(super) fn handle_shutdown(&mut self, now: Time, stanza: &Element) {
         let Some(element) = stanza.get_child("shutdown", ns::PRESENCE_SYNC) else {
             return;
         };

@@ -128,7 +128,7 @@ impl Session {
 
     /// Sends what the window allows, live batches first (PS-52), then edge queries, then
     /// presence queries; notices completions.
-    pub(super) fn pump_with(&mut self, now: SimTime, dir: &dyn Directory) {
+    pub(super) fn pump_with(&mut self, now: Time, dir: &dyn Directory) {
         if self.plan_repairs(dir) && self.driver {
             // The verification hello waits until the server has applied these repairs to its
             // roster, so that its edge root includes them (XEP §Starting and Ending a
@@ -138,7 +138,7 @@ impl Session {
         self.pump(now);
     }
 
-    pub(super) fn pump(&mut self, now: SimTime) {
+    pub(super) fn pump(&mut self, now: Time) {
         if self.live.is_none() {
             return;
         }
@@ -194,7 +194,7 @@ impl Session {
         }
     }
 
-    pub(super) fn send_batch(&mut self, now: SimTime) {
+    pub(super) fn send_batch(&mut self, now: Time) {
         let live = self.live.as_mut().expect("checked by caller");
         let limits = live.limits;
         let mut batch = Batch {
