@@ -130,6 +130,7 @@ pub fn available() -> PublisherPresence {
 pub struct Violation(pub String);
 
 /// The session under test and its scripted peer.
+#[derive(Clone)]
 pub struct Probe {
     /// The session (a.example's side).
     pub session: Session,
@@ -269,8 +270,12 @@ impl Probe {
         self.peer_epoch
     }
 
-    /// The limits in effect for the session (ours and the probe's, negotiated).
+    /// The limits in effect: those of the session's latest hello exchange (the peer may
+    /// announce others in a new hello), else ours and the probe's first ones, negotiated.
     pub fn limits(&self) -> Limits {
+        if self.session.mode() == crate::engine::Mode::Synchronized {
+            return self.session.limits();
+        }
         self.session.config().limits.negotiate(&self.peer_limits)
     }
 
