@@ -110,6 +110,8 @@ pub mod conformance;
 pub mod digest;
 pub mod engine;
 pub mod model;
+#[cfg(feature = "serve")]
+pub mod serve;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

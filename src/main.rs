@@ -68,6 +68,16 @@ enum Command {
         #[arg(long)]
         write_xep: bool,
     },
+    /// Run the reference implementation as an XMPP server for one domain: c2s and s2s over
+    /// TCP with the extension, storage that survives restarts; SIGTERM stops it gracefully.
+    Serve {
+        /// The configuration file (TOML; see the README).
+        #[arg(long)]
+        config: PathBuf,
+        /// Run one of the conformance suite's broken variants (for testing the suite).
+        #[arg(long, hide = true)]
+        mutation: Option<String>,
+    },
     /// Build the edge digest of a generated workload, change some edges on one side, and
     /// compare: prints sizes, timings, memory and what the comparison found.
     Digest {
@@ -125,6 +135,15 @@ fn main() -> ExitCode {
             seed,
             hash,
         } => digest(edges, differences, seed, hash),
+        Command::Serve { config, mutation } => {
+            match presence_sync::serve::main(&config, mutation.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("presence-sync serve: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -56,6 +56,7 @@
 //! - A stanza the driver could not deliver is recorded ([`Server::bounces`]), not returned to
 //!   the local sender as an error; it changes nothing shown to clients.
 
+mod client;
 mod config;
 mod legacy;
 mod rfc6121;
@@ -72,6 +73,7 @@ use std::sync::Arc;
 use jid::{BareJid, Jid};
 use minidom::Element;
 
+pub use client::ClientOut;
 pub use config::{Flavour, MULTICAST_LIMIT, MULTICAST_RECEIVE_LIMIT};
 pub use stanzas::{
     ADDRESS, Address, Addresses, Kind, Received, Rejected, Stanza, is_multicast, multicast, parse,
@@ -128,6 +130,9 @@ pub struct Server {
     sync_log: Vec<(SimTime, String, Event)>,
     /// Presence deliveries to clients since the server was made (never reset).
     deliveries: u64,
+    /// What clients must be told, when a real c2s layer drives the server
+    /// ([`Server::enable_client_output`]); `None` in the simulation.
+    client_out: Option<std::collections::VecDeque<ClientOut>>,
 }
 
 /// How a server runs the extension: the session tunables and the priority policy.
@@ -169,6 +174,7 @@ impl Server {
             bounces: Vec::new(),
             sync_log: Vec::new(),
             deliveries: 0,
+            client_out: None,
         };
         server.volatile.epoch = server.draw_epoch();
         server
@@ -193,6 +199,24 @@ impl Server {
             h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
         }
         Epoch(SplitMix64::new(h).next_u64())
+    }
+
+    /// From now on, queue what users' clients must be told and which accounts changed
+    /// ([`ClientOut`], drained with [`Server::poll_client`]): for a real c2s layer.
+    pub fn enable_client_output(&mut self) {
+        self.client_out.get_or_insert_with(Default::default);
+    }
+
+    /// The next thing for clients or storage, if client output is enabled.
+    pub fn poll_client(&mut self) -> Option<ClientOut> {
+        self.client_out.as_mut()?.pop_front()
+    }
+
+    /// Queues `out` if client output is enabled.
+    pub(super) fn tell(&mut self, out: impl FnOnce() -> ClientOut) {
+        if let Some(q) = &mut self.client_out {
+            q.push_back(out());
+        }
     }
 
     // ---- getters ----
@@ -310,6 +334,17 @@ impl Server {
 
     // ---- set-up (no stanzas) ----
 
+    /// Installs `user`'s account as storage kept it (boot of a real server): no stanza, no
+    /// push, nothing shown.
+    ///
+    /// # Panics
+    /// If `user` is not a user of this domain.
+    pub fn load_account(&mut self, user: &BareJid, account: Account) {
+        let ours = user.node().is_some() && user.domain().as_str() == self.domain;
+        assert!(ours, "{user} is not a user of {}", self.domain);
+        self.persistent.accounts.insert(user.clone(), account);
+    }
+
     /// Creates an account for `user` with an empty roster (nothing if it exists).
     ///
     /// # Panics
@@ -329,6 +364,52 @@ impl Server {
         let before = self.account(user).roster.get(contact).copied();
         self.account_mut(user).roster.set(contact.clone(), sub);
         self.roster_changed(user, contact, before.unwrap_or_default(), sub);
+    }
+
+    /// `user` adds `contact` to its roster without a subscription (RFC 6121 §2.3): an item of
+    /// state `none`, pushed to its clients. Nothing if the item exists.
+    pub fn roster_add(&mut self, user: &BareJid, contact: &BareJid) {
+        if !self.up || user == contact || self.account(user).roster.get(contact).is_some() {
+            return;
+        }
+        self.account_mut(user)
+            .roster
+            .set(contact.clone(), Subscription::default());
+        self.push(user, contact);
+        self.roster_changed(
+            user,
+            contact,
+            Subscription::default(),
+            Subscription::default(),
+        );
+    }
+
+    /// `user` removes `contact` from its roster (RFC 6121 §2.5.2): `unsubscribe` if it was
+    /// subscribed or asking, `unsubscribed` if the contact was subscribed or asking, then the
+    /// item is gone (pushed as `subscription='remove'`).
+    pub fn roster_remove(&mut self, user: &BareJid, contact: &BareJid) {
+        if !self.up {
+            return;
+        }
+        let Some(sub) = self.account(user).roster.get(contact).copied() else {
+            return;
+        };
+        if sub.to() || sub.pending_out() {
+            self.outbound(user, contact, SubscriptionStanza::Unsubscribe);
+        }
+        if sub.from() || sub.pending_in() || sub.approved() {
+            self.outbound(user, contact, SubscriptionStanza::Unsubscribed);
+        }
+        let before = self.account(user).roster.get(contact).copied();
+        if self.account_mut(user).roster.remove(contact).is_some() {
+            self.push(user, contact);
+            self.roster_changed(
+                user,
+                contact,
+                before.unwrap_or_default(),
+                Subscription::default(),
+            );
+        }
     }
 
     /// Marks online `user` as active now or not (XEP §Priority Ordering): the contacts of

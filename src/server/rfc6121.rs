@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use jid::{BareJid, Jid};
 
-use super::Server;
 use super::stanzas::{Kind, Stanza};
+use super::{ClientOut, Server};
 use crate::model::{Account, BlockList, ResourcePresence, Subscription, SubscriptionStanza};
 
 /// `user/resource`. Resources come from the caller of a local action.
@@ -57,6 +57,7 @@ impl Server {
     }
 
     pub(super) fn account_mut(&mut self, user: &BareJid) -> &mut Account {
+        self.tell(|| ClientOut::AccountChanged(user.clone()));
         match self.persistent.accounts.get_mut(user) {
             Some(account) => account,
             None => panic!("{user} has no account on {}", self.domain),
@@ -102,9 +103,14 @@ impl Server {
         }
     }
 
-    /// One roster push per available resource of `user` (RFC 6121 §2.1.6).
-    pub(super) fn push(&mut self, user: &BareJid) {
+    /// One roster push per available resource of `user` (RFC 6121 §2.1.6) for its item of
+    /// `contact`.
+    pub(super) fn push(&mut self, user: &BareJid, contact: &BareJid) {
         self.stats.roster_pushes += self.volatile.resources(user) as u64;
+        self.tell(|| ClientOut::RosterPush {
+            user: user.clone(),
+            contact: contact.clone(),
+        });
     }
 
     fn resources_of(&self, user: &BareJid) -> Vec<(String, ResourcePresence)> {
@@ -226,7 +232,7 @@ impl Server {
         let t = sub.outbound(kind);
         if t.changed {
             self.account_mut(user).roster.set(contact.clone(), sub);
-            self.push(user);
+            self.push(user, contact);
         }
         if t.forward {
             let stanza = Stanza::new(user.clone(), contact.clone(), Kind::Subscription(kind));
@@ -260,8 +266,17 @@ impl Server {
         inbound: bool,
     ) {
         if before.to() && !after.to() {
-            if let Some(view) = self.volatile.views.get_mut(user) {
-                view.remove(contact);
+            let shown = self
+                .volatile
+                .views
+                .get_mut(user)
+                .and_then(|view| view.remove(contact));
+            if shown.is_some() {
+                self.tell(|| ClientOut::Presence {
+                    to: Jid::from(user.clone()),
+                    from: Jid::from(contact.clone()),
+                    presence: None,
+                });
             }
         }
         if !before.to() && after.to() && self.synced(contact.domain().as_str()) {
@@ -297,8 +312,17 @@ impl Server {
             if had_from {
                 self.send_unavailable(user, &contact);
             }
-            if let Some(view) = self.volatile.views.get_mut(user) {
-                view.remove(&contact);
+            let shown = self
+                .volatile
+                .views
+                .get_mut(user)
+                .and_then(|view| view.remove(&contact));
+            if shown.is_some() {
+                self.tell(|| ClientOut::Presence {
+                    to: Jid::from(user.clone()),
+                    from: Jid::from(contact.clone()),
+                    presence: None,
+                });
             }
         }
         // The except list of the user's published state may have changed (PS-9).
@@ -408,6 +432,11 @@ impl Server {
         }
         self.stats.presence_delivered += clients as u64;
         self.deliveries += clients as u64;
+        self.tell(|| ClientOut::Presence {
+            to: to.clone(),
+            from: from.clone(),
+            presence: presence.clone(),
+        });
         let view = self.volatile.views.entry(user).or_default();
         match (from.resource(), presence) {
             (Some(r), Some(p)) => {
@@ -463,11 +492,16 @@ impl Server {
         let t = sub.inbound(kind);
         if t.changed {
             self.account_mut(user).roster.set(contact.clone(), sub);
-            self.push(user);
+            self.push(user, contact);
             self.roster_changed(user, contact, before, sub);
         }
         if t.forward {
             self.stats.subscriptions_delivered += self.volatile.resources(user) as u64;
+            self.tell(|| ClientOut::Subscription {
+                user: user.clone(),
+                from: contact.clone(),
+                kind,
+            });
         }
         match t.auto_reply {
             Some(reply) => {

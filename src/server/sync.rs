@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use jid::BareJid;
+use jid::{BareJid, Jid};
 use minidom::Element;
 
 use super::Server;
@@ -320,6 +320,24 @@ impl Server {
             .count();
         self.stats.presence_delivered += (changed * clients) as u64;
         self.deliveries += (changed * clients) as u64;
+        if self.client_out.is_some() {
+            let (o, n) = (o.clone(), n.clone());
+            for r in o.keys().chain(n.keys()).collect::<BTreeSet<_>>() {
+                if o.get(r) == n.get(r) {
+                    continue;
+                }
+                let Ok(from) = contact.with_resource_str(r) else {
+                    continue;
+                };
+                let presence = n.get(r).cloned();
+                self.tell(|| super::ClientOut::Presence {
+                    to: Jid::from(user.clone()),
+                    from: Jid::from(from),
+                    presence,
+                });
+            }
+        }
+        let view = self.volatile.views.entry(user.clone()).or_default();
         match shown {
             Some(r) => view.insert(contact.clone(), r),
             None => view.remove(contact),
@@ -389,7 +407,7 @@ impl Server {
                         self.account_mut(&stanza.from)
                             .roster
                             .set(stanza.to.clone(), after);
-                        self.push(&stanza.from);
+                        self.push(&stanza.from, &stanza.to);
                         self.roster_changed(&stanza.from, &stanza.to, before, after);
                     }
                 }

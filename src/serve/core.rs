@@ -1,0 +1,1115 @@
+//! The core task: the one owner of the domain's state. It wraps the sans-IO model server
+//! ([`crate::server::Server`]: rosters, RFC 6121, XEP-0191 and the extension's per-peer
+//! sessions), feeds it what the connection tasks send ([`Input`]), and carries out what it
+//! produces, in an order that keeps every promise made to a client:
+//!
+//! ```text
+//!  c2s / s2s tasks ──Input──► Core::handle ──► Server (local actions, handle_stanza, timers)
+//!                                 │
+//!     flush: 1. drain Server::poll_client: client stanzas to buffer, changed accounts
+//!            2. persist every changed account (Store::save), before anything is sent
+//!            3. client stanzas (acknowledgements, pushes, presence) to the c2s tasks
+//!            4. Server::poll_transmit to the s2s tasks of each peer
+//!            5. the timer from Server::poll_timeout
+//! ```
+//!
+//! Nothing a client was told (an iq result, a roster push) can be lost by a crash after it:
+//! the account it concerns was committed first. Stanzas for a peer also leave after the
+//! commit, so that the peer never learns of a subscription this server could forget.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jid::{BareJid, FullJid, Jid};
+use minidom::{Element, Node};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::store::{ItemMeta, Store};
+use super::xml::{self, CLIENT, SERVER, STANZAS, el, set};
+use crate::engine::Time;
+use crate::model::{Account, ResourcePresence, Show, Subscription, SubscriptionStanza};
+use crate::server::{ClientOut, Server};
+use crate::sim::{Host, Transmit};
+
+/// `jabber:iq:roster`.
+const ROSTER: &str = "jabber:iq:roster";
+/// `urn:xmpp:blocking` (XEP-0191).
+const BLOCKING: &str = "urn:xmpp:blocking";
+/// `urn:xmpp:ping` (XEP-0199).
+const PING: &str = "urn:xmpp:ping";
+/// `http://jabber.org/protocol/disco#info` (XEP-0030).
+const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+/// `urn:ietf:params:xml:ns:xmpp-session` (RFC 3921 sessions, still asked for by clients).
+const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+
+/// What a connection task tells the core.
+#[derive(Debug)]
+pub enum Input {
+    /// A client authenticated as `user` asks for a resource (RFC 6120 §7).
+    Bind {
+        /// The account.
+        user: BareJid,
+        /// The resource it asked for, if any.
+        resource: Option<String>,
+        /// Where its stanzas go.
+        tx: mpsc::Sender<ToClient>,
+        /// The full JID bound, or why not.
+        reply: oneshot::Sender<Result<FullJid, String>>,
+    },
+    /// A stanza from a bound client.
+    Client {
+        /// The client.
+        jid: FullJid,
+        /// The stanza, in `jabber:client`.
+        stanza: Element,
+    },
+    /// A bound client is gone.
+    Unbind {
+        /// The client.
+        jid: FullJid,
+    },
+    /// XEP-0077: create an account.
+    Register {
+        /// The account.
+        user: BareJid,
+        /// Its password.
+        password: String,
+        /// Done, or why not (`conflict`, `not-allowed`, `internal-server-error`).
+        reply: oneshot::Sender<Result<(), &'static str>>,
+    },
+    /// SASL PLAIN: is this `user`'s password?
+    CheckPassword {
+        /// The account.
+        user: BareJid,
+        /// The password offered.
+        password: String,
+        /// The verdict.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Our stream to `peer` is authenticated; `features` are the peer's stream features.
+    LinkUp {
+        /// The peer domain.
+        peer: String,
+        /// Its stream features.
+        features: Vec<Element>,
+    },
+    /// Our stream to `peer` is gone.
+    LinkDown {
+        /// The peer domain.
+        peer: String,
+    },
+    /// A stanza from `peer` on an authenticated stream, in `jabber:server`.
+    Peer {
+        /// The peer domain.
+        peer: String,
+        /// The stanza.
+        stanza: Element,
+    },
+    /// A stanza for `peer` that could not be sent.
+    Undeliverable {
+        /// The peer domain.
+        peer: String,
+        /// The stanza.
+        stanza: Element,
+    },
+    /// Stop: announce it to the peers (PS-54), close every stream, then answer.
+    Shutdown {
+        /// Answered once the streams are closed.
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// What the core sends a client task.
+#[derive(Debug)]
+pub enum ToClient {
+    /// A stanza, in `jabber:client`.
+    Stanza(Element),
+    /// Close the stream with this stream error condition.
+    Close(&'static str),
+}
+
+/// What the core sends a peer's s2s task.
+#[derive(Debug)]
+pub enum ToPeer {
+    /// A stanza, in `jabber:server`.
+    Stanza(Element),
+    /// Close the stream cleanly, then answer.
+    Close(oneshot::Sender<()>),
+}
+
+/// One bound client.
+#[derive(Debug)]
+struct Client {
+    tx: mpsc::Sender<ToClient>,
+    /// It asked for the roster: it gets roster pushes (RFC 6121 §2.1.6).
+    roster: bool,
+    /// It asked for the block list: it gets block pushes (XEP-0191 §3.3).
+    blocklist: bool,
+    /// It sent initial presence and no unavailable since (RFC 6121 §4.2).
+    available: bool,
+    /// Its last presence, for the user's other resources.
+    presence: Option<ResourcePresence>,
+}
+
+/// The core task's state. See the [module documentation](self).
+pub struct Core {
+    domain: String,
+    server: Server,
+    store: Box<dyn Store>,
+    meta: HashMap<BareJid, BTreeMap<BareJid, ItemMeta>>,
+    clients: BTreeMap<FullJid, Client>,
+    peers: HashMap<String, mpsc::Sender<ToPeer>>,
+    registration: bool,
+    origin: Instant,
+    /// Client stanzas waiting for the accounts they concern to be committed.
+    outbox: Vec<(Jid, Element)>,
+    /// Accounts changed by the input being handled.
+    dirty: BTreeSet<BareJid>,
+    next_id: u64,
+}
+
+impl Core {
+    /// A core for `server`'s domain, with the accounts of `store` loaded into it and client
+    /// output enabled.
+    pub fn new(
+        mut server: Server,
+        mut store: Box<dyn Store>,
+        peers: HashMap<String, mpsc::Sender<ToPeer>>,
+        registration: bool,
+    ) -> Result<Core, super::store::StoreError> {
+        let mut meta = HashMap::new();
+        for (user, account, m) in store.load()? {
+            server.load_account(&user, account);
+            meta.insert(user, m);
+        }
+        server.enable_client_output();
+        Ok(Core {
+            domain: Host::domain(&server).to_owned(),
+            server,
+            store,
+            meta,
+            clients: BTreeMap::new(),
+            peers,
+            registration,
+            origin: Instant::now(),
+            outbox: Vec::new(),
+            dirty: BTreeSet::new(),
+            next_id: 0,
+        })
+    }
+
+    /// The model server (tests).
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    fn now(&self) -> Time {
+        Time(self.origin.elapsed().as_micros() as u64)
+    }
+
+    /// The instant of the model's next timer.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.server
+            .poll_timeout()
+            .map(|t| self.origin + std::time::Duration::from_micros(t.0))
+    }
+
+    fn id(&mut self) -> String {
+        self.next_id += 1;
+        format!("push{}", self.next_id)
+    }
+
+    /// Runs the core until a shutdown completes.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+        loop {
+            let deadline = self.deadline();
+            let input = tokio::select! {
+                input = rx.recv() => input,
+                _ = sleep_until(deadline) => {
+                    let now = self.now();
+                    self.server.handle_timeout(now);
+                    self.flush().await;
+                    continue;
+                }
+            };
+            let Some(input) = input else {
+                return;
+            };
+            if let Input::Shutdown { done } = input {
+                self.shutdown().await;
+                let _ = done.send(());
+                return;
+            }
+            self.handle(input);
+            self.flush().await;
+        }
+    }
+
+    /// Carries out one input (see the [module documentation](self) for what follows).
+    pub fn handle(&mut self, input: Input) {
+        let now = self.now();
+        match input {
+            Input::Bind {
+                user,
+                resource,
+                tx,
+                reply,
+            } => {
+                let _ = reply.send(self.bind(user, resource, tx));
+            }
+            Input::Client { jid, stanza } => self.client_stanza(&jid, stanza),
+            Input::Unbind { jid } => self.unbind(&jid),
+            Input::Register {
+                user,
+                password,
+                reply,
+            } => {
+                let _ = reply.send(self.register(&user, &password));
+            }
+            Input::CheckPassword {
+                user,
+                password,
+                reply,
+            } => {
+                let ok = self.server.accounts().contains_key(&user)
+                    && self.store.check_password(&user, &password).unwrap_or(false);
+                let _ = reply.send(ok);
+            }
+            Input::LinkUp { peer, features } => {
+                tracing::info!(%peer, sync = features.iter().any(|f| f.name() == "presence-sync"), "link up");
+                self.server.handle_link_up(now, &peer, &features);
+            }
+            Input::LinkDown { peer } => {
+                tracing::info!(%peer, "link down");
+                self.server.handle_link_down(now, &peer);
+            }
+            Input::Peer { peer, stanza } => self.peer_stanza(now, &peer, stanza),
+            Input::Undeliverable { peer, stanza } => {
+                self.server.handle_undeliverable(now, &peer, stanza);
+            }
+            Input::Shutdown { .. } => {}
+        }
+    }
+
+    fn register(&mut self, user: &BareJid, password: &str) -> Result<(), &'static str> {
+        if !self.registration {
+            return Err("not-allowed");
+        }
+        if user.domain().as_str() != self.domain || user.node().is_none() {
+            return Err("not-acceptable");
+        }
+        match self.store.create(user, password) {
+            Ok(true) => {
+                self.server.add_user(user);
+                tracing::info!(%user, "account registered");
+                Ok(())
+            }
+            Ok(false) => Err("conflict"),
+            Err(e) => {
+                tracing::error!("storage: {e}");
+                Err("internal-server-error")
+            }
+        }
+    }
+
+    fn bind(
+        &mut self,
+        user: BareJid,
+        resource: Option<String>,
+        tx: mpsc::Sender<ToClient>,
+    ) -> Result<FullJid, String> {
+        if !self.server.accounts().contains_key(&user) {
+            return Err("no such account".into());
+        }
+        let resource = resource
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(xml::random_id);
+        let jid = user
+            .with_resource_str(&resource)
+            .map_err(|e| format!("bad resource: {e}"))?;
+        // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>.
+        if let Some(old) = self.clients.get(&jid) {
+            let _ = old.tx.try_send(ToClient::Close("conflict"));
+            self.unbind(&jid);
+        }
+        self.clients.insert(
+            jid.clone(),
+            Client {
+                tx,
+                roster: false,
+                blocklist: false,
+                available: false,
+                presence: None,
+            },
+        );
+        tracing::debug!(%jid, "bound");
+        Ok(jid)
+    }
+
+    fn unbind(&mut self, jid: &FullJid) {
+        let Some(client) = self.clients.remove(jid) else {
+            return;
+        };
+        if client.available {
+            let user = jid.to_bare();
+            self.server.logout(&user, jid.resource().as_str());
+            self.own_broadcast(jid, None);
+        }
+    }
+
+    // ---- client stanzas ----
+
+    fn client_stanza(&mut self, jid: &FullJid, stanza: Element) {
+        if !self.clients.contains_key(jid) {
+            return;
+        }
+        match stanza.name() {
+            "presence" => self.client_presence(jid, stanza),
+            "iq" => self.client_iq(jid, stanza),
+            "message" => self.client_message(jid, stanza),
+            _ => {}
+        }
+    }
+
+    fn client_presence(&mut self, jid: &FullJid, stanza: Element) {
+        let user = jid.to_bare();
+        let to = stanza.attr("to").and_then(|t| Jid::new(t).ok());
+        let kind = stanza.attr("type").unwrap_or("available");
+        let subscription = match kind {
+            "subscribe" => Some(SubscriptionStanza::Subscribe),
+            "subscribed" => Some(SubscriptionStanza::Subscribed),
+            "unsubscribe" => Some(SubscriptionStanza::Unsubscribe),
+            "unsubscribed" => Some(SubscriptionStanza::Unsubscribed),
+            _ => None,
+        };
+        match (to, subscription, kind) {
+            (Some(to), Some(sub), _) => {
+                let contact = to.to_bare();
+                if contact == user || !self.server.accounts().contains_key(&user) {
+                    return;
+                }
+                match sub {
+                    SubscriptionStanza::Subscribe => self.server.subscribe(&user, &contact),
+                    SubscriptionStanza::Subscribed => self.server.approve(&user, &contact),
+                    SubscriptionStanza::Unsubscribe => self.server.unsubscribe(&user, &contact),
+                    SubscriptionStanza::Unsubscribed => self.server.deny(&user, &contact),
+                }
+            }
+            (None, None, "available") => {
+                let presence = resource_presence(&stanza);
+                let initial = self.clients.get(jid).is_some_and(|c| !c.available);
+                if let Some(c) = self.clients.get_mut(jid) {
+                    c.available = true;
+                    c.presence = Some(presence.clone());
+                }
+                self.server
+                    .set_presence(&user, jid.resource().as_str(), presence.clone());
+                self.own_broadcast(jid, Some(presence));
+                if initial {
+                    self.initial_presence(jid);
+                }
+            }
+            (None, None, "unavailable") => {
+                let was = self.clients.get(jid).is_some_and(|c| c.available);
+                if let Some(c) = self.clients.get_mut(jid) {
+                    c.available = false;
+                    c.presence = None;
+                }
+                if was {
+                    self.server.logout(&user, jid.resource().as_str());
+                    self.own_broadcast(jid, None);
+                }
+            }
+            // Directed presence (RFC 6121 §4.6) is routed as it is, and kept nowhere (out of
+            // the extension's scope).
+            (Some(to), None, "available" | "unavailable") => {
+                let mut p = stanza;
+                set(&mut p, "from", jid.to_string());
+                self.route(&to, p);
+            }
+            _ => {}
+        }
+    }
+
+    /// What a resource that just became available is owed (RFC 6121 §4.2.2, §3.1.3): the
+    /// presence of the user's other available resources, and the subscription requests that
+    /// wait for the user's approval.
+    fn initial_presence(&mut self, jid: &FullJid) {
+        let user = jid.to_bare();
+        let others: Vec<(FullJid, ResourcePresence)> = self
+            .clients
+            .iter()
+            .filter(|(j, c)| *j != jid && j.to_bare() == user && c.available)
+            .filter_map(|(j, c)| Some((j.clone(), c.presence.clone()?)))
+            .collect();
+        for (other, p) in others {
+            let stanza = presence_element(&Jid::from(other), &Jid::from(jid.clone()), Some(&p));
+            self.outbox.push((Jid::from(jid.clone()), stanza));
+        }
+        let pending: Vec<BareJid> = self
+            .server
+            .accounts()
+            .get(&user)
+            .map(|a| {
+                a.roster
+                    .iter()
+                    .filter(|(_, s)| s.pending_in())
+                    .map(|(c, _)| c.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for contact in pending {
+            let stanza = subscription_element(&contact, &Jid::from(jid.clone()), "subscribe");
+            self.outbox.push((Jid::from(jid.clone()), stanza));
+        }
+    }
+
+    /// The presence of `jid` to every available resource of its user, itself included (RFC
+    /// 6121 §4.2.2, §4.4.2, §4.5.2).
+    fn own_broadcast(&mut self, jid: &FullJid, presence: Option<ResourcePresence>) {
+        let user = jid.to_bare();
+        let targets: Vec<FullJid> = self
+            .clients
+            .iter()
+            .filter(|(j, c)| j.to_bare() == user && (c.available || *j == jid))
+            .map(|(j, _)| j.clone())
+            .collect();
+        for t in targets {
+            let stanza = presence_element(
+                &Jid::from(jid.clone()),
+                &Jid::from(t.clone()),
+                presence.as_ref(),
+            );
+            self.outbox.push((Jid::from(t), stanza));
+        }
+    }
+
+    fn client_iq(&mut self, jid: &FullJid, stanza: Element) {
+        let user = jid.to_bare();
+        let to = stanza.attr("to").and_then(|t| Jid::new(t).ok());
+        let for_account = to
+            .as_ref()
+            .is_none_or(|t| t.as_str() == user.as_str() || t.as_str() == self.domain);
+        if !for_account {
+            let mut s = stanza;
+            set(&mut s, "from", jid.to_string());
+            if let Some(to) = to {
+                self.route(&to, s);
+            }
+            return;
+        }
+        let id = stanza.attr("id").unwrap_or_default().to_owned();
+        let ty = stanza.attr("type").unwrap_or_default().to_owned();
+        let Some(payload) = stanza.children().next().cloned() else {
+            if ty == "get" || ty == "set" {
+                self.reply_error(jid, &id, "bad-request", "modify");
+            }
+            return;
+        };
+        match (ty.as_str(), payload.name(), payload.ns().as_str()) {
+            ("get", "query", ROSTER) => {
+                if let Some(c) = self.clients.get_mut(jid) {
+                    c.roster = true;
+                }
+                let items = self.roster_items(&user);
+                let query = el("query", ROSTER).append_all(items).build();
+                self.reply(jid, &id, Some(query));
+            }
+            ("set", "query", ROSTER) => self.roster_set(jid, &id, &payload),
+            ("get", "blocklist", BLOCKING) => {
+                if let Some(c) = self.clients.get_mut(jid) {
+                    c.blocklist = true;
+                }
+                let items: Vec<Element> = self
+                    .server
+                    .accounts()
+                    .get(&user)
+                    .map(|a| a.blocked.iter().map(block_item).collect())
+                    .unwrap_or_default();
+                let list = el("blocklist", BLOCKING).append_all(items).build();
+                self.reply(jid, &id, Some(list));
+            }
+            ("set", name @ ("block" | "unblock"), BLOCKING) => {
+                self.block_set(jid, &id, name == "block", &payload)
+            }
+            ("get", "ping", PING) | ("set", "session", SESSION) => self.reply(jid, &id, None),
+            ("get", "query", DISCO_INFO) => {
+                let query = disco_info(&self.server.disco_features());
+                self.reply(jid, &id, Some(query));
+            }
+            ("get" | "set", _, _) => self.reply_error(jid, &id, "service-unavailable", "cancel"),
+            _ => {}
+        }
+    }
+
+    fn roster_items(&self, user: &BareJid) -> Vec<Element> {
+        let Some(account) = self.server.accounts().get(user) else {
+            return Vec::new();
+        };
+        account
+            .roster
+            .iter()
+            .map(|(c, s)| roster_item(c, Some(s), self.meta_of(user, c)))
+            .collect()
+    }
+
+    fn meta_of(&self, user: &BareJid, contact: &BareJid) -> Option<&ItemMeta> {
+        self.meta.get(user).and_then(|m| m.get(contact))
+    }
+
+    /// A roster set (RFC 6121 §2.3 to §2.5): one item, added or updated, or removed.
+    fn roster_set(&mut self, jid: &FullJid, id: &str, query: &Element) {
+        let user = jid.to_bare();
+        let items: Vec<&Element> = query.children().filter(|c| c.is("item", ROSTER)).collect();
+        let [item] = items.as_slice() else {
+            return self.reply_error(jid, id, "bad-request", "modify");
+        };
+        let Some(contact) = item.attr("jid").and_then(|j| BareJid::new(j).ok()) else {
+            return self.reply_error(jid, id, "jid-malformed", "modify");
+        };
+        if contact == user {
+            return self.reply_error(jid, id, "not-allowed", "cancel");
+        }
+        if item.attr("subscription") == Some("remove") {
+            if self
+                .server
+                .accounts()
+                .get(&user)
+                .is_none_or(|a| a.roster.get(&contact).is_none())
+            {
+                return self.reply_error(jid, id, "item-not-found", "cancel");
+            }
+            self.server.roster_remove(&user, &contact);
+            if let Some(m) = self.meta.get_mut(&user) {
+                m.remove(&contact);
+            }
+            let _ = self.store.set_meta(&user, &contact, &ItemMeta::default());
+            return self.reply(jid, id, None);
+        }
+        let meta = ItemMeta {
+            name: item
+                .attr("name")
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+            groups: item
+                .children()
+                .filter(|g| g.is("group", ROSTER))
+                .map(|g| g.text())
+                .collect(),
+        };
+        let changed = self.meta_of(&user, &contact) != Some(&meta);
+        if changed {
+            if let Err(e) = self.store.set_meta(&user, &contact, &meta) {
+                tracing::error!("storage: {e}");
+                return self.reply_error(jid, id, "internal-server-error", "wait");
+            }
+            self.meta
+                .entry(user.clone())
+                .or_default()
+                .insert(contact.clone(), meta);
+        }
+        let exists = self
+            .server
+            .accounts()
+            .get(&user)
+            .is_some_and(|a| a.roster.get(&contact).is_some());
+        if exists {
+            if changed {
+                self.push_roster(&user, &contact);
+            }
+        } else {
+            self.server.roster_add(&user, &contact);
+        }
+        self.reply(jid, id, None);
+    }
+
+    /// XEP-0191 §3.3, §3.4: block or unblock the listed JIDs (unblock without items: all).
+    fn block_set(&mut self, jid: &FullJid, id: &str, block: bool, payload: &Element) {
+        let user = jid.to_bare();
+        let mut jids = Vec::new();
+        for item in payload.children().filter(|c| c.is("item", BLOCKING)) {
+            match item.attr("jid").and_then(|j| BareJid::new(j).ok()) {
+                Some(j) => jids.push(j),
+                None => return self.reply_error(jid, id, "jid-malformed", "modify"),
+            }
+        }
+        if block && jids.is_empty() {
+            return self.reply_error(jid, id, "bad-request", "modify");
+        }
+        if !block && jids.is_empty() {
+            jids = self
+                .server
+                .accounts()
+                .get(&user)
+                .map(|a| a.blocked.iter().cloned().collect())
+                .unwrap_or_default();
+        }
+        for j in &jids {
+            if block {
+                self.server.block(&user, j);
+            } else {
+                self.server.unblock(&user, j);
+            }
+        }
+        self.reply(jid, id, None);
+        // XEP-0191 §3.3: a push to every resource that asked for the block list.
+        let name = if block { "block" } else { "unblock" };
+        let push = el(name, BLOCKING)
+            .append_all(jids.iter().map(block_item))
+            .build();
+        let targets: Vec<FullJid> = self
+            .clients
+            .iter()
+            .filter(|(j, c)| j.to_bare() == user && c.blocklist)
+            .map(|(j, _)| j.clone())
+            .collect();
+        for t in targets {
+            let iq_id = self.id();
+            let iq = iq_element(
+                "set",
+                &iq_id,
+                None,
+                &Jid::from(t.clone()),
+                Some(push.clone()),
+            );
+            self.outbox.push((Jid::from(t), iq));
+        }
+    }
+
+    fn client_message(&mut self, jid: &FullJid, stanza: Element) {
+        let Some(to) = stanza.attr("to").and_then(|t| Jid::new(t).ok()) else {
+            return;
+        };
+        let mut m = stanza;
+        set(&mut m, "from", jid.to_string());
+        self.route(&to, m);
+    }
+
+    fn reply(&mut self, jid: &FullJid, id: &str, payload: Option<Element>) {
+        let iq = iq_element("result", id, None, &Jid::from(jid.clone()), payload);
+        self.outbox.push((Jid::from(jid.clone()), iq));
+    }
+
+    fn reply_error(&mut self, jid: &FullJid, id: &str, condition: &str, kind: &str) {
+        let error = el("error", CLIENT)
+            .attr("type", kind)
+            .append(el(condition, STANZAS).build())
+            .build();
+        let iq = iq_element("error", id, None, &Jid::from(jid.clone()), Some(error));
+        self.outbox.push((Jid::from(jid.clone()), iq));
+    }
+
+    // ---- routing ----
+
+    /// Sends a stanza of a local client (in `jabber:client`, `from` set) to `to`: a local
+    /// user's clients, or the peer domain.
+    fn route(&mut self, to: &Jid, stanza: Element) {
+        if to.domain().as_str() == self.domain {
+            self.deliver_local(to, stanza);
+            return;
+        }
+        let peer = to.domain().to_string();
+        let stanza = renamespace(&stanza, CLIENT, SERVER);
+        self.send_peer(&peer, stanza);
+    }
+
+    /// Delivers a routed stanza (message, iq, directed presence) to local clients (RFC 6120
+    /// §10.5): a full JID to that resource, a bare one to the available resources (messages:
+    /// those of non-negative priority, RFC 6121 §8.5.2.1.1); an iq to a bare JID or an
+    /// absent resource is answered by the server.
+    fn deliver_local(&mut self, to: &Jid, stanza: Element) {
+        let stanza = renamespace(&stanza, SERVER, CLIENT);
+        let targets: Vec<FullJid> = match to.resource() {
+            Some(_) => to
+                .clone()
+                .try_into_full()
+                .ok()
+                .filter(|j| self.clients.contains_key(j))
+                .into_iter()
+                .collect(),
+            None => self
+                .clients
+                .iter()
+                .filter(|(j, c)| {
+                    j.to_bare().as_str() == to.as_str()
+                        && c.available
+                        && c.presence.as_ref().is_none_or(|p| p.priority >= 0)
+                })
+                .map(|(j, _)| j.clone())
+                .collect(),
+        };
+        if targets.is_empty() || (stanza.name() == "iq" && to.resource().is_none()) {
+            self.bounce(stanza);
+            return;
+        }
+        for t in targets {
+            let mut s = stanza.clone();
+            set(&mut s, "to", t.to_string());
+            self.outbox.push((Jid::from(t), s));
+        }
+    }
+
+    /// Answers a stanza nobody can take with `<service-unavailable/>` (RFC 6120 §8.3.3.19),
+    /// unless it is itself an error or a result.
+    fn bounce(&mut self, stanza: Element) {
+        let ty = stanza.attr("type").unwrap_or_default();
+        if matches!(ty, "error" | "result") || stanza.name() == "presence" {
+            return;
+        }
+        let (Some(from), Some(to)) = (
+            stanza.attr("from").and_then(|f| Jid::new(f).ok()),
+            stanza.attr("to").and_then(|t| Jid::new(t).ok()),
+        ) else {
+            return;
+        };
+        let mut e = el(stanza.name(), CLIENT)
+            .attr("type", "error")
+            .attr("from", to.to_string())
+            .attr("to", from.to_string())
+            .append(
+                el("error", CLIENT)
+                    .attr("type", "cancel")
+                    .append(el("service-unavailable", STANZAS).build())
+                    .build(),
+            )
+            .build();
+        if let Some(id) = stanza.attr("id") {
+            set(&mut e, "id", id);
+        }
+        self.route(&from, e);
+    }
+
+    fn send_peer(&mut self, peer: &str, stanza: Element) {
+        let sent = self
+            .peers
+            .get(peer)
+            .is_some_and(|tx| tx.try_send(ToPeer::Stanza(stanza.clone())).is_ok());
+        if !sent {
+            tracing::debug!(%peer, "undeliverable");
+            let now = self.now();
+            self.server.handle_undeliverable(now, peer, stanza);
+        }
+    }
+
+    // ---- peer stanzas ----
+
+    fn peer_stanza(&mut self, now: Time, peer: &str, stanza: Element) {
+        let to = stanza.attr("to").and_then(|t| Jid::new(t).ok());
+        let for_client = to.as_ref().is_some_and(|t| {
+            t.domain().as_str() == self.domain && (t.node().is_some() || t.resource().is_some())
+        });
+        let ours = stanza
+            .children()
+            .any(|c| c.ns() == crate::wire::ns::PRESENCE_SYNC);
+        match stanza.name() {
+            "presence" => self.server.handle_stanza(now, peer, stanza),
+            "message" if !ours && for_client => {
+                if let Some(to) = to {
+                    self.deliver_local(&to, stanza);
+                }
+            }
+            "iq" if !ours && for_client && to.as_ref().is_some_and(|t| t.resource().is_some()) => {
+                if let Some(to) = to {
+                    self.deliver_local(&to, stanza);
+                }
+            }
+            _ => self.server.handle_stanza(now, peer, stanza),
+        }
+    }
+
+    // ---- output ----
+
+    fn push_roster(&mut self, user: &BareJid, contact: &BareJid) {
+        let sub = self
+            .server
+            .accounts()
+            .get(user)
+            .and_then(|a| a.roster.get(contact).copied());
+        let item = roster_item(contact, sub.as_ref(), self.meta_of(user, contact));
+        let query = el("query", ROSTER).append(item).build();
+        let targets: Vec<FullJid> = self
+            .clients
+            .iter()
+            .filter(|(j, c)| j.to_bare() == *user && c.roster)
+            .map(|(j, _)| j.clone())
+            .collect();
+        for t in targets {
+            let id = self.id();
+            let iq = iq_element("set", &id, None, &Jid::from(t.clone()), Some(query.clone()));
+            self.outbox.push((Jid::from(t), iq));
+        }
+    }
+
+    fn drain_client_output(&mut self) {
+        while let Some(out) = self.server.poll_client() {
+            match out {
+                ClientOut::AccountChanged(user) => {
+                    self.dirty.insert(user);
+                }
+                ClientOut::RosterPush { user, contact } => self.push_roster(&user, &contact),
+                ClientOut::Subscription { user, from, kind } => {
+                    let ty = match kind {
+                        SubscriptionStanza::Subscribe => "subscribe",
+                        SubscriptionStanza::Subscribed => "subscribed",
+                        SubscriptionStanza::Unsubscribe => "unsubscribe",
+                        SubscriptionStanza::Unsubscribed => "unsubscribed",
+                    };
+                    for t in self.available_of(&user) {
+                        let s = subscription_element(&from, &Jid::from(t.clone()), ty);
+                        self.outbox.push((Jid::from(t), s));
+                    }
+                }
+                ClientOut::Presence { to, from, presence } => {
+                    let targets: Vec<FullJid> = match to.clone().try_into_full() {
+                        Ok(full) => vec![full],
+                        Err(bare) => self.available_of(&bare),
+                    };
+                    for t in targets {
+                        let s = presence_element(&from, &Jid::from(t.clone()), presence.as_ref());
+                        self.outbox.push((Jid::from(t), s));
+                    }
+                }
+            }
+        }
+    }
+
+    fn available_of(&self, user: &BareJid) -> Vec<FullJid> {
+        self.clients
+            .iter()
+            .filter(|(j, c)| j.to_bare() == *user && c.available)
+            .map(|(j, _)| j.clone())
+            .collect()
+    }
+
+    /// Persists, then sends (see the [module documentation](self)).
+    pub async fn flush(&mut self) {
+        self.drain_client_output();
+        if !self.dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.dirty);
+            let accounts: Vec<(&BareJid, &Account)> = dirty
+                .iter()
+                .filter_map(|u| self.server.accounts().get_key_value(u))
+                .collect();
+            if let Err(e) = self.store.save(&accounts) {
+                // Nothing that depends on it may be acknowledged: stop here.
+                tracing::error!("storage failed, stopping: {e}");
+                std::process::exit(70);
+            }
+        }
+        for (to, stanza) in std::mem::take(&mut self.outbox) {
+            let Ok(full) = to.try_into_full() else {
+                continue;
+            };
+            let slow = self
+                .clients
+                .get(&full)
+                .is_some_and(|c| c.tx.try_send(ToClient::Stanza(stanza)).is_err());
+            if slow {
+                // A client that does not read its stream is disconnected rather than
+                // buffered without bound.
+                if let Some(c) = self.clients.get(&full) {
+                    let _ = c.tx.try_send(ToClient::Close("policy-violation"));
+                }
+                self.unbind(&full);
+            }
+        }
+        while let Some(Transmit { peer, stanza }) = self.server.poll_transmit() {
+            if xml::is_stream_error(&stanza) {
+                // The model closed the stream (PS-71): the peer's task does it on the wire.
+                tracing::warn!(%peer, "stream error to the peer");
+            }
+            self.send_peer(&peer, stanza);
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let now = self.now();
+        tracing::info!("shutting down");
+        Host::shutdown(&mut self.server, now);
+        self.flush().await;
+        let clients: Vec<FullJid> = self.clients.keys().cloned().collect();
+        for c in clients {
+            if let Some(client) = self.clients.remove(&c) {
+                let _ = client.tx.try_send(ToClient::Close("system-shutdown"));
+            }
+        }
+        let mut waits = Vec::new();
+        for tx in self.peers.values() {
+            let (done, wait) = oneshot::channel();
+            if tx.send(ToPeer::Close(done)).await.is_ok() {
+                waits.push(wait);
+            }
+        }
+        for w in waits {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w).await;
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `stanza` with every element of namespace `from` moved to `to` (the default namespace of
+/// a stanza changes between c2s and s2s streams, RFC 6120 §4.8.3). Recursion is bounded by
+/// the stream's depth limit.
+pub fn renamespace(stanza: &Element, from: &str, to: &str) -> Element {
+    let ns = stanza.ns();
+    let ns = if ns == from { to.to_owned() } else { ns };
+    let mut out = el(stanza.name(), &ns).build();
+    *out.attrs_mut() = stanza.attrs().clone();
+    for node in stanza.nodes() {
+        match node {
+            Node::Element(c) => {
+                out.append_child(renamespace(c, from, to));
+            }
+            Node::Text(t) => out.append_text_node(t.clone()),
+        }
+    }
+    out
+}
+
+fn iq_element(
+    ty: &str,
+    id: &str,
+    from: Option<&str>,
+    to: &Jid,
+    payload: Option<Element>,
+) -> Element {
+    let mut b = el("iq", CLIENT)
+        .attr("type", ty)
+        .attr("id", id)
+        .attr("to", to.to_string());
+    if let Some(f) = from {
+        b = b.attr("from", f);
+    }
+    if let Some(p) = payload {
+        b = b.append(p);
+    }
+    b.build()
+}
+
+fn subscription_element(from: &BareJid, to: &Jid, ty: &str) -> Element {
+    el("presence", CLIENT)
+        .attr("from", from.to_string())
+        .attr("to", to.to_string())
+        .attr("type", ty)
+        .build()
+}
+
+/// A presence for a client: available with its show, statuses, priority and payloads, or
+/// unavailable.
+fn presence_element(from: &Jid, to: &Jid, presence: Option<&ResourcePresence>) -> Element {
+    let mut b = el("presence", CLIENT)
+        .attr("from", from.to_string())
+        .attr("to", to.to_string());
+    let Some(p) = presence else {
+        return b.attr("type", "unavailable").build();
+    };
+    let show = match p.show {
+        Show::Available => None,
+        Show::Away => Some("away"),
+        Show::Chat => Some("chat"),
+        Show::Dnd => Some("dnd"),
+        Show::Xa => Some("xa"),
+    };
+    if let Some(s) = show {
+        b = b.append(el("show", CLIENT).append(s).build());
+    }
+    for (lang, text) in &p.statuses {
+        let mut s = el("status", CLIENT);
+        if !lang.is_empty() {
+            s = s.lang(lang);
+        }
+        b = b.append(s.append(text.as_str()).build());
+    }
+    if p.priority != 0 {
+        b = b.append(
+            el("priority", CLIENT)
+                .append(p.priority.to_string())
+                .build(),
+        );
+    }
+    for e in &p.extensions {
+        b = b.append(e.clone());
+    }
+    b.build()
+}
+
+/// The model's presence of a client's available presence stanza (RFC 6121 §4.7).
+fn resource_presence(stanza: &Element) -> ResourcePresence {
+    let mut p = ResourcePresence::default();
+    for c in stanza.children() {
+        match (c.name(), c.ns().as_str()) {
+            ("show", CLIENT) => {
+                p.show = match c.text().trim() {
+                    "away" => Show::Away,
+                    "chat" => Show::Chat,
+                    "dnd" => Show::Dnd,
+                    "xa" => Show::Xa,
+                    _ => Show::Available,
+                }
+            }
+            ("status", CLIENT) => {
+                let lang = c
+                    .attr_ns(rxml::Namespace::xml(), "lang")
+                    .unwrap_or_default()
+                    .to_owned();
+                p.statuses.insert(lang, c.text());
+            }
+            ("priority", CLIENT) => p.priority = c.text().trim().parse().unwrap_or(0),
+            (_, ns) if ns != CLIENT => p.extensions.push(renamespace(c, CLIENT, SERVER)),
+            _ => {}
+        }
+    }
+    p
+}
+
+/// A roster item (RFC 6121 §2.1.2): `subscription` and `ask` from the model's state; no state
+/// means `subscription='remove'`.
+fn roster_item(contact: &BareJid, sub: Option<&Subscription>, meta: Option<&ItemMeta>) -> Element {
+    let mut b = el("item", ROSTER).attr("jid", contact.to_string());
+    let Some(s) = sub else {
+        return b.attr("subscription", "remove").build();
+    };
+    let name = match (s.to(), s.from()) {
+        (true, true) => "both",
+        (true, false) => "to",
+        (false, true) => "from",
+        (false, false) => "none",
+    };
+    b = b.attr("subscription", name);
+    if s.pending_out() {
+        b = b.attr("ask", "subscribe");
+    }
+    if let Some(m) = meta {
+        if let Some(n) = &m.name {
+            b = b.attr("name", n.as_str());
+        }
+        for g in &m.groups {
+            b = b.append(el("group", ROSTER).append(g.as_str()).build());
+        }
+    }
+    b.build()
+}
+
+fn block_item(jid: &BareJid) -> Element {
+    el("item", BLOCKING).attr("jid", jid.to_string()).build()
+}
+
+fn disco_info(features: &[String]) -> Element {
+    let mut b = el("query", DISCO_INFO).append(
+        el("identity", DISCO_INFO)
+            .attr("category", "server")
+            .attr("type", "im")
+            .build(),
+    );
+    let extra = [BLOCKING, PING, "jabber:iq:roster", "jabber:iq:register"];
+    for f in features.iter().map(String::as_str).chain(extra) {
+        b = b.append(el("feature", DISCO_INFO).attr("var", f).build());
+    }
+    b.build()
+}
