@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::conn::{ConnError, Reader, STANZA_DEADLINE, Writer, condition};
 use super::core::{Input, ToClient};
-use super::xml::{self, BIND, CLIENT, SASL, STANZAS, el, set};
+use super::xml::{self, BIND, CLIENT, SASL, STANZAS, TLS, el, set};
 use crate::stream::{StreamEvent, StreamLimits};
 
 /// `jabber:iq:register` (XEP-0077).
@@ -40,7 +40,6 @@ const AUTH_DEADLINE: Duration = Duration::from_secs(120);
 const CLIENT_QUEUE: usize = 4096;
 
 /// What every c2s task shares.
-#[derive(Debug)]
 pub struct C2s {
     /// Our domain.
     pub domain: String,
@@ -52,6 +51,33 @@ pub struct C2s {
     pub core: mpsc::Sender<Input>,
     /// Set when the server stops.
     pub stopping: watch::Receiver<bool>,
+    /// STARTTLS, required before anything else when configured (RFC 6120 §5.3.1).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// A TLS acceptor from PEM files of a certificate chain and its private key.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    // The ring provider builds without cmake; its lack of post-quantum key exchange is the
+    // price (rustls deprecates it for that reason).
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Accepts client streams on `listener` until the server stops.
@@ -78,26 +104,90 @@ async fn client(ctx: Arc<C2s>, tcp: TcpStream, addr: SocketAddr) {
     let (r, w) = tcp.into_split();
     let mut reader = Reader::new(r, ctx.limits);
     let mut writer = Writer::new(w);
-    let user =
-        match tokio::time::timeout(AUTH_DEADLINE, authenticate(&ctx, &mut reader, &mut writer))
-            .await
-        {
-            Ok(Ok(Some(user))) => user,
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => {
-                match condition(&e) {
-                    Some(c) => writer.fail(c, None).await,
-                    None => writer.close().await,
-                }
-                return;
+    let Some(acceptor) = ctx.tls.clone() else {
+        return run(&ctx, reader, writer, addr).await;
+    };
+    // RFC 6120 §5: STARTTLS first, then the stream starts over on the TLS layer.
+    match tokio::time::timeout(STANZA_DEADLINE, starttls(&ctx, &mut reader, &mut writer)).await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) | Err(_) => return,
+        Ok(Err(e)) => {
+            if let Some(c) = condition(&e) {
+                writer.fail(c, None).await;
             }
-            Err(_) => {
-                writer.fail("connection-timeout", None).await;
-                return;
+            return;
+        }
+    }
+    let Ok(tcp) = reader.into_inner().reunite(writer.into_inner()) else {
+        return;
+    };
+    let tls = match tokio::time::timeout(STANZA_DEADLINE, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(%addr, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let (r, w) = tokio::io::split(tls);
+    run(&ctx, Reader::new(r, ctx.limits), Writer::new(w), addr).await;
+}
+
+/// The first stream on a listener with TLS: only `<starttls/>` is offered (RFC 6120
+/// §5.3.1, mandatory-to-negotiate); true once `<proceed/>` was sent.
+async fn starttls<R, W>(
+    ctx: &C2s,
+    reader: &mut Reader<R>,
+    writer: &mut Writer<W>,
+) -> Result<bool, ConnError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    open_stream(ctx, reader, writer).await?;
+    let starttls = el("starttls", TLS)
+        .append(el("required", TLS).build())
+        .build();
+    writer.send(&xml::features(vec![starttls])).await?;
+    let first = reader.expect(STANZA_DEADLINE).await?;
+    if !first.is("starttls", TLS) {
+        writer
+            .fail("policy-violation", Some("STARTTLS first"))
+            .await;
+        return Ok(false);
+    }
+    writer.send(&el("proceed", TLS).build()).await?;
+    Ok(true)
+}
+
+/// A client stream from negotiation to its end.
+async fn run<R, W>(ctx: &C2s, mut reader: Reader<R>, mut writer: Writer<W>, addr: SocketAddr)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let user = match tokio::time::timeout(
+        AUTH_DEADLINE,
+        authenticate(ctx, &mut reader, &mut writer),
+    )
+    .await
+    {
+        Ok(Ok(Some(user))) => user,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            match condition(&e) {
+                Some(c) => writer.fail(c, None).await,
+                None => writer.close().await,
             }
-        };
+            return;
+        }
+        Err(_) => {
+            writer.fail("connection-timeout", None).await;
+            return;
+        }
+    };
     tracing::debug!(%user, %addr, "authenticated");
-    let (jid, rx) = match bind(&ctx, &mut reader, &mut writer, &user).await {
+    let (jid, rx) = match bind(ctx, &mut reader, &mut writer, &user).await {
         Ok(Some(bound)) => bound,
         Ok(None) => return,
         Err(e) => {
@@ -107,7 +197,7 @@ async fn client(ctx: Arc<C2s>, tcp: TcpStream, addr: SocketAddr) {
             return;
         }
     };
-    session(&ctx, reader, writer, jid, rx).await;
+    session(ctx, reader, writer, jid, rx).await;
 }
 
 /// Stream negotiation up to SASL success; `None` if the client went away cleanly.

@@ -166,6 +166,8 @@ pub struct Core {
     /// Accounts changed by the input being handled.
     dirty: BTreeSet<BareJid>,
     next_id: u64,
+    /// Entries of the model's sync log already logged.
+    logged: usize,
 }
 
 impl Core {
@@ -195,6 +197,7 @@ impl Core {
             outbox: Vec::new(),
             dirty: BTreeSet::new(),
             next_id: 0,
+            logged: 0,
         })
     }
 
@@ -883,6 +886,11 @@ impl Core {
 
     /// Persists, then sends (see the [module documentation](self)).
     pub async fn flush(&mut self) {
+        let log = self.server.sync_log();
+        for (at, peer, event) in &log[self.logged.min(log.len())..] {
+            tracing::debug!(%peer, at = %at, "sync: {event:?}");
+        }
+        self.logged = log.len();
         self.drain_client_output();
         if !self.dirty.is_empty() {
             let dirty = std::mem::take(&mut self.dirty);

@@ -128,6 +128,7 @@ pub async fn run(
         core: core_tx.clone(),
         verify,
         stopping: stop_rx.clone(),
+        local: config.s2s.ip(),
     });
     let core = core::Core::new(server, store, to_peers, config.registration)
         .map_err(|e| ServeError(format!("storage: {e}")))?;
@@ -147,8 +148,13 @@ pub async fn run(
         tokio::spawn(s2s::peer_out(s2s_ctx.clone(), peer, addr, rx, vrx));
     }
     tokio::spawn(s2s::accept(s2s_ctx.clone(), s2s_listener));
+    let tls = match &config.tls {
+        Some(t) => Some(c2s::tls_acceptor(&t.cert, &t.key).map_err(ServeError)?),
+        None => None,
+    };
     if let Some(listener) = c2s_listener {
         let ctx = Arc::new(c2s::C2s {
+            tls,
             domain: config.domain.clone(),
             registration: config.registration,
             limits: config.stream.limits(),

@@ -53,6 +53,9 @@ pub struct S2s {
     pub verify: HashMap<String, mpsc::Sender<VerifyRequest>>,
     /// Set when the server stops.
     pub stopping: watch::Receiver<bool>,
+    /// The address outgoing streams leave from (the s2s listener's, so that the peer sees
+    /// the address our domain is configured at).
+    pub local: std::net::IpAddr,
 }
 
 /// A `<db:verify/>` to send to the peer's authoritative server, and where the verdict goes.
@@ -143,7 +146,7 @@ async fn out_stream(
     queue: &mut VecDeque<Element>,
 ) -> Outcome {
     let lost = |why: String| Outcome::Lost { was_up: false, why };
-    let tcp = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await {
+    let tcp = match tokio::time::timeout(Duration::from_secs(10), connect(ctx.local, addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return lost(format!("connect {addr}: {e}")),
         Err(_) => return lost(format!("connect {addr}: timeout")),
@@ -275,6 +278,18 @@ async fn out_stream(
         }
     };
     Outcome::Lost { was_up: up, why }
+}
+
+/// A TCP connection to `addr` from address `local` (any port).
+async fn connect(local: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    if local.is_ipv4() == addr.is_ipv4() && !local.is_unspecified() {
+        socket.bind(SocketAddr::new(local, 0))?;
+    }
+    socket.connect(addr).await
 }
 
 /// Accepts incoming s2s streams on `listener` until the server stops.
