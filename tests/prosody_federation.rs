@@ -13,7 +13,7 @@ mod net;
 
 use std::time::{Duration, Instant};
 
-use net::{Client, Direction, Prosody, Relay, Result, TestDir, lease};
+use net::{Client, Direction, Prosody, Received, Relay, Result, TestDir, lease};
 use tokio_xmpp::jid::BareJid;
 use tokio_xmpp::parsers::presence::{Show, Type as PresenceType};
 use tokio_xmpp::parsers::roster::Subscription;
@@ -75,7 +75,7 @@ async fn federate(dir: &TestDir) -> Result<()> {
     r.recorder()
         .wait_until("romeo gets juliet's subscription request", WAIT, |log| {
             log.iter().any(|(_, x)| {
-                matches!(x, net::Received::Presence(p)
+                matches!(x, Received::Presence(p)
                     if p.type_ == PresenceType::Subscribe
                         && p.from.as_ref().is_some_and(|f| f.to_bare() == juliet))
             })
@@ -88,7 +88,7 @@ async fn federate(dir: &TestDir) -> Result<()> {
     j.recorder()
         .wait_until("juliet gets romeo's subscription request", WAIT, |log| {
             log.iter().any(|(_, x)| {
-                matches!(x, net::Received::Presence(p)
+                matches!(x, Received::Presence(p)
                     if p.type_ == PresenceType::Subscribe
                         && p.from.as_ref().is_some_and(|f| f.to_bare() == romeo))
             })
@@ -134,7 +134,7 @@ async fn federate(dir: &TestDir) -> Result<()> {
             WAIT,
             |log| {
                 log.iter().skip(before).any(|(_, x)| {
-                    matches!(x, net::Received::Presence(p)
+                    matches!(x, Received::Presence(p)
                     if p.show == Some(Show::Away)
                         && p.from.as_ref().is_some_and(|f| f.to_bare() == juliet))
                 })
@@ -180,5 +180,142 @@ async fn federate(dir: &TestDir) -> Result<()> {
             s.counts(Direction::Backward),
         );
     }
+    Ok(())
+}
+
+/// Whether a presence of `type_` from `from` (any resource) arrived after the first `skip`
+/// items of the log.
+fn presence_after(
+    log: &[(Instant, Received)],
+    skip: usize,
+    from: &BareJid,
+    type_: PresenceType,
+) -> bool {
+    log.iter().skip(skip).any(|(_, x)| {
+        matches!(x, Received::Presence(p)
+            if p.type_ == type_ && p.from.as_ref().is_some_and(|f| f.to_bare() == *from))
+    })
+}
+
+/// The client's helpers against one Prosody: roster set and remove with their pushes,
+/// XEP-0191 blocking and what it does to presence, and the cancelling flows of RFC 6121 §3.2
+/// and §3.3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_helpers_against_one_prosody() -> Result<()> {
+    let dir = TestDir::new("prosody-client")?;
+    let outcome = helpers(&dir).await;
+    dir.finish(outcome)
+}
+
+async fn helpers(dir: &TestDir) -> Result<()> {
+    let addr = lease()?;
+    let _server = Prosody::builder("a.test", &addr).start(dir).await?;
+    let (alice, bob) = (jid("alice@a.test"), jid("bob@a.test"));
+    Client::register(addr.c2s(), &alice, "apass").await?;
+    Client::register(addr.c2s(), &bob, "bpass").await?;
+    let refused = Client::register(addr.c2s(), &alice, "again").await;
+    assert!(
+        refused.is_err(),
+        "a second registration of alice is refused"
+    );
+    let wrong = Client::login(addr.c2s(), &alice, "wrong", "r").await;
+    assert!(wrong.is_err(), "a wrong password is refused");
+    let mut a = Client::login(addr.c2s(), &alice, "apass", "r").await?;
+    let mut b = Client::login(addr.c2s(), &bob, "bpass", "r").await?;
+    assert_eq!(a.jid().to_string(), "alice@a.test/r");
+    // Requesting the roster makes a resource interested: only those get pushes (§2.1.6).
+    assert!(a.roster().await?.is_empty());
+    assert!(b.roster().await?.is_empty());
+    a.available(None)?;
+    b.available(None)?;
+
+    // Roster set: the item is stored and pushed (RFC 6121 §2.1.5, §2.1.6).
+    a.roster_set(&bob, Some("Bob")).await?;
+    let roster = a.roster().await?;
+    assert!(
+        roster
+            .iter()
+            .any(|i| i.jid == bob && i.name.as_deref() == Some("Bob")),
+        "{roster:?}"
+    );
+    a.recorder()
+        .wait_until("the roster push of bob", WAIT, |log| {
+            log.iter()
+                .any(|(_, x)| matches!(x, Received::RosterPush(items) if items.iter().any(|i| i.jid == bob)))
+        })
+        .await?;
+
+    // Mutual subscription.
+    a.subscribe(&bob)?;
+    b.recorder()
+        .wait_until("bob gets alice's request", WAIT, |log| {
+            presence_after(log, 0, &alice, PresenceType::Subscribe)
+        })
+        .await?;
+    b.subscribed(&alice)?;
+    a.recorder().wait_for_presence(&bob, true, WAIT).await?;
+    b.subscribe(&alice)?;
+    a.recorder()
+        .wait_until("alice gets bob's request", WAIT, |log| {
+            presence_after(log, 0, &bob, PresenceType::Subscribe)
+        })
+        .await?;
+    a.subscribed(&bob)?;
+    b.recorder().wait_for_presence(&alice, true, WAIT).await?;
+
+    // XEP-0191: blocking bob sends him alice's unavailable presence (§3.3); unblocking him
+    // by name sends her presence again (§3.4; Prosody 0.12 does it by probing on bob's behalf,
+    // and only for the JIDs named: an unblock-all sends no presence).
+    let seen = b.recorder().snapshot().len();
+    a.block(&[bob.clone().into()]).await?;
+    assert_eq!(
+        a.blocklist().await?,
+        vec![tokio_xmpp::jid::Jid::from(bob.clone())]
+    );
+    b.recorder()
+        .wait_until(
+            "bob sees alice unavailable when she blocks him",
+            WAIT,
+            |log| presence_after(log, seen, &alice, PresenceType::Unavailable),
+        )
+        .await?;
+    let seen = b.recorder().snapshot().len();
+    a.unblock(&[bob.clone().into()]).await?;
+    assert!(a.blocklist().await?.is_empty());
+    b.recorder()
+        .wait_until("bob sees alice again when she unblocks him", WAIT, |log| {
+            presence_after(log, seen, &alice, PresenceType::None)
+        })
+        .await?;
+
+    // bob cancels alice's subscription to him (§3.2): she sees him unavailable, and both
+    // rosters lose that direction.
+    let seen = a.recorder().snapshot().len();
+    b.unsubscribed(&alice)?;
+    a.recorder()
+        .wait_until("alice sees bob unavailable after he cancels", WAIT, |log| {
+            presence_after(log, seen, &bob, PresenceType::Unavailable)
+        })
+        .await?;
+    assert!(has(&a.roster().await?, &bob, Subscription::From));
+    assert!(has(&b.roster().await?, &alice, Subscription::To));
+    // bob unsubscribes from alice (§3.3): nothing is left either way.
+    b.unsubscribe(&alice)?;
+    let mut none = false;
+    for _ in 0..100 {
+        none = has(&a.roster().await?, &bob, Subscription::None)
+            && has(&b.roster().await?, &alice, Subscription::None);
+        if none {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(none, "both rosters end at subscription none");
+
+    // Roster remove (§2.5).
+    a.roster_remove(&bob).await?;
+    assert!(a.roster().await?.iter().all(|i| i.jid != bob));
+    a.close().await?;
+    b.close().await?;
     Ok(())
 }

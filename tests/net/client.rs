@@ -344,7 +344,8 @@ impl Client {
         }
     }
 
-    /// The roster (RFC 6121 §2.1.3).
+    /// The roster (RFC 6121 §2.1.3). Requesting it makes this resource "interested": the
+    /// server sends roster pushes only to interested resources (§2.1.6).
     pub async fn roster(&mut self) -> Result<Vec<RosterItem>> {
         let query = Roster {
             ver: None,
