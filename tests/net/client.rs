@@ -209,7 +209,7 @@ impl Recorder {
 
 enum Command {
     Send(Element),
-    Iq(Iq, oneshot::Sender<Iq>),
+    Iq(Box<Iq>, oneshot::Sender<Iq>),
     Close(oneshot::Sender<()>),
 }
 
@@ -327,7 +327,7 @@ impl Client {
         *iq.id_mut() = format!("t{}", self.next_id);
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(Command::Iq(iq, tx))
+            .send(Command::Iq(Box::new(iq), tx))
             .map_err(|_| format!("{}: connection closed", self.jid))?;
         bounded("IQ round trip", STEP_TIMEOUT, async {
             rx.await
@@ -521,7 +521,7 @@ async fn run(mut stream: Stream, mut commands: mpsc::UnboundedReceiver<Command>,
                     Some(Command::Send(el)) => stream.send(&el).await,
                     Some(Command::Iq(iq, answer)) => {
                         pending.insert(iq.id().to_string(), answer);
-                        stream.send(&Element::from(iq)).await
+                        stream.send(&Element::from(*iq)).await
                     }
                     Some(Command::Close(done)) => {
                         let _ = SinkExt::<&Element>::close(&mut stream).await;
