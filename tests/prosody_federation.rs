@@ -13,6 +13,7 @@ mod net;
 
 use std::time::{Duration, Instant};
 
+use net::client::subscribe_mutually;
 use net::{Client, Direction, Prosody, Received, Relay, Result, TestDir, lease};
 use tokio_xmpp::jid::BareJid;
 use tokio_xmpp::parsers::presence::{Show, Type as PresenceType};
@@ -71,31 +72,7 @@ async fn federate(dir: &TestDir) -> Result<()> {
     r.available(None)?;
 
     // RFC 6121 §3.1: juliet asks, romeo approves; then the other way round.
-    j.subscribe(&romeo)?;
-    r.recorder()
-        .wait_until("romeo gets juliet's subscription request", WAIT, |log| {
-            log.iter().any(|(_, x)| {
-                matches!(x, Received::Presence(p)
-                    if p.type_ == PresenceType::Subscribe
-                        && p.from.as_ref().is_some_and(|f| f.to_bare() == juliet))
-            })
-        })
-        .await?;
-    r.subscribed(&juliet)?;
-    // Approval makes romeo's server send his current presence to juliet (§3.1.5).
-    j.recorder().wait_for_presence(&romeo, true, WAIT).await?;
-    r.subscribe(&juliet)?;
-    j.recorder()
-        .wait_until("juliet gets romeo's subscription request", WAIT, |log| {
-            log.iter().any(|(_, x)| {
-                matches!(x, Received::Presence(p)
-                    if p.type_ == PresenceType::Subscribe
-                        && p.from.as_ref().is_some_and(|f| f.to_bare() == romeo))
-            })
-        })
-        .await?;
-    j.subscribed(&romeo)?;
-    r.recorder().wait_for_presence(&juliet, true, WAIT).await?;
+    subscribe_mutually(&j, &r, WAIT).await?;
     let federated = started.elapsed();
 
     // Both rosters say both (§3.1.6), as the servers store them.
@@ -126,7 +103,7 @@ async fn federate(dir: &TestDir) -> Result<()> {
     // authenticate again by dialback, and deliver it.
     ab.cut().await;
     ba.cut().await;
-    let before = r.recorder().presences().len();
+    let before = r.recorder().len();
     j.available(Some(Show::Away))?;
     r.recorder()
         .wait_until(
@@ -183,20 +160,6 @@ async fn federate(dir: &TestDir) -> Result<()> {
     Ok(())
 }
 
-/// Whether a presence of `type_` from `from` (any resource) arrived after the first `skip`
-/// items of the log.
-fn presence_after(
-    log: &[(Instant, Received)],
-    skip: usize,
-    from: &BareJid,
-    type_: PresenceType,
-) -> bool {
-    log.iter().skip(skip).any(|(_, x)| {
-        matches!(x, Received::Presence(p)
-            if p.type_ == type_ && p.from.as_ref().is_some_and(|f| f.to_bare() == *from))
-    })
-}
-
 /// The client's helpers against one Prosody: roster set and remove with their pushes,
 /// XEP-0191 blocking and what it does to presence, and the cancelling flows of RFC 6121 §3.2
 /// and §3.3.
@@ -245,57 +208,33 @@ async fn helpers(dir: &TestDir) -> Result<()> {
         })
         .await?;
 
-    // Mutual subscription.
-    a.subscribe(&bob)?;
-    b.recorder()
-        .wait_until("bob gets alice's request", WAIT, |log| {
-            presence_after(log, 0, &alice, PresenceType::Subscribe)
-        })
-        .await?;
-    b.subscribed(&alice)?;
-    a.recorder().wait_for_presence(&bob, true, WAIT).await?;
-    b.subscribe(&alice)?;
-    a.recorder()
-        .wait_until("alice gets bob's request", WAIT, |log| {
-            presence_after(log, 0, &bob, PresenceType::Subscribe)
-        })
-        .await?;
-    a.subscribed(&bob)?;
-    b.recorder().wait_for_presence(&alice, true, WAIT).await?;
+    subscribe_mutually(&a, &b, WAIT).await?;
 
     // XEP-0191: blocking bob sends him alice's unavailable presence (§3.3); unblocking him
     // by name sends her presence again (§3.4; Prosody 0.12 does it by probing on bob's behalf,
     // and only for the JIDs named: an unblock-all sends no presence).
-    let seen = b.recorder().snapshot().len();
+    let seen = b.recorder().len();
     a.block(&[bob.clone().into()]).await?;
     assert_eq!(
         a.blocklist().await?,
         vec![tokio_xmpp::jid::Jid::from(bob.clone())]
     );
     b.recorder()
-        .wait_until(
-            "bob sees alice unavailable when she blocks him",
-            WAIT,
-            |log| presence_after(log, seen, &alice, PresenceType::Unavailable),
-        )
+        .wait_for_presence_since(&alice, PresenceType::Unavailable, seen, WAIT)
         .await?;
-    let seen = b.recorder().snapshot().len();
+    let seen = b.recorder().len();
     a.unblock(&[bob.clone().into()]).await?;
     assert!(a.blocklist().await?.is_empty());
     b.recorder()
-        .wait_until("bob sees alice again when she unblocks him", WAIT, |log| {
-            presence_after(log, seen, &alice, PresenceType::None)
-        })
+        .wait_for_presence_since(&alice, PresenceType::None, seen, WAIT)
         .await?;
 
     // bob cancels alice's subscription to him (§3.2): she sees him unavailable, and both
     // rosters lose that direction.
-    let seen = a.recorder().snapshot().len();
+    let seen = a.recorder().len();
     b.unsubscribed(&alice)?;
     a.recorder()
-        .wait_until("alice sees bob unavailable after he cancels", WAIT, |log| {
-            presence_after(log, seen, &bob, PresenceType::Unavailable)
-        })
+        .wait_for_presence_since(&bob, PresenceType::Unavailable, seen, WAIT)
         .await?;
     assert!(has(&a.roster().await?, &bob, Subscription::From));
     assert!(has(&b.roster().await?, &alice, Subscription::To));

@@ -143,33 +143,46 @@ impl Recorder {
         }
     }
 
+    /// How many items were received so far (a mark for [`Self::wait_for_presence_since`]).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether nothing was received yet.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// Waits for a presence from `from` (any resource) that is available (`true`) or
-    /// unavailable (`false`), at most `timeout`.
+    /// unavailable (`false`), received at any time, at most `timeout`.
     pub async fn wait_for_presence(
         &self,
         from: &BareJid,
         available: bool,
         timeout: Duration,
     ) -> Result<Duration> {
-        let what = format!(
-            "{} presence from {from}",
-            if available {
-                "available"
-            } else {
-                "unavailable"
-            }
-        );
+        let type_ = if available {
+            PresenceType::None
+        } else {
+            PresenceType::Unavailable
+        };
+        self.wait_for_presence_since(from, type_, 0, timeout).await
+    }
+
+    /// Waits for a presence of `type_` (`None` is available) from `from` (any resource)
+    /// among the items received after the first `since` ([`Self::len`]), at most `timeout`.
+    pub async fn wait_for_presence_since(
+        &self,
+        from: &BareJid,
+        type_: PresenceType,
+        since: usize,
+        timeout: Duration,
+    ) -> Result<Duration> {
+        let what = format!("presence of type {type_:?} from {from} after item {since}");
         self.wait_until(&what, timeout, |log| {
-            log.iter().rev().any(|(_, r)| match r {
-                Received::Presence(p) => {
-                    p.from.as_ref().is_some_and(|j| j.to_bare() == *from)
-                        && match p.type_ {
-                            PresenceType::None => available,
-                            PresenceType::Unavailable => !available,
-                            _ => false,
-                        }
-                }
-                _ => false,
+            log.iter().skip(since).any(|(_, r)| {
+                matches!(r, Received::Presence(p)
+                    if p.type_ == type_ && p.from.as_ref().is_some_and(|j| j.to_bare() == *from))
             })
         })
         .await
@@ -462,6 +475,25 @@ impl Client {
     pub fn abort(self) {
         self.task.abort();
     }
+}
+
+/// RFC 6121 §3.1 both ways between two online clients: `x` asks, `y` approves, `x` sees `y`'s
+/// presence (the contact's server sends it on approval, §3.1.5); then the same from `y`.
+/// Each step waits at most `timeout`.
+pub async fn subscribe_mutually(x: &Client, y: &Client, timeout: Duration) -> Result<()> {
+    for (asker, approver) in [(x, y), (y, x)] {
+        asker.subscribe(&approver.bare())?;
+        approver
+            .recorder()
+            .wait_for_presence_since(&asker.bare(), PresenceType::Subscribe, 0, timeout)
+            .await?;
+        approver.subscribed(&asker.bare())?;
+        asker
+            .recorder()
+            .wait_for_presence(&approver.bare(), true, timeout)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Opens a stream to the server of `jid` at `addr`, and reads its features.
