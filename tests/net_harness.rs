@@ -154,3 +154,50 @@ async fn the_relay_forwards_counts_and_cuts() -> Result<()> {
     server.abort();
     Ok(())
 }
+
+#[tokio::test]
+async fn serve_starts_a_binary_with_its_toml_and_stops_it() -> Result<()> {
+    let dir = TestDir::new("harness-serve")?;
+    let outcome = serve_fake(&dir).await;
+    dir.finish(outcome)
+}
+
+/// A stand-in for `presence-sync serve`: a script that insists on `serve --config FILE` and
+/// listens where the TOML's `listen` says.
+async fn serve_fake(dir: &TestDir) -> Result<()> {
+    let addr = lease()?;
+    let bin = dir.path().join("fake-serve");
+    std::fs::write(
+        &bin,
+        "#!/bin/sh\n[ \"$1\" = serve ] && [ \"$2\" = --config ] || exit 64\n\
+         exec python3 -c 'import socket,sys,time,tomllib\n\
+         c = tomllib.load(open(sys.argv[1], \"rb\"))\n\
+         host, port = c[\"listen\"].rsplit(\":\", 1)\n\
+         s = socket.socket(); s.bind((host, int(port))); s.listen()\n\
+         time.sleep(60)' \"$3\"\n",
+    )?;
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let toml = format!("listen = \"{}\"\n", addr.c2s());
+    let mut serve = net::Serve::start(
+        &bin,
+        "fake",
+        dir,
+        &toml,
+        &[addr.c2s()],
+        Duration::from_secs(10),
+    )
+    .await?;
+    assert_eq!(
+        std::fs::read_to_string(serve.home().join("config.toml"))?,
+        toml
+    );
+    let pid = serve.process().ok_or("running")?.pid();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let (status, killed) = serve.stop()?;
+    assert!(!killed && !status.success(), "stopped by SIGTERM: {status}");
+    assert!(
+        TcpStream::connect(addr.c2s()).await.is_err(),
+        "nothing listens any more"
+    );
+    Ok(())
+}
