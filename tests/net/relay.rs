@@ -1,0 +1,362 @@
+//! A TCP relay between two servers that the test controls: it forwards bytes unchanged,
+//! counts them and the XML elements they carry in each direction, and can cut the link.
+//!
+//! A server is pointed at the relay instead of its peer (for Prosody, by mapping the peer's
+//! domain to the relay's address in its hosts file): the relay listens on its own leased
+//! address, port 5269, and connects each accepted connection to the target. Since servers
+//! open one TCP connection per direction (XEP-0220 dialback without XEP-0288), a relay sees
+//! one domain's outgoing stream: [`Direction::Forward`] is what the connecting server sends,
+//! [`Direction::Backward`] what the target answers. Two relays cover both directions.
+//!
+//! Elements are counted by reading each direction with the project's own sans-IO
+//! [`presence_sync::stream::StreamReader`] (one per connection and direction), so the counts
+//! are of whole top-level elements as a server would see them: stream features, dialback
+//! elements and stanzas, each under its own name ([`RelayStats::count`]).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use minidom::Element;
+use presence_sync::stream::{StreamEvent, StreamLimits, StreamReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::Result;
+use super::wait::wait_until;
+
+/// The most elements kept in [`RelayStats::captured`]; past it only counts grow.
+pub const CAPTURE_LIMIT: usize = 100_000;
+
+/// How long [`Relay::cut`] waits for each server to close a cut connection.
+pub const CUT_DRAIN: Duration = Duration::from_secs(5);
+
+/// Limits for reading relayed streams: far above any server's, so that the relay counts
+/// what the servers accept rather than refusing it.
+const READ_LIMITS: StreamLimits = StreamLimits {
+    max_stanza_bytes: 64 * 1024 * 1024,
+    max_depth: 100_000,
+    max_header_bytes: 64 * 1024,
+};
+
+/// A direction through the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Direction {
+    /// From the server that connected to the relay, to the target.
+    Forward,
+    /// From the target back to the server that connected.
+    Backward,
+}
+
+impl Direction {
+    fn index(self) -> usize {
+        match self {
+            Direction::Forward => 0,
+            Direction::Backward => 1,
+        }
+    }
+}
+
+/// What crossed the relay, over every connection it relayed.
+#[derive(Clone, Debug, Default)]
+pub struct RelayStats {
+    /// Connections accepted and relayed (a refused one is not counted).
+    pub connections: usize,
+    /// Connections ended by [`Relay::cut`] (dropping the relay ends the others too).
+    pub cut: usize,
+    bytes: [u64; 2],
+    lost: [u64; 2],
+    headers: [usize; 2],
+    elements: [BTreeMap<String, usize>; 2],
+    /// The elements in the order they crossed, up to [`CAPTURE_LIMIT`].
+    pub captured: Vec<(Direction, Element)>,
+    /// Streams that could not be read as XML (the bytes were still forwarded), and failed
+    /// connections to the target.
+    pub errors: Vec<String>,
+}
+
+impl RelayStats {
+    /// Bytes that crossed in `dir`.
+    pub fn bytes(&self, dir: Direction) -> u64 {
+        self.bytes[dir.index()]
+    }
+
+    /// Bytes a server wrote in `dir` after the link was cut, thrown away by the relay.
+    pub fn lost(&self, dir: Direction) -> u64 {
+        self.lost[dir.index()]
+    }
+
+    /// Stream headers that crossed in `dir` (one per stream, restarts included).
+    pub fn headers(&self, dir: Direction) -> usize {
+        self.headers[dir.index()]
+    }
+
+    /// Top-level elements named `name` that crossed in `dir`: stanzas by their name
+    /// (`presence`, `message`, `iq`), dialback elements as `db:result` and `db:verify`, stream
+    /// elements as `stream:features` and `stream:error`, anything else as `{ns}name`.
+    pub fn count(&self, dir: Direction, name: &str) -> usize {
+        self.elements[dir.index()].get(name).copied().unwrap_or(0)
+    }
+
+    /// Stanzas (presence, message, iq) that crossed in `dir`.
+    pub fn stanzas(&self, dir: Direction) -> usize {
+        ["presence", "message", "iq"]
+            .iter()
+            .map(|n| self.count(dir, n))
+            .sum()
+    }
+
+    /// Every element name seen in `dir`, with its count.
+    pub fn counts(&self, dir: Direction) -> &BTreeMap<String, usize> {
+        &self.elements[dir.index()]
+    }
+}
+
+/// A running relay; stops (and closes every relayed connection) when dropped.
+#[derive(Debug)]
+pub struct Relay {
+    listen: SocketAddr,
+    target: SocketAddr,
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    stats: Mutex<RelayStats>,
+    /// The tasks of the connections relayed since the last cut.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    cut: watch::Sender<u64>,
+    refusing: AtomicBool,
+}
+
+impl Shared {
+    fn tasks(&self) -> MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stats(&self) -> MutexGuard<'_, RelayStats> {
+        // A panic while the lock was held is a failed test already; the counts stay readable.
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Relay {
+    /// Listens on `listen` and relays each connection to `target`.
+    pub async fn new(listen: SocketAddr, target: SocketAddr) -> Result<Relay> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("relay cannot listen on {listen}: {e}"))?;
+        let shared = Arc::new(Shared {
+            stats: Mutex::new(RelayStats::default()),
+            tasks: Mutex::new(Vec::new()),
+            cut: watch::Sender::new(0),
+            refusing: AtomicBool::new(false),
+        });
+        let accept = tokio::spawn(accept_loop(listener, target, shared.clone()));
+        Ok(Relay {
+            listen,
+            target,
+            shared,
+            accept,
+        })
+    }
+
+    /// Where it listens.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Where it connects.
+    pub fn target(&self) -> SocketAddr {
+        self.target
+    }
+
+    /// A copy of the counts so far.
+    pub fn stats(&self) -> RelayStats {
+        self.shared.stats().clone()
+    }
+
+    /// Cuts the link: stops forwarding on every connection being relayed and ends it towards
+    /// both servers (each reads end-of-stream on its TCP connection, as when a peer closes),
+    /// then waits, at most [`CUT_DRAIN`], until both servers have closed it, so that when
+    /// this returns each server knows the link is gone and the next stanza to the peer opens
+    /// a new connection. What a server wrote after the cut is counted in
+    /// [`RelayStats::lost`]. New connections are still relayed unless [`Self::set_refusing`]
+    /// is on.
+    pub async fn cut(&self) {
+        let tasks = std::mem::take(&mut *self.shared.tasks());
+        self.shared.cut.send_modify(|generation| *generation += 1);
+        for task in tasks {
+            let _ = tokio::time::timeout(CUT_DRAIN * 2, task).await;
+        }
+    }
+
+    /// While on, every new connection is closed as soon as it is accepted (the link stays
+    /// down); connections already relayed are not affected (use [`Self::cut`]).
+    pub fn set_refusing(&self, refusing: bool) {
+        self.shared.refusing.store(refusing, Ordering::SeqCst);
+    }
+
+    /// Waits until at least `n` connections have been relayed.
+    pub async fn wait_for_connections(&self, n: usize, timeout: Duration) -> Result<Duration> {
+        wait_until(
+            format!("{n} connections through the relay {}", self.listen),
+            timeout,
+            || self.shared.stats().connections >= n,
+        )
+        .await
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for task in self.shared.tasks().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shared>) {
+    while let Ok((inbound, _)) = listener.accept().await {
+        if shared.refusing.load(Ordering::SeqCst) {
+            continue; // dropped: closed at once
+        }
+        let cut = shared.cut.subscribe();
+        let task = tokio::spawn(relay_one(inbound, target, shared.clone(), cut));
+        shared.tasks().push(task);
+    }
+}
+
+async fn relay_one(
+    inbound: TcpStream,
+    target: SocketAddr,
+    shared: Arc<Shared>,
+    mut cut: watch::Receiver<u64>,
+) {
+    let outbound = match TcpStream::connect(target).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            shared
+                .stats()
+                .errors
+                .push(format!("connect to {target}: {e}"));
+            return;
+        }
+    };
+    shared.stats().connections += 1;
+    let _ = inbound.set_nodelay(true);
+    let _ = outbound.set_nodelay(true);
+    let (mut in_read, mut in_write) = inbound.into_split();
+    let (mut out_read, mut out_write) = outbound.into_split();
+    let cut_now = tokio::select! {
+        _ = async {
+            tokio::join!(
+                pump(&mut in_read, &mut out_write, Direction::Forward, &shared),
+                pump(&mut out_read, &mut in_write, Direction::Backward, &shared),
+            )
+        } => false,
+        _ = cut.changed() => true,
+    };
+    if cut_now {
+        // Nothing more is forwarded. Each server gets end-of-stream on its TCP connection and
+        // closes it; what it writes meanwhile is read and thrown away (counted as lost).
+        let _ = in_write.shutdown().await;
+        let _ = out_write.shutdown().await;
+        let drained = tokio::time::timeout(CUT_DRAIN, async {
+            tokio::join!(drain(&mut in_read), drain(&mut out_read))
+        })
+        .await;
+        let mut stats = shared.stats();
+        stats.cut += 1;
+        match drained {
+            Ok((forward, backward)) => {
+                stats.lost[Direction::Forward.index()] += forward;
+                stats.lost[Direction::Backward.index()] += backward;
+            }
+            Err(_) => stats.errors.push(format!(
+                "a server kept a cut connection open past {CUT_DRAIN:?}"
+            )),
+        }
+    }
+    // Both sockets close here.
+}
+
+/// Reads until EOF or an error; returns the bytes read.
+async fn drain(from: &mut OwnedReadHalf) -> u64 {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut total = 0;
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        total += n as u64;
+    }
+    total
+}
+
+/// Copies one direction until EOF or an error, counting what passes; passes EOF on as a
+/// half-close.
+async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, dir: Direction, shared: &Shared) {
+    let mut reader = StreamReader::new(READ_LIMITS);
+    let mut readable = true;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let data = &buf[..n];
+        let events = if readable {
+            match reader.feed(data) {
+                Ok(events) => events,
+                Err(e) => {
+                    readable = false;
+                    shared
+                        .stats()
+                        .errors
+                        .push(format!("{dir:?} stream unreadable: {e}"));
+                    vec![]
+                }
+            }
+        } else {
+            vec![]
+        };
+        record(shared, dir, n, events);
+        if to.write_all(data).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+fn record(shared: &Shared, dir: Direction, bytes: usize, events: Vec<StreamEvent>) {
+    let mut stats = shared.stats();
+    let i = dir.index();
+    stats.bytes[i] += bytes as u64;
+    for event in events {
+        match event {
+            StreamEvent::Header(_) => stats.headers[i] += 1,
+            StreamEvent::Stanza(el) => {
+                *stats.elements[i].entry(element_name(&el)).or_default() += 1;
+                if stats.captured.len() < CAPTURE_LIMIT {
+                    stats.captured.push((dir, el));
+                }
+            }
+            StreamEvent::End => {}
+        }
+    }
+}
+
+/// The name an element is counted under (see [`RelayStats::count`]).
+fn element_name(el: &Element) -> String {
+    match el.ns().as_str() {
+        "jabber:server" | "jabber:client" => el.name().to_string(),
+        "jabber:server:dialback" => format!("db:{}", el.name()),
+        "http://etherx.jabber.org/streams" => format!("stream:{}", el.name()),
+        ns => format!("{{{ns}}}{}", el.name()),
+    }
+}
