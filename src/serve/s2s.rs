@@ -80,11 +80,23 @@ pub async fn peer_out(
     let mut queue: VecDeque<Element> = VecDeque::new();
     let mut backoff = Duration::from_secs(1);
     let mut stopping = ctx.stopping.clone();
+    // Verifications asked for while no stream was up: sent first on the next one.
+    let mut waiting: Vec<VerifyRequest> = Vec::new();
     loop {
         if *stopping.borrow() {
             return;
         }
-        let outcome = out_stream(&ctx, &peer, addr, &mut rx, &mut verify_rx, &mut queue).await;
+        let waits = std::mem::take(&mut waiting);
+        let outcome = out_stream(
+            &ctx,
+            &peer,
+            addr,
+            &mut rx,
+            &mut verify_rx,
+            &mut queue,
+            waits,
+        )
+        .await;
         match outcome {
             Outcome::Closed(done) => {
                 let _ = done.send(());
@@ -110,7 +122,9 @@ pub async fn peer_out(
                     Some(ToPeer::Close(done)) => { let _ = done.send(()); return; }
                     None => return,
                 },
-                req = verify_rx.recv() => if let Some(r) = req { let _ = r.reply.send(false); },
+                // A peer waits for our verdict on its stream: connect now rather than let
+                // both servers back off in step (each refusing the other's verification).
+                req = verify_rx.recv() => if let Some(r) = req { waiting.push(r); break; },
             }
         }
         backoff = (backoff * 2).min(Duration::from_secs(60));
@@ -144,6 +158,7 @@ async fn out_stream(
     rx: &mut mpsc::Receiver<ToPeer>,
     verify_rx: &mut mpsc::Receiver<VerifyRequest>,
     queue: &mut VecDeque<Element>,
+    waiting: Vec<VerifyRequest>,
 ) -> Outcome {
     let lost = |why: String| Outcome::Lost { was_up: false, why };
     let tcp = match tokio::time::timeout(Duration::from_secs(10), connect(ctx.local, addr)).await {
@@ -187,6 +202,20 @@ async fn out_stream(
     }
     let mut up = false;
     let mut pending: HashMap<String, oneshot::Sender<bool>> = HashMap::new();
+    for req in waiting {
+        let v = Dialback::Verify {
+            from: ctx.domain.clone(),
+            to: peer.to_owned(),
+            id: req.id.clone(),
+            key: Some(req.key),
+            verdict: None,
+        };
+        if writer.send(&v.to_element()).await.is_err() {
+            let _ = req.reply.send(false);
+            return lost("write failed".into());
+        }
+        pending.insert(req.id, req.reply);
+    }
     let auth_deadline = tokio::time::sleep(STANZA_DEADLINE);
     tokio::pin!(auth_deadline);
     let mut stopping = ctx.stopping.clone();
