@@ -19,14 +19,17 @@
 //!
 //! An unknown user is not revealed: PLAIN spends the same PBKDF2 work and fails with
 //! `not-authorized`; SCRAM answers with a salt derived from the user name and a per-server
-//! secret (stable across attempts, as RFC 5802 §9 suggests) and fails at the proof.
+//! secret (the same on every attempt, with the iteration count real accounts get) and fails at
+//! the proof, so that the answers do not tell which accounts exist.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jid::{BareJid, DomainPart, NodePart};
 use xmpp_parsers::sasl::DefinedCondition;
 
-use super::credentials::{Credentials, ScramHash, ScramKeys, ct_eq, prepare_password};
+use super::credentials::{
+    Credentials, MIN_ITERATIONS, SALT_LEN, ScramHash, ScramKeys, ct_eq, prepare_password,
+};
 
 /// The mechanisms offered, in the server's order of preference (RFC 6120 §6.4.1: the client
 /// picks; the order is a hint).
@@ -99,6 +102,7 @@ impl Failure {
 pub struct Sasl {
     domain: DomainPart,
     secret: [u8; 32],
+    iterations: u32,
 }
 
 impl std::fmt::Debug for Sasl {
@@ -136,7 +140,18 @@ impl Sasl {
         let domain = DomainPart::from(DomainPart::new(domain).map_err(|_| SaslError::Domain)?);
         let mut secret = [0; 32];
         getrandom::fill(&mut secret).map_err(|_| SaslError::Random)?;
-        Ok(Sasl { domain, secret })
+        Ok(Sasl {
+            domain,
+            secret,
+            iterations: MIN_ITERATIONS,
+        })
+    }
+
+    /// The PBKDF2 iteration count new accounts get (the registration's): unknown accounts
+    /// are answered with it, so that it does not tell them apart. [`MIN_ITERATIONS`] unless
+    /// set; smaller values are raised to it.
+    pub fn set_iterations(&mut self, iterations: u32) {
+        self.iterations = iterations.max(MIN_ITERATIONS);
     }
 
     /// Begins an exchange for the client's `<auth mechanism='mechanism'/>` with its initial
@@ -191,6 +206,7 @@ impl Sasl {
         Exchange {
             domain: self.domain.clone(),
             secret: self.secret,
+            iterations: self.iterations,
             mechanism,
             server_nonce,
             state: State::Done,
@@ -218,23 +234,53 @@ enum State {
         client_nonce: String,
     },
     /// SCRAM: server-first-message sent, waiting for client-final-message.
-    ScramChallenged {
-        user: BareJid,
-        keys: ScramKeys,
-        known: bool,
-        gs2_header: String,
-        nonce: String,
-        client_first_bare: String,
-        server_first: String,
-    },
+    ScramChallenged(Box<Challenged>),
     /// Success or failure was returned; nothing more is accepted.
     Done,
+}
+
+/// What SCRAM remembers between server-first-message and client-final-message.
+struct Challenged {
+    user: BareJid,
+    /// The account's record, or a fake one for an unknown account (`known` false).
+    keys: ScramKeys,
+    known: bool,
+    gs2_header: String,
+    /// The combined nonce (client's, then server's).
+    nonce: String,
+    client_first_bare: String,
+    server_first: String,
+}
+
+impl Challenged {
+    /// RFC 5802 §3: checks the client's proof; the server-final-message if it holds.
+    fn finish(self, data: &[u8]) -> Result<Step, Failure> {
+        let keys = &self.keys;
+        let (without_proof, proof) =
+            client_final(data, &self.gs2_header, &self.nonce, keys.hash.output_len())?;
+        let auth_message = format!(
+            "{},{},{without_proof}",
+            self.client_first_bare, self.server_first
+        );
+        let signature = keys.hash.hmac(&keys.stored_key, auth_message.as_bytes());
+        let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
+        let proven = ct_eq(&keys.hash.hash(&client_key), &keys.stored_key);
+        if !(proven && self.known) {
+            return Err(Failure::not_authorized("invalid proof"));
+        }
+        let server_signature = keys.hash.hmac(&keys.server_key, auth_message.as_bytes());
+        Ok(Step::Success {
+            user: self.user,
+            additional_data: format!("v={}", STANDARD.encode(server_signature)).into_bytes(),
+        })
+    }
 }
 
 /// One SASL exchange (one `<auth/>` and what follows it, RFC 6120 §6.4).
 pub struct Exchange {
     domain: DomainPart,
     secret: [u8; 32],
+    iterations: u32,
     mechanism: Mechanism,
     server_nonce: String,
     state: State,
@@ -253,35 +299,10 @@ impl Exchange {
     pub fn respond(&mut self, data: &[u8]) -> Step {
         match std::mem::replace(&mut self.state, State::Done) {
             State::AwaitInitial => self.first(data),
-            State::ScramChallenged {
-                user,
-                keys,
-                known,
-                gs2_header,
-                nonce,
-                client_first_bare,
-                server_first,
-            } => {
-                let checked = client_final(data, &gs2_header, &nonce, keys.hash.output_len());
-                let (without_proof, proof) = match checked {
-                    Ok(v) => v,
-                    Err(f) => return self.fail(f),
-                };
-                let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-                let signature = keys.hash.hmac(&keys.stored_key, auth_message.as_bytes());
-                let client_key: Vec<u8> =
-                    proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
-                let proven = ct_eq(&keys.hash.hash(&client_key), &keys.stored_key);
-                if !(proven && known) {
-                    return self.fail(Failure::not_authorized("invalid proof"));
-                }
-                let server_signature = keys.hash.hmac(&keys.server_key, auth_message.as_bytes());
-                Step::Success {
-                    user,
-                    additional_data: format!("v={}", STANDARD.encode(server_signature))
-                        .into_bytes(),
-                }
-            }
+            State::ScramChallenged(challenged) => match challenged.finish(data) {
+                Ok(step) => step,
+                Err(f) => self.fail(f),
+            },
             State::PlainLookup { .. } | State::ScramLookup { .. } => self.fail(Failure::malformed(
                 "response while the server looks up the account",
             )),
@@ -329,7 +350,7 @@ impl Exchange {
                     keys.iterations
                 );
                 let challenge = server_first.clone().into_bytes();
-                self.state = State::ScramChallenged {
+                self.state = State::ScramChallenged(Box::new(Challenged {
                     user,
                     keys,
                     known,
@@ -337,7 +358,7 @@ impl Exchange {
                     nonce,
                     client_first_bare,
                     server_first,
-                };
+                }));
                 Step::Challenge(challenge)
             }
             _ => self.fail(Failure::malformed("no lookup was asked for")),
@@ -482,14 +503,9 @@ impl Exchange {
     /// A record for an account that does not exist, stable per user and server.
     fn fake_keys(&self, hash: ScramHash, user: &BareJid) -> ScramKeys {
         let label = format!("{}\0{}", hash.mechanism(), user);
-        let salt = &ScramHash::Sha256.hmac(&self.secret, label.as_bytes())[..16];
+        let salt = &ScramHash::Sha256.hmac(&self.secret, label.as_bytes())[..SALT_LEN];
         let salted = ScramHash::Sha256.hmac(&self.secret, salt);
-        ScramKeys::from_salted_password(
-            hash,
-            &salted[..hash.output_len()],
-            salt,
-            super::MIN_ITERATIONS,
-        )
+        ScramKeys::from_salted_password(hash, &salted[..hash.output_len()], salt, self.iterations)
     }
 }
 

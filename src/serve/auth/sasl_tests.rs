@@ -246,6 +246,14 @@ fn scram_unknown_user_is_not_revealed() {
         condition(ex.respond(last.as_bytes())),
         DefinedCondition::NotAuthorized
     );
+    // With accounts registered at 10000 iterations, unknown ones are answered with 10000.
+    let mut server = sasl();
+    server.set_iterations(10_000);
+    let (mut ex, _) = server.start_with_nonce("SCRAM-SHA-1", Some(b"n,,n=ghost,r=abc"), "def");
+    let Step::Challenge(c) = ex.provide(None) else {
+        panic!("no challenge")
+    };
+    assert!(String::from_utf8(c).unwrap().ends_with(",i=10000"));
 }
 
 #[test]

@@ -100,28 +100,16 @@ pub(super) fn encode(sub: &Subscription) -> Flags {
     ]
 }
 
-/// The subscription of a row's flags; `None` if they break the invariants (which the CHECKs
-/// already exclude).
+/// The subscription of a row's flags: the one model state (of the nine named states, with
+/// or without a pre-approval) they encode; `None` if they break the invariants (which the
+/// CHECKs already exclude).
 pub(super) fn decode(flags: Flags) -> Option<Subscription> {
-    let [to, from, out, inb, approved] = flags;
-    let state = match (to, from, out, inb) {
-        (false, false, false, false) => NamedState::None,
-        (false, false, true, false) => NamedState::NonePendingOut,
-        (false, false, false, true) => NamedState::NonePendingIn,
-        (false, false, true, true) => NamedState::NonePendingOutIn,
-        (true, false, false, false) => NamedState::To,
-        (true, false, false, true) => NamedState::ToPendingIn,
-        (false, true, false, false) => NamedState::From,
-        (false, true, true, false) => NamedState::FromPendingOut,
-        (true, true, false, false) => NamedState::Both,
-        _ => return None,
-    };
-    let sub = Subscription::named(state);
-    if approved {
-        sub.with_approval()
-    } else {
-        Some(sub)
-    }
+    NamedState::ALL
+        .iter()
+        .map(|s| Subscription::named(*s))
+        .flat_map(|s| [Some(s), s.with_approval()])
+        .flatten()
+        .find(|s| encode(s) == flags)
 }
 
 #[cfg(test)]
