@@ -99,6 +99,8 @@
 //! - [`server`]: a model XMPP server (users, rosters, sessions) with the RFC 6121 baselines of
 //!   Prosody and ejabberd, and the extension as its sync peer mode; the unit simulations
 //!   restart.
+//! - `serve` (feature `serve`): the server process: storage of accounts, rosters, block lists
+//!   and the boot epoch (SQLite), and c2s authentication (SASL, XEP-0077).
 //! - [`conformance`]: the conformance suite (in progress): generated federations.
 //! - [`sim`]: the deterministic driver that runs servers over in-memory s2s links.
 //! - [`workload`]: seeded, reproducible workloads for tests, the CLI and the benchmarks.

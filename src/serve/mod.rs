@@ -23,12 +23,14 @@
 //! every stream, and exits. SIGKILL loses nothing that was acknowledged to a client: accounts
 //! are committed before any answer leaves ([`core`]).
 
+pub mod auth;
 pub mod c2s;
 pub mod config;
 pub mod conn;
 pub mod core;
 pub mod dialback;
 pub mod s2s;
+pub mod storage;
 pub mod store;
 pub mod xml;
 
