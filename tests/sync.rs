@@ -681,3 +681,28 @@ fn pending_requests_are_not_sent_again_at_login_to_a_sync_peer() {
     assert!(fell_back, "{:?}", log(&net, A));
     assert_eq!(kind(&net, A, B, "presence/subscribe"), 1);
 }
+
+#[test]
+fn accounts_loaded_from_storage_are_served_like_accounts_present_at_boot() {
+    // A real server builds its model server first and then loads each account from its
+    // database (`Server::load_account`); the index of local users by remote contact must
+    // come with them, or presence that arrives in a batch reaches nobody (found on the wire:
+    // both servers restarted, a relogged user never saw his contact come back).
+    let template = world_unconnected(sync_server(A, EJABBERD, 1), sync_server(B, EJABBERD, 2));
+    let loaded = |domain: &str, seed: u64| {
+        let mut server = sync_server(domain, EJABBERD, seed);
+        for (user, account) in template.host(domain).accounts() {
+            server.load_account(user, account.clone());
+        }
+        server
+    };
+    let mut net = Net::new(1);
+    net.add_host(loaded(A, 1));
+    net.add_host(loaded(B, 2));
+    net.connect(A, B, presence_sync::sim::LinkConfig::default());
+    net.drive();
+    login_all(&mut net, &A_USERS);
+    login_all(&mut net, &B_USERS);
+    assert_truth(&net);
+    assert!(!net.host(A).view(&jid("juliet@a.example")).is_empty());
+}

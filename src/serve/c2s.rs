@@ -22,6 +22,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use xmpp_parsers::iq::Iq;
+
+use super::auth::register::{Decision, Registration};
+use super::auth::{Failure, MECHANISMS, Sasl, Step};
 use super::conn::{ConnError, Reader, STANZA_DEADLINE, Writer, condition};
 use super::core::{Input, ToClient};
 use super::xml::{self, BIND, CLIENT, SASL, STANZAS, TLS, el, set};
@@ -43,8 +47,10 @@ const CLIENT_QUEUE: usize = 4096;
 pub struct C2s {
     /// Our domain.
     pub domain: String,
-    /// XEP-0077 is open.
-    pub registration: bool,
+    /// XEP-0077 in-band registration (its policy says whether it is open).
+    pub registration: Registration,
+    /// SASL: PLAIN, SCRAM-SHA-1 and SCRAM-SHA-256 against the stored credentials.
+    pub sasl: Sasl,
     /// Stream bounds.
     pub limits: StreamLimits,
     /// The core.
@@ -211,11 +217,12 @@ where
     W: AsyncWrite + Unpin,
 {
     open_stream(ctx, reader, writer).await?;
-    let mechanisms = el("mechanisms", SASL)
-        .append(el("mechanism", SASL).append("PLAIN").build())
-        .build();
-    let mut features = vec![mechanisms];
-    if ctx.registration {
+    let mut mechanisms = el("mechanisms", SASL);
+    for m in MECHANISMS {
+        mechanisms = mechanisms.append(el("mechanism", SASL).append(m).build());
+    }
+    let mut features = vec![mechanisms.build()];
+    if ctx.registration.allowed {
         features.push(el("register", REGISTER_FEATURE).build());
     }
     writer.send(&xml::features(features)).await?;
@@ -229,22 +236,14 @@ where
             StreamEvent::Header(_) => return Err(ConnError::Closed),
         };
         if stanza.is("auth", SASL) {
-            match plain(ctx, &stanza).await {
-                Ok(user) => {
-                    writer.send(&el("success", SASL).build()).await?;
-                    reader.restart();
-                    return Ok(Some(user));
-                }
-                Err(failure) => {
-                    let f = el("failure", SASL)
-                        .append(el(failure, SASL).build())
-                        .build();
-                    writer.send(&f).await?;
-                }
+            if let Some(user) = sasl(ctx, reader, writer, &stanza).await? {
+                reader.restart();
+                return Ok(Some(user));
             }
         } else if stanza.is("iq", CLIENT) && stanza.has_child("query", REGISTER) {
-            let answer = register(ctx, &stanza).await;
-            writer.send(&answer).await?;
+            if let Some(answer) = register(ctx, stanza).await {
+                writer.send(&answer).await?;
+            }
         } else {
             writer.fail("not-authorized", None).await;
             return Ok(None);
@@ -274,122 +273,144 @@ where
     Ok(())
 }
 
-/// SASL PLAIN (RFC 4616): `authzid NUL authcid NUL password`, the authzid empty or the same
-/// account. The failure condition of RFC 6120 §6.5 on error.
-async fn plain(ctx: &C2s, auth: &Element) -> Result<BareJid, &'static str> {
-    if auth.attr("mechanism") != Some("PLAIN") {
-        return Err("invalid-mechanism");
+/// Base64 of a SASL element's text (RFC 6120 §6.4.2: `=` is an empty response).
+fn sasl_data(element: &Element) -> Option<Vec<u8>> {
+    let text = element.text();
+    let text = text.trim();
+    if text.is_empty() || text == "=" {
+        return Some(Vec::new());
     }
-    let text = auth.text();
-    let data = STANDARD
-        .decode(text.trim())
-        .map_err(|_| "incorrect-encoding")?;
-    let mut parts = data.split(|b| *b == 0);
-    let (Some(authzid), Some(authcid), Some(password), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("malformed-request");
+    STANDARD.decode(text).ok()
+}
+
+fn sasl_element(name: &str, data: &[u8]) -> Element {
+    let text = if data.is_empty() {
+        String::new()
+    } else {
+        STANDARD.encode(data)
     };
-    let authcid = std::str::from_utf8(authcid).map_err(|_| "malformed-request")?;
-    let password = std::str::from_utf8(password).map_err(|_| "malformed-request")?;
-    let user = BareJid::new(&format!("{authcid}@{}", ctx.domain)).map_err(|_| "not-authorized")?;
-    if !authzid.is_empty() && authzid != user.as_str().as_bytes() {
-        return Err("invalid-authzid");
-    }
-    let (reply, verdict) = oneshot::channel();
-    let ask = Input::CheckPassword {
-        user: user.clone(),
-        password: password.to_owned(),
-        reply,
+    el(name, SASL).append(text).build()
+}
+
+/// One SASL exchange (RFC 6120 §6.4), from the client's `<auth/>` to `<success/>` (the
+/// account) or `<failure/>` (`None`: the client may try again). The steps come from the
+/// sans-IO [`Sasl`]; the credentials from the storage, through the core.
+async fn sasl<R, W>(
+    ctx: &C2s,
+    reader: &mut Reader<R>,
+    writer: &mut Writer<W>,
+    auth: &Element,
+) -> Result<Option<BareJid>, ConnError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mechanism = auth.attr("mechanism").unwrap_or_default();
+    let (mut exchange, mut step) = match sasl_data(auth) {
+        Some(initial) => ctx.sasl.start(mechanism, Some(&initial)),
+        None => {
+            let (mut ex, _) = ctx.sasl.start(mechanism, None);
+            let _ = ex.abort();
+            (ex, Step::Failure(Failure::incorrect_encoding()))
+        }
     };
-    if ctx.core.send(ask).await.is_err() {
-        return Err("temporary-auth-failure");
-    }
-    match verdict.await {
-        Ok(true) => Ok(user),
-        Ok(false) => Err("not-authorized"),
-        Err(_) => Err("temporary-auth-failure"),
+    loop {
+        step = match step {
+            Step::Lookup(user) => {
+                let (reply, answer) = oneshot::channel();
+                let ask = Input::Credentials { user, reply };
+                let found = match ctx.core.send(ask).await {
+                    Ok(()) => answer.await.ok(),
+                    Err(_) => None,
+                };
+                match found {
+                    Some(Ok(credentials)) => exchange.provide(credentials.as_ref()),
+                    _ => exchange.lookup_failed(),
+                }
+            }
+            Step::Challenge(data) => {
+                writer.send(&sasl_element("challenge", &data)).await?;
+                let next = match reader.next().await? {
+                    StreamEvent::Stanza(s) => s,
+                    _ => return Err(ConnError::Closed),
+                };
+                if next.is("response", SASL) {
+                    match sasl_data(&next) {
+                        Some(data) => exchange.respond(&data),
+                        None => {
+                            let _ = exchange.abort();
+                            Step::Failure(Failure::incorrect_encoding())
+                        }
+                    }
+                } else if next.is("abort", SASL) {
+                    exchange.abort()
+                } else {
+                    writer.fail("not-authorized", None).await;
+                    return Err(ConnError::Closed);
+                }
+            }
+            Step::Success {
+                user,
+                additional_data,
+            } => {
+                writer
+                    .send(&sasl_element("success", &additional_data))
+                    .await?;
+                tracing::debug!(%user, mechanism, "authenticated");
+                return Ok(Some(user));
+            }
+            Step::Failure(failure) => {
+                tracing::debug!(mechanism, reason = failure.reason, "SASL failure");
+                writer.send(&Element::from(failure.to_xml())).await?;
+                return Ok(None);
+            }
+        };
     }
 }
 
-/// XEP-0077 before authentication: the form, or the account created.
-async fn register(ctx: &C2s, iq: &Element) -> Element {
+/// XEP-0077 before authentication: the form, or the account created (the decision is the
+/// sans-IO [`Registration`]'s, the creation the storage's, through the core). `None` for
+/// iqs that get no answer.
+async fn register(ctx: &C2s, iq: Element) -> Option<Element> {
     let id = iq.attr("id").unwrap_or_default().to_owned();
-    let result = |payload: Option<Element>| {
-        let mut b = el("iq", CLIENT)
-            .attr("type", "result")
-            .attr("id", id.as_str());
-        if let Some(p) = payload {
-            b = b.append(p);
-        }
-        b.build()
-    };
-    let error = |condition: &str, kind: &str| {
-        el("iq", CLIENT)
+    let Ok(iq) = Iq::try_from(iq) else {
+        let error = el("error", CLIENT)
+            .attr("type", "modify")
+            .append(el("bad-request", STANZAS).build())
+            .build();
+        let answer = el("iq", CLIENT)
             .attr("type", "error")
-            .attr("id", id.as_str())
-            .append(
-                el("error", CLIENT)
-                    .attr("type", kind)
-                    .append(el(condition, STANZAS).build())
-                    .build(),
-            )
-            .build()
+            .attr("id", id)
+            .append(error)
+            .build();
+        return Some(answer);
     };
-    if !ctx.registration {
-        return error("not-allowed", "cancel");
-    }
-    let query = iq
-        .get_child("query", REGISTER)
-        .expect("checked by the caller");
-    match iq.attr("type") {
-        Some("get") => result(Some(
-            el("query", REGISTER)
-                .append(
-                    el("instructions", REGISTER)
-                        .append("Choose a username and password.")
-                        .build(),
-                )
-                .append(el("username", REGISTER).build())
-                .append(el("password", REGISTER).build())
-                .build(),
-        )),
-        Some("set") => {
-            let field = |name: &str| {
-                query
-                    .get_child(name, REGISTER)
-                    .map(|e| e.text())
-                    .filter(|t| !t.is_empty())
-            };
-            let (Some(username), Some(password)) = (field("username"), field("password")) else {
-                return error("not-acceptable", "modify");
-            };
-            let Ok(user) = BareJid::new(&format!("{username}@{}", ctx.domain)) else {
-                return error("jid-malformed", "modify");
-            };
-            if user.node().map(|n| n.as_str()) != Some(username.as_str()) {
-                // Not in normalized form: the account would not be the one asked for.
-                return error("not-acceptable", "modify");
-            }
-            let (reply, done) = oneshot::channel();
+    let answer = match ctx.registration.handle(&iq, None)? {
+        Decision::Reply(answer) => answer,
+        Decision::Create {
+            user,
+            credentials,
+            reply,
+        } => {
+            let (tx, created) = oneshot::channel();
             let ask = Input::Register {
                 user,
-                password,
-                reply,
+                credentials,
+                reply: tx,
             };
-            if ctx.core.send(ask).await.is_err() {
-                return error("internal-server-error", "wait");
-            }
-            match done.await {
-                Ok(Ok(())) => result(None),
-                Ok(Err("conflict")) => error("conflict", "cancel"),
-                Ok(Err("not-allowed")) => error("not-allowed", "cancel"),
-                Ok(Err("not-acceptable")) => error("not-acceptable", "modify"),
-                _ => error("internal-server-error", "wait"),
+            let outcome = match ctx.core.send(ask).await {
+                Ok(()) => created.await.ok(),
+                Err(_) => None,
+            };
+            match outcome {
+                Some(Ok(created)) => reply.created(created),
+                _ => reply.failed(),
             }
         }
-        _ => error("bad-request", "modify"),
-    }
+        // Only an authenticated stream gets these, and this one is not.
+        Decision::ChangePassword { reply, .. } | Decision::Remove { reply, .. } => reply.failed(),
+    };
+    Some(Element::from(answer))
 }
 
 /// The restarted stream up to a bound resource; `None` if the client left.

@@ -7,7 +7,7 @@
 //!  c2s / s2s tasks ──Input──► Core::handle ──► Server (local actions, handle_stanza, timers)
 //!                                 │
 //!     flush: 1. drain Server::poll_client: client stanzas to buffer, changed accounts
-//!            2. persist every changed account (Store::save), before anything is sent
+//!            2. persist every changed account (one storage transaction), before anything is sent
 //!            3. client stanzas (acknowledgements, pushes, presence) to the c2s tasks
 //!            4. Server::poll_transmit to the s2s tasks of each peer
 //!            5. the timer from Server::poll_timeout
@@ -24,10 +24,11 @@ use minidom::{Element, Node};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::store::{ItemMeta, Store};
+use super::auth::Credentials;
+use super::storage::{ItemMeta, RosterMeta, Storage};
 use super::xml::{self, CLIENT, SERVER, STANZAS, el, set};
 use crate::engine::Time;
-use crate::model::{Account, ResourcePresence, Show, Subscription, SubscriptionStanza};
+use crate::model::{ResourcePresence, Show, Subscription, SubscriptionStanza};
 use crate::server::{ClientOut, Server};
 use crate::sim::{Host, Transmit};
 
@@ -68,23 +69,21 @@ pub enum Input {
         /// The client.
         jid: FullJid,
     },
-    /// XEP-0077: create an account.
+    /// XEP-0077: create an account (the c2s task derived its credentials).
     Register {
         /// The account.
         user: BareJid,
-        /// Its password.
-        password: String,
-        /// Done, or why not (`conflict`, `not-allowed`, `internal-server-error`).
-        reply: oneshot::Sender<Result<(), &'static str>>,
+        /// Its salted credentials.
+        credentials: Credentials,
+        /// Created (false: the name is taken), or the storage failed.
+        reply: oneshot::Sender<Result<bool, ()>>,
     },
-    /// SASL PLAIN: is this `user`'s password?
-    CheckPassword {
+    /// SASL: the stored credentials of `user`.
+    Credentials {
         /// The account.
         user: BareJid,
-        /// The password offered.
-        password: String,
-        /// The verdict.
-        reply: oneshot::Sender<bool>,
+        /// Its credentials (`None`: no such account), or the storage failed.
+        reply: oneshot::Sender<Result<Option<Credentials>, ()>>,
     },
     /// Our stream to `peer` is authenticated; `features` are the peer's stream features.
     LinkUp {
@@ -155,11 +154,10 @@ struct Client {
 pub struct Core {
     domain: String,
     server: Server,
-    store: Box<dyn Store>,
-    meta: HashMap<BareJid, BTreeMap<BareJid, ItemMeta>>,
+    store: Storage,
+    meta: HashMap<BareJid, RosterMeta>,
     clients: BTreeMap<FullJid, Client>,
     peers: HashMap<String, mpsc::Sender<ToPeer>>,
-    registration: bool,
     origin: Instant,
     /// Client stanzas waiting for the accounts they concern to be committed.
     outbox: Vec<(Jid, Element)>,
@@ -175,14 +173,13 @@ impl Core {
     /// output enabled.
     pub fn new(
         mut server: Server,
-        mut store: Box<dyn Store>,
+        store: Storage,
         peers: HashMap<String, mpsc::Sender<ToPeer>>,
-        registration: bool,
-    ) -> Result<Core, super::store::StoreError> {
+    ) -> Result<Core, super::storage::Error> {
         let mut meta = HashMap::new();
-        for (user, account, m) in store.load()? {
-            server.load_account(&user, account);
-            meta.insert(user, m);
+        for stored in store.load()? {
+            server.load_account(&stored.user, stored.account);
+            meta.insert(stored.user, stored.meta);
         }
         server.enable_client_output();
         Ok(Core {
@@ -192,7 +189,6 @@ impl Core {
             meta,
             clients: BTreeMap::new(),
             peers,
-            registration,
             origin: Instant::now(),
             outbox: Vec::new(),
             dirty: BTreeSet::new(),
@@ -264,19 +260,16 @@ impl Core {
             Input::Unbind { jid } => self.unbind(&jid),
             Input::Register {
                 user,
-                password,
+                credentials,
                 reply,
             } => {
-                let _ = reply.send(self.register(&user, &password));
+                let _ = reply.send(self.register(&user, &credentials));
             }
-            Input::CheckPassword {
-                user,
-                password,
-                reply,
-            } => {
-                let ok = self.server.accounts().contains_key(&user)
-                    && self.store.check_password(&user, &password).unwrap_or(false);
-                let _ = reply.send(ok);
+            Input::Credentials { user, reply } => {
+                let found = self.store.credentials(&user).map_err(|e| {
+                    tracing::error!("storage: {e}");
+                });
+                let _ = reply.send(found);
             }
             Input::LinkUp { peer, features } => {
                 tracing::info!(%peer, sync = features.iter().any(|f| f.name() == "presence-sync"), "link up");
@@ -294,23 +287,20 @@ impl Core {
         }
     }
 
-    fn register(&mut self, user: &BareJid, password: &str) -> Result<(), &'static str> {
-        if !self.registration {
-            return Err("not-allowed");
-        }
+    fn register(&mut self, user: &BareJid, credentials: &Credentials) -> Result<bool, ()> {
         if user.domain().as_str() != self.domain || user.node().is_none() {
-            return Err("not-acceptable");
+            return Ok(false);
         }
-        match self.store.create(user, password) {
+        match self.store.create_account(user, credentials) {
             Ok(true) => {
                 self.server.add_user(user);
                 tracing::info!(%user, "account registered");
-                Ok(())
+                Ok(true)
             }
-            Ok(false) => Err("conflict"),
+            Ok(false) => Ok(false),
             Err(e) => {
                 tracing::error!("storage: {e}");
-                Err("internal-server-error")
+                Err(())
             }
         }
     }
@@ -586,7 +576,7 @@ impl Core {
             if let Some(m) = self.meta.get_mut(&user) {
                 m.remove(&contact);
             }
-            let _ = self.store.set_meta(&user, &contact, &ItemMeta::default());
+            // The item's row, with its name and groups, goes with the account's next save.
             return self.reply(jid, id, None);
         }
         let meta = ItemMeta {
@@ -602,7 +592,7 @@ impl Core {
         };
         let changed = self.meta_of(&user, &contact) != Some(&meta);
         if changed {
-            if let Err(e) = self.store.set_meta(&user, &contact, &meta) {
+            if let Err(e) = self.store.set_item_meta(&user, &contact, &meta) {
                 tracing::error!("storage: {e}");
                 return self.reply_error(jid, id, "internal-server-error", "wait");
             }
@@ -884,6 +874,17 @@ impl Core {
             .collect()
     }
 
+    /// Commits the rosters and block lists of `users` in one transaction.
+    fn save(&mut self, users: &BTreeSet<BareJid>) -> Result<(), super::storage::Error> {
+        let mut write = self.store.write()?;
+        for user in users {
+            if let Some(account) = self.server.accounts().get(user) {
+                write.save_account(user, account)?;
+            }
+        }
+        write.commit()
+    }
+
     /// Persists, then sends (see the [module documentation](self)).
     pub async fn flush(&mut self) {
         let log = self.server.sync_log();
@@ -894,11 +895,7 @@ impl Core {
         self.drain_client_output();
         if !self.dirty.is_empty() {
             let dirty = std::mem::take(&mut self.dirty);
-            let accounts: Vec<(&BareJid, &Account)> = dirty
-                .iter()
-                .filter_map(|u| self.server.accounts().get_key_value(u))
-                .collect();
-            if let Err(e) = self.store.save(&accounts) {
+            if let Err(e) = self.save(&dirty) {
                 // Nothing that depends on it may be acknowledged: stop here.
                 tracing::error!("storage failed, stopping: {e}");
                 std::process::exit(70);

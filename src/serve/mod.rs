@@ -31,7 +31,6 @@ pub mod core;
 pub mod dialback;
 pub mod s2s;
 pub mod storage;
-pub mod store;
 pub mod xml;
 
 use std::collections::HashMap;
@@ -79,17 +78,17 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
-/// Runs the server of `config` with `store` until SIGTERM or SIGINT.
+/// Runs the server of `config` with the database `store` until SIGTERM or SIGINT.
 pub async fn run(
     config: Config,
-    store: Box<dyn store::Store>,
+    mut store: storage::Storage,
     mutation: Option<Mutation>,
 ) -> Result<(), ServeError> {
-    let mut store = store;
+    // XEP §Epochs (PS-12): a new epoch per boot, committed before any peer can learn it.
     let boot = store
         .next_boot()
         .map_err(|e| ServeError(format!("storage: {e}")))?;
-    let server = if config.sync.enabled {
+    let mut server = if config.sync.enabled {
         let session = SessionConfig {
             limits: config.sync.limits(),
             mutation,
@@ -103,7 +102,8 @@ pub async fn run(
     } else {
         Server::new(&config.domain, Flavour::Prosody)
     };
-    tracing::info!(domain = %config.domain, boot, epoch = %server.epoch(), sync = config.sync.enabled, "starting");
+    server.set_epoch(boot.epoch);
+    tracing::info!(domain = %config.domain, boot = boot.number, epoch = %server.epoch(), sync = config.sync.enabled, "starting");
     let features = Host::stream_features(&server);
     let (core_tx, core_rx) = mpsc::channel(1024);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -132,7 +132,7 @@ pub async fn run(
         stopping: stop_rx.clone(),
         local: config.s2s.ip(),
     });
-    let core = core::Core::new(server, store, to_peers, config.registration)
+    let core = core::Core::new(server, store, to_peers)
         .map_err(|e| ServeError(format!("storage: {e}")))?;
     let s2s_listener = TcpListener::bind(config.s2s)
         .await
@@ -158,7 +158,9 @@ pub async fn run(
         let ctx = Arc::new(c2s::C2s {
             tls,
             domain: config.domain.clone(),
-            registration: config.registration,
+            registration: auth::register::Registration::new(&config.domain, config.registration)
+                .ok_or_else(|| ServeError(format!("domain {}", config.domain)))?,
+            sasl: auth::Sasl::new(&config.domain).map_err(|e| ServeError(format!("SASL: {e}")))?,
             limits: config.stream.limits(),
             core: core_tx.clone(),
             stopping: stop_rx.clone(),
@@ -207,7 +209,8 @@ pub fn main(config: &std::path::Path, mutation_name: Option<&str>) -> Result<(),
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-    let store: Box<dyn store::Store> = Box::new(store::MemStore::default());
+    let store = storage::Storage::open(&config.database)
+        .map_err(|e| ServeError(format!("database {}: {e}", config.database.display())))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -311,6 +311,13 @@ impl Server {
         &self.bounces
     }
 
+    /// Sets this boot's epoch: for a real server, whose epochs come from its storage
+    /// (drawn from the operating system's generator and committed before use, PS-12) rather
+    /// than from the seed. Call before the first link comes up.
+    pub fn set_epoch(&mut self, epoch: Epoch) {
+        self.volatile.epoch = epoch;
+    }
+
     /// This run's epoch.
     pub fn epoch(&self) -> Epoch {
         self.volatile.epoch
@@ -342,6 +349,13 @@ impl Server {
     pub fn load_account(&mut self, user: &BareJid, account: Account) {
         let ours = user.node().is_some() && user.domain().as_str() == self.domain;
         assert!(ours, "{user} is not a user of {}", self.domain);
+        // What a boot derives from the accounts (Volatile::boot), for this one: the index of
+        // local users by remote contact, through which cached presence reaches them.
+        for (contact, _) in account.roster.iter() {
+            if contact.domain() != user.domain() {
+                self.volatile.watch(user, contact);
+            }
+        }
         self.persistent.accounts.insert(user.clone(), account);
     }
 

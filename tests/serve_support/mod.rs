@@ -107,6 +107,25 @@ impl Federation {
         })
     }
 
+    /// Every element that crossed the relays, in order per relay, one line each (for the
+    /// message of a failing test).
+    pub fn wire(&self) -> String {
+        let mut out = String::new();
+        for (name, relay) in [("a.test→b.test", &self.ab), ("b.test→a.test", &self.ba)] {
+            out.push_str(&format!("--- the stream {name} and its answers ---\n"));
+            for (dir, e) in relay.stats().captured {
+                let arrow = match dir {
+                    crate::net::Direction::Forward => ">>",
+                    crate::net::Direction::Backward => "<<",
+                };
+                let text = String::from(&e);
+                let cut: String = text.chars().take(300).collect();
+                out.push_str(&format!("{arrow} {cut}\n"));
+            }
+        }
+        out
+    }
+
     /// Starts both servers with the default configuration.
     pub async fn start(dir: &TestDir) -> Result<Federation> {
         Federation::start_with(dir, "").await
