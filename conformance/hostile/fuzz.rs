@@ -54,9 +54,13 @@ fn round_trip<T: WireElement + PartialEq + std::fmt::Debug>(data: &[u8], limits:
             String::from_utf8_lossy(&bytes)
         )
     });
+    // The serialisation is a fixed point. (Not the parsed values: the tokenizer may split one
+    // text into adjacent text nodes, `a` and `>b`, which serialise to the same bytes and which
+    // the canonical encoding of presence joins before hashing; found by the fuzzer.)
+    let bytes_again = again.to_xml_bytes().expect("a parsed value serialises");
     assert_eq!(
-        again,
-        value,
+        String::from_utf8_lossy(&bytes_again),
+        String::from_utf8_lossy(&bytes),
         "round trip of {}",
         String::from_utf8_lossy(data)
     );
