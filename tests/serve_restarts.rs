@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use net::client::subscribe_mutually;
 use net::{Direction, Result, TestDir};
+use serve_support::replica::{Replica, wire_kinds};
 use serve_support::{Federation, Person, WAIT, jid, views_match};
 use tokio_xmpp::jid::BareJid;
 use tokio_xmpp::parsers::presence::{Show, Type as PresenceType};
@@ -35,6 +36,39 @@ fn users() -> [BareJid; 4] {
         jid("romeo@b.test"),
         jid("benvolio@b.test"),
     ]
+}
+
+/// The pairs `populate` subscribes both ways.
+fn pairs() -> Vec<(BareJid, BareJid)> {
+    let [j, n, r, b] = users();
+    vec![(j.clone(), r.clone()), (n, r), (j, b)]
+}
+
+/// `populate`'s end state in the simulator: everybody online, plainly available.
+fn replica() -> Replica {
+    let mut sim = Replica::new("a.test", "b.test", &users(), &pairs());
+    for (u, res) in users()
+        .iter()
+        .zip(["balcony", "kitchen", "garden", "square"])
+    {
+        sim.login(u, res, None);
+    }
+    sim.net.reset_stats();
+    sim
+}
+
+/// Asserts that the stanzas each server sent on the wire since the marks are, kind by kind,
+/// what the simulator's servers sent for the same script.
+fn wire_matches_simulator(fed: &Federation, marks: (usize, usize), sim: &Replica) {
+    let wire = (
+        wire_kinds(&fed.ab.stats(), marks.0),
+        wire_kinds(&fed.ba.stats(), marks.1),
+    );
+    let predicted = (sim.kinds(true), sim.kinds(false));
+    eprintln!("a.test → b.test on the wire: {:?}", wire.0);
+    eprintln!("b.test → a.test on the wire: {:?}", wire.1);
+    assert_eq!(wire.0, predicted.0, "a.test → b.test: wire vs simulator");
+    assert_eq!(wire.1, predicted.1, "b.test → a.test: wire vs simulator");
 }
 
 impl People {
@@ -109,6 +143,7 @@ async fn crash(dir: &TestDir) -> Result<()> {
     let [_, _, r, b] = users();
     let mark = people.juliet.client.recorder().len();
     let nurse_mark = people.nurse.client.recorder().len();
+    let marks = (fed.ab.stats().captured.len(), fed.ba.stats().captured.len());
     fed.b.serve.kill()?;
     gone(&mut people.romeo);
     gone(&mut people.benvolio);
@@ -143,6 +178,7 @@ async fn graceful(dir: &TestDir) -> Result<()> {
     let mut people = populate(&fed).await?;
     let [_, _, r, b] = users();
     let mark = people.juliet.client.recorder().len();
+    let marks = (fed.ab.stats().captured.len(), fed.ba.stats().captured.len());
     let (_, killed) = fed.b.serve.stop()?;
     assert!(!killed, "b.test stopped on SIGTERM by itself");
     gone(&mut people.romeo);
@@ -162,6 +198,14 @@ async fn graceful(dir: &TestDir) -> Result<()> {
     people.romeo = relogin(fed.b.c2s(), &r, "garden", None).await?;
     people.benvolio = relogin(fed.b.c2s(), &b, "square", Some(Show::Away)).await?;
     views_match(&mut people.all(), WAIT).await?;
+    let mut sim = replica();
+    sim.net.shutdown("b.test");
+    sim.net.drive();
+    sim.net.restart("b.test");
+    sim.net.drive();
+    sim.login(&r, "garden", None);
+    sim.login(&b, "square", Some(Show::Away));
+    wire_matches_simulator(&fed, marks, &sim);
     Ok(())
 }
 
@@ -176,6 +220,7 @@ async fn both(dir: &TestDir) -> Result<()> {
     let mut fed = Federation::start(dir).await?;
     let mut people = populate(&fed).await?;
     let [j, n, r, b] = users();
+    let marks = (fed.ab.stats().captured.len(), fed.ba.stats().captured.len());
     fed.a.serve.kill()?;
     fed.b.serve.kill()?;
     for p in people.all() {
@@ -191,6 +236,17 @@ async fn both(dir: &TestDir) -> Result<()> {
     people.nurse = relogin(fed.a.c2s(), &n, "kitchen", Some(Show::Dnd)).await?;
     people.benvolio = relogin(fed.b.c2s(), &b, "square", None).await?;
     views_match(&mut people.all(), WAIT).await?;
+    let mut sim = replica();
+    sim.net.crash("a.test");
+    sim.net.crash("b.test");
+    sim.net.restart("a.test");
+    sim.net.restart("b.test");
+    sim.net.drive();
+    sim.login(&j, "balcony", None);
+    sim.login(&r, "garden", None);
+    sim.login(&n, "kitchen", Some(Show::Dnd));
+    sim.login(&b, "square", None);
+    wire_matches_simulator(&fed, marks, &sim);
     Ok(())
 }
 
@@ -208,12 +264,22 @@ async fn cut(dir: &TestDir) -> Result<()> {
     fed.ba.set_refusing(true);
     fed.ab.cut().await;
     fed.ba.cut().await;
+    let marks = (fed.ab.stats().captured.len(), fed.ba.stats().captured.len());
     // d = 3 presence changes while the link is down: two on a.test, one on b.test.
     people.juliet.available(Some(Show::Away))?;
     people.nurse.unavailable()?;
     people.romeo.available(Some(Show::Xa))?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = (fed.ab.stats(), fed.ba.stats());
+    // The same script in the simulator.
+    let [j, n, r, _] = users();
+    let mut sim = replica();
+    sim.net.partition("a.test", "b.test");
+    sim.set(&j, "balcony", Some(Show::Away));
+    sim.logout(&n, "kitchen");
+    sim.set(&r, "garden", Some(Show::Xa));
+    sim.net.repair("a.test", "b.test");
+    sim.net.drive();
     fed.ab.set_refusing(false);
     fed.ba.set_refusing(false);
     // XEP §Link Loss: the hello exchange finds the presence digests differ and the descent
@@ -224,5 +290,6 @@ async fn cut(dir: &TestDir) -> Result<()> {
     let stanzas = |s: &net::RelayStats| s.stanzas(Direction::Forward);
     let moved = stanzas(&after.0) - stanzas(&before.0) + stanzas(&after.1) - stanzas(&before.1);
     assert!(moved > 0, "the resync crossed the relays");
+    wire_matches_simulator(&fed, marks, &sim);
     Ok(())
 }

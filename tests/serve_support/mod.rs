@@ -3,6 +3,8 @@
 //! ground-truth check of every online person's view.
 #![allow(dead_code)]
 
+pub mod replica;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
