@@ -163,6 +163,12 @@ async fn crash(dir: &TestDir) -> Result<()> {
         2,
         "romeo's roster survived the crash: {roster:?}"
     );
+    let mut sim = replica();
+    sim.net.crash("b.test");
+    sim.net.restart("b.test");
+    sim.net.drive();
+    sim.login(&r, "garden", Some(Show::Chat));
+    wire_matches_simulator(&fed, marks, &sim);
     Ok(())
 }
 
