@@ -157,6 +157,9 @@ pub struct Core {
     store: Storage,
     meta: HashMap<BareJid, RosterMeta>,
     clients: BTreeMap<FullJid, Client>,
+    /// The bound resources of each user: the index through which presence, pushes and
+    /// broadcasts find a user's clients without a scan of every client.
+    by_user: HashMap<BareJid, BTreeSet<FullJid>>,
     peers: HashMap<String, mpsc::Sender<ToPeer>>,
     origin: Instant,
     /// Client stanzas waiting for the accounts they concern to be committed.
@@ -188,6 +191,7 @@ impl Core {
             store,
             meta,
             clients: BTreeMap::new(),
+            by_user: HashMap::new(),
             peers,
             origin: Instant::now(),
             outbox: Vec::new(),
@@ -325,6 +329,10 @@ impl Core {
             let _ = old.tx.try_send(ToClient::Close("conflict"));
             self.unbind(&jid);
         }
+        self.by_user
+            .entry(user.clone())
+            .or_default()
+            .insert(jid.clone());
         self.clients.insert(
             jid.clone(),
             Client {
@@ -343,6 +351,7 @@ impl Core {
         let Some(client) = self.clients.remove(jid) else {
             return;
         };
+        self.forget(jid);
         if client.available {
             let user = jid.to_bare();
             self.server.logout(&user, jid.resource().as_str());
@@ -430,9 +439,8 @@ impl Core {
     fn initial_presence(&mut self, jid: &FullJid) {
         let user = jid.to_bare();
         let others: Vec<(FullJid, ResourcePresence)> = self
-            .clients
-            .iter()
-            .filter(|(j, c)| *j != jid && j.to_bare() == user && c.available)
+            .sessions_of(&user)
+            .filter(|(j, c)| *j != jid && c.available)
             .filter_map(|(j, c)| Some((j.clone(), c.presence.clone()?)))
             .collect();
         for (other, p) in others {
@@ -462,9 +470,8 @@ impl Core {
     fn own_broadcast(&mut self, jid: &FullJid, presence: Option<ResourcePresence>) {
         let user = jid.to_bare();
         let targets: Vec<FullJid> = self
-            .clients
-            .iter()
-            .filter(|(j, c)| j.to_bare() == user && (c.available || *j == jid))
+            .sessions_of(&user)
+            .filter(|(j, c)| c.available || *j == jid)
             .map(|(j, _)| j.clone())
             .collect();
         for t in targets {
@@ -651,9 +658,8 @@ impl Core {
             .append_all(jids.iter().map(block_item))
             .build();
         let targets: Vec<FullJid> = self
-            .clients
-            .iter()
-            .filter(|(j, c)| j.to_bare() == user && c.blocklist)
+            .sessions_of(&user)
+            .filter(|(_, c)| c.blocklist)
             .map(|(j, _)| j.clone())
             .collect();
         for t in targets {
@@ -821,9 +827,8 @@ impl Core {
         let item = roster_item(contact, sub.as_ref(), self.meta_of(user, contact));
         let query = el("query", ROSTER).append(item).build();
         let targets: Vec<FullJid> = self
-            .clients
-            .iter()
-            .filter(|(j, c)| j.to_bare() == *user && c.roster)
+            .sessions_of(user)
+            .filter(|(_, c)| c.roster)
             .map(|(j, _)| j.clone())
             .collect();
         for t in targets {
@@ -866,10 +871,32 @@ impl Core {
         }
     }
 
+    /// The bound resources of `user` and their state.
+    fn sessions_of<'a>(
+        &'a self,
+        user: &BareJid,
+    ) -> impl Iterator<Item = (&'a FullJid, &'a Client)> + 'a {
+        self.by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|j| self.clients.get_key_value(j))
+    }
+
+    /// Takes `jid` out of the index of bound resources.
+    fn forget(&mut self, jid: &FullJid) {
+        let user = jid.to_bare();
+        if let Some(set) = self.by_user.get_mut(&user) {
+            set.remove(jid);
+            if set.is_empty() {
+                self.by_user.remove(&user);
+            }
+        }
+    }
+
     fn available_of(&self, user: &BareJid) -> Vec<FullJid> {
-        self.clients
-            .iter()
-            .filter(|(j, c)| j.to_bare() == *user && c.available)
+        self.sessions_of(user)
+            .filter(|(_, c)| c.available)
             .map(|(j, _)| j.clone())
             .collect()
     }
@@ -937,6 +964,7 @@ impl Core {
             if let Some(client) = self.clients.remove(&c) {
                 let _ = client.tx.try_send(ToClient::Close("system-shutdown"));
             }
+            self.forget(&c);
         }
         let mut waits = Vec::new();
         for tx in self.peers.values() {

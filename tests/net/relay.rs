@@ -73,6 +73,7 @@ pub struct RelayStats {
     lost: [u64; 2],
     headers: [usize; 2],
     elements: [BTreeMap<String, usize>; 2],
+    stanza_bytes: [u64; 2],
     /// The elements in the order they crossed, up to [`CAPTURE_LIMIT`].
     pub captured: Vec<(Direction, Element)>,
     /// Streams that could not be read as XML (the bytes were still forwarded), and failed
@@ -101,6 +102,14 @@ impl RelayStats {
     /// elements as `stream:features` and `stream:error`, anything else as `{ns}name`.
     pub fn count(&self, dir: Direction, name: &str) -> usize {
         self.elements[dir.index()].get(name).copied().unwrap_or(0)
+    }
+
+    /// Bytes of the stanzas (presence, message, iq) that crossed in `dir`, each serialised as
+    /// a stream would carry it (without the `jabber:server` declaration it inherits, as the
+    /// simulator counts, `presence_sync::sim::wire_len`): the rest of [`Self::bytes`] is stream
+    /// headers, features, dialback and whitespace.
+    pub fn stanza_bytes(&self, dir: Direction) -> u64 {
+        self.stanza_bytes[dir.index()]
     }
 
     /// Stanzas (presence, message, iq) that crossed in `dir`.
@@ -342,6 +351,9 @@ fn record(shared: &Shared, dir: Direction, bytes: usize, events: Vec<StreamEvent
             StreamEvent::Header(_) => stats.headers[i] += 1,
             StreamEvent::Stanza(el) => {
                 *stats.elements[i].entry(element_name(&el)).or_default() += 1;
+                if ["presence", "message", "iq"].contains(&el.name()) {
+                    stats.stanza_bytes[i] += presence_sync::sim::wire_len(&el);
+                }
                 if stats.captured.len() < CAPTURE_LIMIT {
                     stats.captured.push((dir, el));
                 }
