@@ -25,7 +25,6 @@
 //! `target/presence-sync/wire.md`, and `target/presence-sync/wire.csv`.
 
 #[path = "../tests/net/mod.rs"]
-#[allow(dead_code)]
 mod net;
 
 use std::collections::{BTreeMap, BTreeSet};
