@@ -3,7 +3,8 @@
 //! same users, rosters and online fraction, and real clients (tokio-xmpp) for every online
 //! user.
 //!
-//! `cargo bench --bench wire [-- --pairs 1000,5000 --degree 10 --changes 100]`
+//! `cargo bench --bench wire [-- --pairs 10000,100000 --degree 10 --changes 100 --schemes
+//! ours,prosody]`
 //!
 //! For each size: `U` users per domain (a.test, b.test), each subscribed both ways to
 //! `--degree` users of the other domain (so `pairs = U × degree` mutual subscriptions, `2 ×
@@ -624,7 +625,12 @@ fn main() -> Result<()> {
             users: (pairs / degree).max(1),
             degree,
         };
-        for scheme in [Scheme::Ours, Scheme::Prosody] {
+        let schemes = arg("--schemes", "ours,prosody");
+        let chosen = [("ours", Scheme::Ours), ("prosody", Scheme::Prosody)]
+            .into_iter()
+            .filter(|(n, _)| schemes.split(',').any(|x| x.trim() == *n))
+            .map(|(_, s)| s);
+        for scheme in chosen {
             eprintln!(
                 "wire bench: {} with {} users per domain, {} pairs",
                 scheme.name(),

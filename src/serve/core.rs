@@ -167,8 +167,6 @@ pub struct Core {
     /// Accounts changed by the input being handled.
     dirty: BTreeSet<BareJid>,
     next_id: u64,
-    /// Entries of the model's sync log already logged.
-    logged: usize,
 }
 
 impl Core {
@@ -197,7 +195,6 @@ impl Core {
             outbox: Vec::new(),
             dirty: BTreeSet::new(),
             next_id: 0,
-            logged: 0,
         })
     }
 
@@ -914,11 +911,9 @@ impl Core {
 
     /// Persists, then sends (see the [module documentation](self)).
     pub async fn flush(&mut self) {
-        let log = self.server.sync_log();
-        for (at, peer, event) in &log[self.logged.min(log.len())..] {
+        for (at, peer, event) in self.server.take_sync_log() {
             tracing::debug!(%peer, at = %at, "sync: {event:?}");
         }
-        self.logged = log.len();
         self.drain_client_output();
         if !self.dirty.is_empty() {
             let dirty = std::mem::take(&mut self.dirty);

@@ -334,6 +334,12 @@ impl Server {
         &self.sync_log
     }
 
+    /// Takes what the sessions reported since the last call (a long-running server logs it and
+    /// lets it go, rather than keep it for the whole of its life).
+    pub fn take_sync_log(&mut self) -> Vec<(SimTime, String, Event)> {
+        std::mem::take(&mut self.sync_log)
+    }
+
     /// The record of a peer domain this boot has dealt with.
     pub fn peer(&self, domain: &str) -> Option<&Peer> {
         self.volatile.peers.get(domain)
