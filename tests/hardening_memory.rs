@@ -17,7 +17,7 @@ use minidom::Element;
 use presence_sync::conformance::hostile::probe::{PEER, Probe, Setup};
 use presence_sync::engine::{Bounds, Event};
 use presence_sync::model::Epoch;
-use presence_sync::wire::{Limits, WireElement, WireError, ns};
+use presence_sync::wire::{Limits, SetName, WireElement, WireError, ns};
 
 struct Counting;
 
@@ -125,6 +125,23 @@ fn edge_queries(probe: &mut Probe) -> usize {
         feed(probe, &q, 1);
     }
     5_000
+}
+
+/// The input the session fuzzer found: the published root of a hello announcing 2.8·10^16
+/// entries, which sized the cache's bucket tree (1.1 GB) before its count was capped by the
+/// cache bound.
+fn absurd_count(probe: &mut Probe) -> usize {
+    let mut hello = probe.hello(probe.peer_epoch(), probe.session.epoch());
+    for root in &mut hello.roots {
+        if root.set == SetName::Published {
+            root.count = 27_888_888_888_888_889;
+            root.fp = presence_sync::digest::Fingerprint([0x77; 16]);
+        }
+    }
+    let xml = String::from(&hello.to_element().unwrap());
+    let q = probe.request(&xml);
+    feed(probe, &q, 20_000_000);
+    1
 }
 
 fn hellos(probe: &mut Probe) -> usize {
@@ -305,6 +322,11 @@ fn a_hostile_peer_cannot_make_a_session_hold_more_than_the_formula() {
             widen_descent,
         ),
         measure(
+            "a hello announcing 2.8e16 published entries (found by fuzzing)",
+            Setup::default(),
+            absurd_count,
+        ),
+        measure(
             "queries of edges the session lacks",
             Setup {
                 driver: false,
@@ -335,6 +357,13 @@ fn a_hostile_peer_cannot_make_a_session_hold_more_than_the_formula() {
     for r in &rows[..3] {
         assert!(r.growth < 512 * 1024, "{}: {} bytes", r.flood, r.growth);
     }
+    // The fuzzer's absurd count: the tree is sized by the cache bound, not by the peer.
+    assert!(
+        rows[5].growth < 4 << 20,
+        "{}: {} bytes",
+        rows[5].flood,
+        rows[5].growth
+    );
     // An exact count: the cache took exactly its bound, the refused batch the one after.
     let cache_bound = Bounds::new(64, &small).cache;
     assert_eq!(rows[3].inputs, cache_bound + 1);

@@ -19,6 +19,7 @@
 //! | ids waiting in the presence pull (lacked, and stale entries waiting for them) | `2·C + w·m` | as for the cache |
 //! | nodes and prefixes waiting in the presence pull | `N_p = 16·(⌈C/l⌉ + 17·q) + E` | as for the edge descent; the prefixes of domain-level presence of unknown publishers (PS-48) are queued once each |
 //! | pairs repaired in the session | `T + 1` | repairs stop at the threshold (PS-65) |
+//! | depth of the cache's bucket tree, from the count in the peer's hello | sized for at most `C` entries | a larger count is taken as `C` |
 //!
 //! Only prefixes are queued for a descent, never their descriptions: a `<split/>` or an
 //! `<ids/>` is computed from the set when it is sent. A node costs its prefix and a slot in a

@@ -42,6 +42,11 @@ const PING: &str = "urn:xmpp:ping";
 const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 /// `urn:ietf:params:xml:ns:xmpp-session` (RFC 3921 sessions, still asked for by clients).
 const SESSION: &str = "urn:ietf:params:xml:ns:xmpp-session";
+/// `urn:xmpp:presence-sync:0`.
+const PRESENCE_SYNC: &str = "urn:xmpp:presence-sync:0";
+/// Hellos kept per peer while its stream to us is up and ours to it is not yet (a peer sends
+/// one at a time, PS-20); beyond, the peer's own timeout and retry recover.
+const EARLY_KEPT: usize = 4;
 
 /// What a connection task tells the core.
 #[derive(Debug)]
@@ -160,6 +165,15 @@ pub struct Core {
     /// The bound resources of each user: the index through which presence, pushes and
     /// broadcasts find a user's clients without a scan of every client.
     by_user: HashMap<BareJid, BTreeSet<FullJid>>,
+    /// Peers whose link is up: our stream to them is authenticated (the model's link).
+    links_up: BTreeSet<String>,
+    /// Hellos that arrived on a peer's stream before ours to it was up.
+    /// The two streams of a dialback link come up independently. The model learns that the
+    /// peer speaks the extension only from the features of our own stream, so a hello that
+    /// won the race would reach a server still treating the peer as legacy and be lost
+    /// (found on the wire: both servers restarted at once). Kept here and handed to the model
+    /// right after the link comes up.
+    early: HashMap<String, Vec<Element>>,
     peers: HashMap<String, mpsc::Sender<ToPeer>>,
     origin: Instant,
     /// Client stanzas waiting for the accounts they concern to be committed.
@@ -190,6 +204,8 @@ impl Core {
             meta,
             clients: BTreeMap::new(),
             by_user: HashMap::new(),
+            links_up: BTreeSet::new(),
+            early: HashMap::new(),
             peers,
             origin: Instant::now(),
             outbox: Vec::new(),
@@ -275,12 +291,34 @@ impl Core {
             Input::LinkUp { peer, features } => {
                 tracing::info!(%peer, sync = features.iter().any(|f| f.name() == "presence-sync"), "link up");
                 self.server.handle_link_up(now, &peer, &features);
+                self.links_up.insert(peer.clone());
+                for stanza in self.early.remove(&peer).unwrap_or_default() {
+                    self.peer_stanza(now, &peer, stanza);
+                }
             }
             Input::LinkDown { peer } => {
                 tracing::info!(%peer, "link down");
+                self.links_up.remove(&peer);
                 self.server.handle_link_down(now, &peer);
             }
-            Input::Peer { peer, stanza } => self.peer_stanza(now, &peer, stanza),
+            Input::Peer { peer, stanza } => {
+                // Only a hello waits: anything else of the extension that arrives while our
+                // stream is down (a shutdown announcement racing the close of the other
+                // stream) is the model's to handle, as the simulator's link delivers it.
+                let hello = stanza.name() == "iq"
+                    && stanza.attr("type") == Some("set")
+                    && stanza.has_child("hello", PRESENCE_SYNC);
+                if hello && !self.links_up.contains(&peer) {
+                    let kept = self.early.entry(peer.clone()).or_default();
+                    if kept.len() < EARLY_KEPT {
+                        kept.push(stanza);
+                    } else {
+                        tracing::warn!(%peer, "hello before the link is up, dropped");
+                    }
+                } else {
+                    self.peer_stanza(now, &peer, stanza);
+                }
+            }
             Input::Undeliverable { peer, stanza } => {
                 self.server.handle_undeliverable(now, &peer, stanza);
             }
@@ -1140,4 +1178,48 @@ fn disco_info(features: &[String]) -> Element {
         b = b.append(el("feature", DISCO_INFO).attr("var", f).build());
     }
     b.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{Flavour, SyncSetup};
+    use crate::sim::SimTime;
+
+    /// A hello that arrives on the peer's stream before our own stream to the peer is up is
+    /// kept and handed to the model once the link is up, rather than lost to a model that
+    /// still treats the peer as legacy (seen on the wire when both servers restarted at once).
+    #[test]
+    fn a_hello_that_wins_the_race_with_our_stream_is_kept_until_the_link_is_up() {
+        // a.test is the edge driver (PS-16): it sends its hello as soon as its link is up.
+        let mut a = Server::with_sync("a.test", Flavour::Prosody, SyncSetup::default(), 1);
+        let b = Server::with_sync("b.test", Flavour::Prosody, SyncSetup::default(), 2);
+        a.handle_link_up(SimTime(0), "b.test", &Host::stream_features(&b));
+        let hello = a.poll_transmit().expect("the driver's hello").stanza;
+        assert!(hello.has_child("hello", PRESENCE_SYNC));
+
+        let (tx, _rx) = mpsc::channel(16);
+        let store = Storage::open_in_memory().expect("an in-memory database");
+        let peers = HashMap::from([("a.test".to_owned(), tx)]);
+        let mut core = Core::new(b, store, peers).expect("a core");
+        core.handle(Input::Peer {
+            peer: "a.test".into(),
+            stanza: hello,
+        });
+        assert!(
+            core.server()
+                .session("a.test")
+                .is_none_or(|s| !s.is_synchronized()),
+            "nothing happens before the link is up"
+        );
+        core.handle(Input::LinkUp {
+            peer: "a.test".into(),
+            features: Host::stream_features(&a),
+        });
+        let session = core.server().session("a.test").expect("a session");
+        assert!(
+            session.is_synchronized(),
+            "the kept hello was answered: nothing differs between two empty servers"
+        );
+    }
 }

@@ -184,7 +184,10 @@ impl Session {
             live.cache_verified = true;
         } else if live.puller.is_none() {
             live.cache_verified = false;
-            let count = fp_count(theirs, SetName::Published);
+            // The peer's count sizes our cache's tree: never beyond what we would accept
+            // (found by fuzzing: a count of 2.8·10^16 built a tree of 1.1 GB).
+            let cap = Bounds::new(self.edges.len(), &live.limits).cache as u64;
+            let count = fp_count(theirs, SetName::Published).min(cap);
             let priority = if self.cache.is_empty() {
                 // Restart: pull the wanted buckets first (PS-53), then the root.
                 if self.cache.digest().tree().depth() == 0 {
