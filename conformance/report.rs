@@ -227,7 +227,8 @@ impl Report {
         let w = &self.workload;
         let _ = writeln!(
             out,
-            "presence-sync conformance: {}\nworkload: preset {}, {} users per domain, {} cross-domain edges, {:.0}% online, {:.0}% active, d = {}, hub with {} peers, seed {}\n",
+            "presence-sync conformance: {}\nworkload: preset {}, {} users per domain, {} cross-domain edges,\n          \
+             {:.0}% online, {:.0}% active, d = {}, hub with {} peers, seed {}\n",
             self.implementation,
             w.preset,
             w.users,
@@ -293,7 +294,7 @@ impl Report {
             out,
             "\nstanzas, bytes and round trips (RTT) of the measured phase; simulated ms until every\n\
              view (conv) and every active user's view (active) was right; RFC 6121: the same\n\
-             phase between two Prosody-like servers (* = stale or missing presence left).\n"
+             phase between two Prosody-like servers (* = stale or missing presence left)."
         );
         for run in &self.runs {
             for c in &run.checks {

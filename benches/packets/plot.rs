@@ -72,6 +72,8 @@ const KNOWN: [(&str, &str, &str, Shape); 5] = [
 
 /// How far apart, in SVG units, the lines of neighbouring schemes are drawn sideways.
 const OFFSET: f64 = 3.0;
+/// How many times further apart than the lines the crosses of stale runs are drawn.
+const STALE_SPREAD: f64 = 3.0;
 
 /// A marker's shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -343,8 +345,10 @@ fn draw_panel(s: &mut String, panel: &Panel<'_>, schemes: &[Style<'_>], x0: f64,
         let dx = (k as f64 - mid) * OFFSET;
         let px = |v: u64| px(v) + dx;
         // Stale points: a cross on the stale row, no line through them.
+        // Crosses are wider than markers: spread them further apart than the lines.
         for r in stale.iter().filter(|r| r.0 == st.name) {
-            let (x, y) = (px(r.1), top + h - ya.at(ya.stale.unwrap_or(0.0)) * h);
+            let x = px(r.1) + dx * (STALE_SPREAD - 1.0);
+            let y = top + h - ya.at(ya.stale.unwrap_or(0.0)) * h;
             let _ = writeln!(
                 s,
                 "<path class='stale' data-scheme='{}' data-value='{}' d='M{:.1} {:.1}l8 8M{:.1} {:.1}l-8 8' stroke='{}' stroke-width='2'/>",
