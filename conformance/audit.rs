@@ -137,6 +137,9 @@ checks! {
     ReconcileAnswered "reconcile-answered" ["PS-23"]
         "every reconcile query received is answered exactly once, by a result carrying a \
          reconcile of the same set or by an error";
+    BatchAnswered "batch-answered" ["PS-43"]
+        "every batch received is answered, by an empty result (its items applied) or by an \
+         error";
     Window "window" ["PS-50"]
         "the host never has more reconcile and batch requests outstanding to a peer than the \
          effective window";
@@ -327,8 +330,8 @@ struct Peer {
     queries_in: BTreeMap<String, (SimTime, String)>,
     /// The node prefixes of each reconcile query received and not answered yet (PS-90).
     query_nodes: BTreeMap<String, Vec<String>>,
-    /// Batches received, not yet answered.
-    batches_in: BTreeSet<String>,
+    /// Batches received, not yet answered: id -> time.
+    batches_in: BTreeMap<String, SimTime>,
     /// Reconcile queries received and answered on this link.
     answered: BTreeSet<String>,
     /// Probes received on this link: (prober, probed) -> time of the first answer.
@@ -382,6 +385,12 @@ const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 
 /// The request timeout of XEP §Flow Control and Limits (PS-51): 60 seconds.
 const REQUEST_TIMEOUT_US: u64 = 60_000_000;
+
+/// How long a host may take to answer a batch before a link loss, crash or stop that
+/// follows counts as leaving it unanswered (PS-43): 1 s of simulated time, fifty hops of the
+/// default link; the driver gives a host its input and drains its output at the same time, so
+/// an implementation that applies and answers does so at once.
+const ANSWER_GRACE_US: u64 = 1_000_000;
 
 /// A clean stop in progress: the peers owed a shutdown message, and those sent.
 struct Stop {
@@ -539,12 +548,17 @@ impl Auditor<'_> {
                     }
                 }
             }
-            RecordKind::LinkDown { peer } => self.peer(peer).reset_link(),
+            RecordKind::LinkDown { peer } => {
+                self.batches_left(t, Some(peer));
+                self.peer(peer).reset_link()
+            }
             RecordKind::Crash => {
+                self.batches_left(t, None);
                 self.crashed = true;
                 self.peers.values_mut().for_each(Peer::reset_link);
             }
             RecordKind::Shutdown => {
+                self.batches_left(t, None);
                 let owed = self
                     .peers
                     .iter()
@@ -590,7 +604,8 @@ impl Auditor<'_> {
                     p.query_nodes.insert(id.clone(), nodes);
                     p.queries_in.insert(id, (t, set));
                 } else if child(st, "batch").is_some() {
-                    self.peer(peer).batches_in.insert(id);
+                    self.saw(CheckId::BatchAnswered);
+                    self.peer(peer).batches_in.insert(id, t);
                 }
             }
             ("iq", Some("result")) => {
@@ -633,6 +648,27 @@ impl Auditor<'_> {
         }
     }
 
+    /// The link to `peer` (every link if `None`) ends at `t`, by a link loss, a crash or a
+    /// stop: a batch received more than [`ANSWER_GRACE_US`] earlier and still unanswered was
+    /// dropped (PS-43), not cut short by the event.
+    fn batches_left(&mut self, t: SimTime, peer: Option<&str>) {
+        let mut dropped = Vec::new();
+        for (d, p) in &self.peers {
+            if peer.is_some_and(|x| x != d) {
+                continue;
+            }
+            for (id, at) in &p.batches_in {
+                if at.plus_micros(ANSWER_GRACE_US) <= t {
+                    dropped.push((d.clone(), id.clone(), *at));
+                }
+            }
+        }
+        for (d, id, at) in dropped {
+            let detail = format!("batch '{id}' received at {at} still unanswered at {t}");
+            self.fail(CheckId::BatchAnswered, "PS-43", at, &d, detail);
+        }
+    }
+
     /// The end of a clean stop: every peer with a session got its shutdown message.
     fn finish_stop(&mut self) {
         let Some(stop) = self.stop.take() else { return };
@@ -666,6 +702,9 @@ impl Auditor<'_> {
                 .map(|r| (CheckId::ReconcileAnswered, "PS-23", r));
             for (check, req, (id, (t, _))) in hellos.chain(queries) {
                 late.push((check, req, *t, d.clone(), id.clone()));
+            }
+            for (id, t) in &p.batches_in {
+                late.push((CheckId::BatchAnswered, "PS-43", *t, d.clone(), id.clone()));
             }
         }
         let end = self.end;

@@ -21,10 +21,12 @@ pub mod audit;
 pub mod check;
 pub mod hostile;
 pub mod mutants;
+pub mod progress;
 pub mod record;
 pub mod report;
 pub mod scenarios;
 pub mod subject;
+pub mod trace;
 pub mod workload;
 pub mod world;
 
@@ -50,6 +52,11 @@ pub struct Options {
     pub hub_peers: usize,
     /// Scenarios to run (all if `None`).
     pub scenarios: Option<Vec<String>>,
+    /// Judge a subset run as strictly as a full one: a MUST that no selected scenario
+    /// exercises fails the run. A full run (`scenarios: None`) is always strict.
+    pub require_all: bool,
+    /// Write each scenario's stanza trace into this directory ([`trace`]).
+    pub trace: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -62,11 +69,76 @@ impl Default for Options {
             changes: 20,
             hub_peers: 1000,
             scenarios: None,
+            require_all: false,
+            trace: None,
         }
     }
 }
 
+/// The largest `users` per domain the suite accepts: ten times the `huge` preset (10⁷ edges,
+/// tens of GB); beyond it a run would end in an out-of-memory abort, not a report.
+pub const MAX_USERS: u32 = 1_000_000;
+/// The largest hub the suite accepts.
+pub const MAX_HUB_PEERS: usize = 100_000;
+/// The largest number of outage changes (d) the suite accepts.
+pub const MAX_CHANGES: usize = 1_000_000;
+
 impl Options {
+    /// Checks every parameter a user can give (the command line's flags): scenario names,
+    /// workload overrides, hub size and d. A run on options that pass never panics on them.
+    ///
+    /// # Errors
+    /// What is wrong, in a sentence naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(names) = &self.scenarios {
+            let all = scenarios::all();
+            if names.is_empty() {
+                return Err("--scenarios: no scenario named".to_owned());
+            }
+            for n in names {
+                if !all.iter().any(|s| s.name == n) {
+                    let known: Vec<&str> = all.iter().map(|s| s.name).collect();
+                    return Err(format!(
+                        "--scenarios: unknown scenario {n:?}; known: {}",
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        if let Some(u) = self.users {
+            if u == 0 || u > MAX_USERS {
+                return Err(format!(
+                    "--users {u}: users per domain must be between 1 and {MAX_USERS}"
+                ));
+            }
+        }
+        if let Some(o) = self.online {
+            if !(0.0..=1.0).contains(&o) {
+                return Err(format!(
+                    "--online {o}: the fraction of users online must be between 0 and 1"
+                ));
+            }
+        }
+        if self.hub_peers == 0 || self.hub_peers > MAX_HUB_PEERS {
+            return Err(format!(
+                "--hub-peers {}: the hub needs between 1 and {MAX_HUB_PEERS} peer domains",
+                self.hub_peers
+            ));
+        }
+        if self.changes > MAX_CHANGES {
+            return Err(format!(
+                "--changes {}: at most {MAX_CHANGES} changes during an outage",
+                self.changes
+            ));
+        }
+        self.spec().validate()
+    }
+
+    /// True if a MUST that no check exercised fails the run: a full run, or `require_all`.
+    pub fn strict(&self) -> bool {
+        self.require_all || self.scenarios.is_none()
+    }
+
     /// The workload parameters.
     pub fn spec(&self) -> Spec {
         let mut spec = Spec::preset(self.preset).with_seed(self.seed);
@@ -98,12 +170,14 @@ pub enum Progress<'a> {
 /// Runs the selected scenarios against `imp`.
 ///
 /// # Errors
-/// An unknown scenario name.
+/// Options that [`Options::validate`] rejects, or a trace that cannot be written.
 pub fn run_suite(
     imp: &dyn Implementation,
     opts: &Options,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Report, String> {
+    opts.validate()?;
+    let timestamp = report::rfc3339(std::time::SystemTime::now());
     let spec = opts.spec();
     let fed = spec.generate(&[scenarios::A, scenarios::B]);
     let runs = run_on(imp, opts, &spec, &fed, progress)?;
@@ -112,6 +186,9 @@ pub fn run_suite(
         workload: workload_of(opts, &spec, &fed),
         runs,
         mutants: None,
+        strict: opts.strict(),
+        timestamp,
+        commit: report::commit(),
     })
 }
 
@@ -164,7 +241,10 @@ fn run_on(
             total,
             name: s.name,
         });
-        let run = scenarios::run(s, &ctx);
+        trace::set_recording_peers(opts.trace.is_some());
+        let run = scenarios::run(s, &ctx, opts.trace.as_deref());
+        trace::set_recording_peers(false);
+        let run = run?;
         progress(Progress::Done(&run));
         runs.push(run);
     }
@@ -175,12 +255,18 @@ fn run_on(
 /// each (added to `report`).
 ///
 /// # Errors
-/// An unknown scenario name.
+/// Options that [`Options::validate`] rejects.
 pub fn run_mutants(
     report: &mut Report,
     opts: &Options,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), String> {
+    opts.validate()?;
+    // The traces are of the implementation under test, not of its broken variants.
+    let opts = &Options {
+        trace: None,
+        ..opts.clone()
+    };
     let spec = opts.spec();
     let fed = spec.generate(&[scenarios::A, scenarios::B]);
     let mut results = Vec::new();

@@ -106,6 +106,73 @@ pub struct Report {
     pub runs: Vec<Run>,
     /// The broken variants, if they were run.
     pub mutants: Option<Vec<MutantResult>>,
+    /// True if a MUST that no check exercised fails the run (a full run, or
+    /// `--require-all`); false for a subset run, whose verdict covers only what it ran.
+    pub strict: bool,
+    /// When the run started, RFC 3339 in UTC ([`rfc3339`]).
+    pub timestamp: String,
+    /// The commit the binary was built from, if known ([`commit`]).
+    pub commit: Option<String>,
+}
+
+/// The version of the JSON report's format (`format_version`): raised when a field is removed
+/// or changes meaning; fields may be added without raising it. `conformance/report.schema.json`
+/// documents it.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How many directions of a phase the JSON report lists without `--json-full` (the largest
+/// by stanzas); the rest are summed up.
+pub const DIRECTIONS_SHOWN: usize = 8;
+
+/// The XEP the suite checks against, as its `<header>` gives it.
+const XEP: &str = include_str!("../xep/presence-sync.xml");
+
+/// The version of the XEP (the newest `<revision>`'s), e.g. `0.0.4`.
+pub fn xep_version() -> &'static str {
+    XEP.split_once("<version>")
+        .and_then(|(_, rest)| rest.split_once("</version>"))
+        .map_or("unknown", |(v, _)| v.trim())
+}
+
+/// The commit this crate was built from: `PRESENCE_SYNC_COMMIT` at build time if set, else
+/// `git describe --always --dirty --abbrev=40` in the crate's source directory if it is still
+/// there and a git checkout; `None` otherwise.
+pub fn commit() -> Option<String> {
+    if let Some(c) = option_env!("PRESENCE_SYNC_COMMIT") {
+        return Some(c.to_owned());
+    }
+    let out = std::process::Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR")])
+        .args(["describe", "--always", "--dirty", "--abbrev=40"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    (out.status.success() && !text.trim().is_empty()).then(|| text.trim().to_owned())
+}
+
+/// `t` as RFC 3339 in UTC, to the second (`2026-12-06T03:21:52Z`).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 impl Report {
@@ -139,14 +206,15 @@ impl Report {
             .collect()
     }
 
-    /// True if every scenario passed, every MUST is covered and, if the broken variants were
-    /// run, each was caught.
+    /// True if every scenario passed, no requirement failed, every MUST is covered (only
+    /// if [`Report::strict`]) and, if the broken variants were run, each was caught.
     pub fn passed(&self) -> bool {
         self.runs.iter().all(Run::passed)
-            && self
-                .coverage()
-                .iter()
-                .all(|(r, s, _)| *s == Status::Pass || (r.level != "MUST" && *s != Status::Fail))
+            && self.coverage().iter().all(|(r, s, _)| match s {
+                Status::Pass => true,
+                Status::Fail => false,
+                Status::NotCovered => !(self.strict && r.level == "MUST"),
+            })
             && self
                 .mutants
                 .as_ref()
@@ -159,7 +227,8 @@ impl Report {
         let w = &self.workload;
         let _ = writeln!(
             out,
-            "presence-sync conformance: {}\nworkload: preset {}, {} users per domain, {} cross-domain edges, {:.0}% online, {:.0}% active, d = {}, hub with {} peers, seed {}\n",
+            "presence-sync conformance: {}\nworkload: preset {}, {} users per domain, {} cross-domain edges,\n          \
+             {:.0}% online, {:.0}% active, d = {}, hub with {} peers, seed {}\n",
             self.implementation,
             w.preset,
             w.users,
@@ -172,7 +241,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "{:<22} {:<6} {:>6} {:>9} {:>10} {:>4} {:>9} {:>9} | {:>9} {:>11}",
+            "{:<20} {:<6} {:>6} {:>8} {:>9} {:>4} {:>8} {:>9} | {:>9} {:>9}",
             "scenario",
             "result",
             "checks",
@@ -184,7 +253,7 @@ impl Report {
             "RFC 6121",
             "bytes"
         );
-        let _ = writeln!(out, "{}", "-".repeat(108));
+        let _ = writeln!(out, "{}", "-".repeat(99));
         for run in &self.runs {
             let failed = run.checks.iter().filter(|c| c.failed()).count();
             let n = run.checks.len();
@@ -208,7 +277,7 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "{:<22} {:<6} {:>6} {:>9} {:>10} {:>4} {:>9} {:>9} | {:>9} {:>11}",
+                "{:<20} {:<6} {:>6} {:>8} {:>9} {:>4} {:>8} {:>9} | {:>9} {:>9}",
                 run.name,
                 if run.passed() { "pass" } else { "FAIL" },
                 format!("{}/{}", n - failed, n),
@@ -223,13 +292,23 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "\nstanzas, bytes and round trips (RTT) of the measured phase, simulated ms until every view and every active user's view was right; RFC 6121: the same phase between two Prosody-like servers (* = stale or missing presence left).\n"
+            "\nstanzas, bytes and round trips (RTT) of the measured phase; simulated ms until every\n\
+             view (conv) and every active user's view (active) was right; RFC 6121: the same\n\
+             phase between two Prosody-like servers (* = stale or missing presence left)."
         );
         for run in &self.runs {
             for c in &run.checks {
                 if c.failed() || verbose {
                     let _ = writeln!(out, "{:<22} {c}", run.name);
                 }
+            }
+            if let (false, Some(path)) = (run.passed(), &run.trace) {
+                let _ = writeln!(
+                    out,
+                    "{:<22} the stanzas of this run: {}",
+                    run.name,
+                    path.display()
+                );
             }
         }
         let coverage = self.coverage();
@@ -249,8 +328,18 @@ impl Report {
                 count(level, Status::NotCovered)
             );
         }
+        let uncovered_musts = count("MUST", Status::NotCovered);
+        if !self.strict && uncovered_musts > 0 {
+            let _ = writeln!(
+                out,
+                "  (a subset run: the {uncovered_musts} MUSTs its scenarios do not exercise are\n   \
+                 not covered, not failed; --require-all fails on them)"
+            );
+        }
         for (r, s, scenarios) in &coverage {
-            if verbose || *s == Status::Fail || (*s == Status::NotCovered && r.level == "MUST") {
+            let listed = *s == Status::Fail
+                || (self.strict && *s == Status::NotCovered && r.level == "MUST");
+            if verbose || listed {
                 let _ = writeln!(
                     out,
                     "  {:<6} {:<6} {:<11} {}  ({})",
@@ -267,35 +356,66 @@ impl Report {
             for m in mutants {
                 let _ = writeln!(
                     out,
-                    "  {:<24} {:<8} breaks {}; failing: {}",
+                    "  {:<24} {:<8} breaks {}; fails {} of {} scenarios: {}",
                     m.name,
                     if m.caught { "caught" } else { "MISSED" },
                     m.breaks.join(", "),
-                    m.failing
-                        .iter()
-                        .take(3)
-                        .map(|(s, c, r)| format!("{s}: {c} [{}]", r.join(", ")))
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    m.failed_scenarios.len(),
+                    m.scenarios,
+                    m.failed_scenarios.join(", ")
                 );
+                for (s, c, r) in m.failing.iter().take(if verbose { usize::MAX } else { 2 }) {
+                    let _ = writeln!(out, "    {s}: {c} [{}]", r.join(", "));
+                }
             }
         }
-        let _ = writeln!(
-            out,
-            "\n{}",
-            if self.passed() {
-                "conformance: PASS"
-            } else {
-                "conformance: FAIL"
-            }
-        );
+        let verdict = if self.passed() { "PASS" } else { "FAIL" };
+        let scope = if self.strict {
+            String::new()
+        } else {
+            format!(
+                " (subset: {} of {} scenarios, only what ran is judged)",
+                self.runs.len(),
+                super::scenarios::all().len()
+            )
+        };
+        let _ = writeln!(out, "\nconformance: {verdict}{scope}");
         out
     }
 
-    /// The machine-readable report.
-    pub fn json(&self) -> Value {
+    /// The machine-readable report (documented by `conformance/report.schema.json`). Without
+    /// `full`, a phase lists its [`DIRECTIONS_SHOWN`] largest directions and sums up the
+    /// rest (the hub scenario has two per peer domain); with it, every direction.
+    pub fn json(&self, full: bool) -> Value {
         let w = &self.workload;
+        let directions = |p: &Phase| {
+            let all: Vec<Value> = p
+                .directions
+                .iter()
+                .map(|(f, t, s, b)| json!({"from": f, "to": t, "stanzas": s, "bytes": b}))
+                .collect();
+            if full || p.directions.len() <= DIRECTIONS_SHOWN {
+                return (all, None);
+            }
+            let mut order: Vec<usize> = (0..p.directions.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(p.directions[i].2));
+            let (shown, rest) = order.split_at(DIRECTIONS_SHOWN);
+            let mut shown = shown.to_vec();
+            shown.sort_unstable();
+            let sum = |f: fn(&(String, String, u64, u64)) -> u64| {
+                rest.iter().map(|&i| f(&p.directions[i])).sum::<u64>()
+            };
+            (
+                shown.iter().map(|&i| all[i].clone()).collect(),
+                Some(json!({
+                    "directions": rest.len(),
+                    "stanzas": sum(|d| d.2),
+                    "bytes": sum(|d| d.3),
+                })),
+            )
+        };
         let phase = |p: &Phase| {
+            let (dirs, others) = directions(p);
             json!({
                 "stanzas": p.stanzas,
                 "bytes": p.bytes,
@@ -306,7 +426,8 @@ impl Report {
                 "stanzas_to_active_synced": p.stanzas_to_active_synced,
                 "reconcile_stanzas": p.reconcile_stanzas,
                 "reconcile_stanzas_to_active_synced": p.reconcile_stanzas_to_active_synced,
-                "directions": p.directions.iter().map(|(f, t, s, b)| json!({"from": f, "to": t, "stanzas": s, "bytes": b})).collect::<Vec<_>>(),
+                "directions": dirs,
+                "other_directions": others,
                 "kinds": p.kinds.iter().map(|(k, s, b)| json!({"kind": k, "stanzas": s, "bytes": b})).collect::<Vec<_>>(),
             })
         };
@@ -334,7 +455,9 @@ impl Report {
                         "converged": b.converged,
                         "stale_or_missing": b.diff.len(),
                     })),
+                    "trace": r.trace.as_ref().map(|p| p.display().to_string()),
                     "checks": r.checks.iter().map(|c| json!({
+                        "id": c.id,
                         "name": c.name,
                         "requirements": c.requirements,
                         "status": match &c.outcome { Outcome::Pass => "pass", Outcome::Fail(_) => "fail", Outcome::NotExercised(_) => "not-exercised" },
@@ -352,6 +475,12 @@ impl Report {
             })
             .collect();
         let mut v = json!({
+            "format_version": FORMAT_VERSION,
+            "xep": {"namespace": crate::wire::ns::PRESENCE_SYNC, "version": xep_version()},
+            "suite": {"name": env!("CARGO_PKG_NAME"), "version": env!("CARGO_PKG_VERSION")},
+            "commit": self.commit,
+            "timestamp": self.timestamp,
+            "strict": self.strict,
             "implementation": self.implementation,
             "workload": {
                 "preset": w.preset, "users_per_domain": w.users, "edges": w.edges,
@@ -370,6 +499,8 @@ impl Report {
                             "name": m.name,
                             "breaks": m.breaks,
                             "caught": m.caught,
+                            "failed_scenarios": m.failed_scenarios,
+                            "scenarios": m.scenarios,
                             "failing": m.failing.iter().map(|(s, c, r)| json!({"scenario": s, "check": c, "requirements": r})).collect::<Vec<_>>(),
                         })
                     })

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use jid::BareJid;
 
+use super::progress::{self, Tick};
 use super::record::{RecordKind, Recorder};
 use super::subject::Subject;
 use super::workload::Federation;
@@ -65,6 +66,9 @@ pub struct World {
     pub net: Net<Node>,
     /// Domains served by the implementation under test.
     pub subjects: BTreeSet<String>,
+    /// The differences from the truth when the world was set up, before any fault (see
+    /// [`World::mark_setup`]); `None` if not recorded.
+    pub setup_diff: Option<Vec<String>>,
     active: BTreeMap<String, Vec<BareJid>>,
 }
 
@@ -77,11 +81,24 @@ impl World {
         subjects: &[&str],
         mut make: impl FnMut(&str) -> Box<dyn Subject>,
     ) -> World {
+        let label = if subjects.is_empty() {
+            "building the baseline servers"
+        } else {
+            "building the servers"
+        };
+        progress::tick(Tick {
+            phase: label,
+            events: 0,
+            stanzas: 0,
+            sim_ms: 0,
+        });
         let servers = fed.build_boxed(|d| make(d));
         let mut net = Net::new(1);
         let subjects: BTreeSet<String> = subjects.iter().map(|s| (*s).to_owned()).collect();
+        // While tracing, a two-domain world records the reference peer too (super::trace).
+        let record_peers = super::trace::recording_peers() && servers.len() == 2;
         for s in servers {
-            let record = subjects.contains(s.domain());
+            let record = subjects.contains(s.domain()) || (record_peers && !subjects.is_empty());
             net.add_host(Recorder::with_recording(s, record));
         }
         let domains: Vec<String> = fed.domains().to_vec();
@@ -101,10 +118,34 @@ impl World {
         let mut world = World {
             net,
             subjects,
+            setup_diff: None,
             active,
         };
-        world.net.drive();
+        world.settle("linking");
         world
+    }
+
+    /// Runs the network until it is quiet (as [`Net::drive`]), reporting progress under
+    /// `phase` every [`progress::EVERY`] events.
+    pub fn settle(&mut self, phase: &str) {
+        if !progress::active() {
+            self.net.drive();
+            return;
+        }
+        let mut events = 0;
+        while let Err(e) = self.net.drive_bounded(progress::EVERY) {
+            events += e.events;
+            self.tick(phase, events);
+        }
+    }
+
+    fn tick(&self, phase: &str, events: u64) {
+        progress::tick(Tick {
+            phase,
+            events,
+            stanzas: self.net.stats().total().stanzas,
+            sim_ms: self.net.now().as_millis(),
+        });
     }
 
     /// Runs `f` on the server of `domain` (a local action: no simulated time passes).
@@ -152,8 +193,19 @@ impl World {
     pub fn log_in_all(&mut self, fed: &Federation) {
         for d in self.domains() {
             self.log_in(fed, &d);
-            self.net.drive();
+            let phase = if self.subjects.is_empty() {
+                "baseline login storm"
+            } else {
+                "login storm"
+            };
+            self.settle(phase);
         }
+    }
+
+    /// Records the differences from the truth now, as the state the scenario starts from:
+    /// after both login storms and the first sync, before any fault.
+    pub fn mark_setup(&mut self) {
+        self.setup_diff = Some(self.diff());
     }
 
     /// The ground truth now ([`truth_of`] the running servers).
@@ -238,6 +290,7 @@ impl World {
         if self.subjects.is_empty() {
             // A baseline world: only its cost and end state are reported, so the network
             // runs in one go.
+            self.tick("baseline (RFC 6121)", 0);
             match until {
                 Some(t) => self.net.drive_until(t),
                 None => self.net.drive(),
@@ -291,6 +344,9 @@ impl World {
             }
             if let Some(c) = each(self) {
                 complaints.push(c);
+            }
+            if events % progress::EVERY == 0 && progress::active() {
+                self.tick("measured phase", events);
             }
             if done {
                 break;

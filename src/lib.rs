@@ -101,7 +101,11 @@
 //!   restart.
 //! - `serve` (feature `serve`): the server process: storage of accounts, rosters, block lists
 //!   and the boot epoch (SQLite), and c2s authentication (SASL, XEP-0077).
-//! - [`conformance`]: the conformance suite (in progress): generated federations.
+//! - [`conformance`]: the conformance suite: any implementation of the XEP driven through
+//!   restart, outage, mismatch, legacy-peer, hub and hostile-peer scenarios on generated
+//!   federations, each end state checked against the ground truth and every stanza it sends
+//!   audited, reported requirement by requirement (text, JSON, stanza traces), with broken
+//!   variants that it must catch.
 //! - [`sim`]: the deterministic driver that runs servers over in-memory s2s links.
 //! - [`workload`]: seeded, reproducible workloads for tests, the CLI and the benchmarks.
 #![warn(missing_docs)]

@@ -267,15 +267,21 @@ fn small_multiples_share_one_legend() {
     let panels = [
         Panel {
             title: "cold restart",
+            y_label: "stanzas",
             rows: &all,
+            stale: &[],
         },
         Panel {
             title: "link loss, d = 100",
+            y_label: "bytes",
             rows: &all[..10],
+            stale: &[],
         },
         Panel {
             title: "other <scheme>",
+            y_label: "round trips",
             rows: &unknown,
+            stale: &[],
         },
     ];
     let svg = small_multiples("packets", &panels, 2);
@@ -298,8 +304,105 @@ fn small_multiples_share_one_legend() {
         .filter(|e| e.name() == "text")
         .map(|e| e.text())
         .collect();
-    assert_eq!(entries, [&SCHEMES[..], &["riblt"][..]].concat());
+    assert_eq!(
+        entries,
+        [
+            &SCHEMES[..],
+            &["riblt", "left stale or", "missing presence"][..]
+        ]
+        .concat()
+    );
+    for label in ["stanzas", "bytes", "round trips"] {
+        assert!(t.contains(&label.to_owned()), "no y label {label}");
+    }
     // Two columns, two rows of panels.
     assert_eq!(root.attr("width"), Some("1030"));
     assert_eq!(root.attr("height"), Some("674"));
+}
+
+/// The x coordinates of the points of `scheme`'s series path.
+fn xs(root: &Element, scheme: &str) -> Vec<f64> {
+    let path = descendants(root)
+        .into_iter()
+        .find(|e| e.attr("data-scheme") == Some(scheme) && e.attr("class") == Some("series"))
+        .unwrap_or_else(|| panic!("no series {scheme}"));
+    path.attr("d")
+        .unwrap()
+        .split(['M', 'L'])
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split(' ').next().unwrap().parse::<f64>().unwrap())
+        .collect()
+}
+
+#[test]
+fn stale_runs_are_crosses_not_zeros_and_equal_lines_stay_apart() {
+    // A link loss: RFC 6121 and XEP-0033 send nothing and leave stale presence; presence-sync
+    // and the floor both send 2 stanzas.
+    let rows: Vec<Row<'_>> = [1_000u64, 10_000]
+        .into_iter()
+        .flat_map(|e| {
+            [
+                ("rfc6121", e, 0),
+                ("xep0033", e, 0),
+                ("presence-sync", e, 2),
+                ("floor", e, 2),
+            ]
+        })
+        .collect();
+    let stale = [
+        ("rfc6121", 1_000),
+        ("rfc6121", 10_000),
+        ("xep0033", 1_000),
+        ("xep0033", 10_000),
+    ];
+    let panel = Panel {
+        title: "link-loss-0: stanzas",
+        y_label: "stanzas",
+        rows: &rows,
+        stale: &stale,
+    };
+    let svg = small_multiples("t", &[panel], 1);
+    let root = parse(&svg);
+    // The stale schemes have no line and no point at 0: a cross each, on the stale row.
+    assert_eq!(series(&root), ["presence-sync", "floor"]);
+    let crosses: Vec<&Element> = descendants(&root)
+        .into_iter()
+        .filter(|e| e.attr("class") == Some("stale"))
+        .collect();
+    assert_eq!(crosses.len(), 4);
+    let labels: Vec<String> = descendants(&root)
+        .into_iter()
+        .filter(|e| e.attr("class") == Some("tick-label"))
+        .map(|e| e.text())
+        .collect();
+    assert!(labels.contains(&"stale".to_owned()), "{labels:?}");
+    assert!(!labels.contains(&"0".to_owned()), "{labels:?}");
+    // Equal values, distinct lines: presence-sync and the floor are drawn apart, dashed
+    // differently, with different markers.
+    let (p, f) = (xs(&root, "presence-sync"), xs(&root, "floor"));
+    assert!(
+        p.iter().zip(&f).all(|(a, b)| (a - b).abs() >= 2.0),
+        "{p:?} {f:?}"
+    );
+    let markers = |scheme: &str| -> Vec<String> {
+        descendants(&root)
+            .into_iter()
+            .filter(|e| e.attr("class") == Some("marker") && e.attr("data-scheme") == Some(scheme))
+            .map(|e| e.name().to_owned())
+            .collect()
+    };
+    assert_eq!(markers("presence-sync").len(), 2);
+    // RFC 6121 and XEP-0033 lines (when converged) differ by marker shape and dash.
+    let both: Vec<Row<'_>> = vec![("rfc6121", 1_000, 5), ("xep0033", 1_000, 5)];
+    let svg = plot("equal", &both);
+    let root = parse(&svg);
+    let shape = |scheme: &str| {
+        descendants(&root)
+            .into_iter()
+            .find(|e| e.attr("class") == Some("marker") && e.attr("data-scheme") == Some(scheme))
+            .map(|e| (e.name().to_owned(), e.attr("d").is_some()))
+            .unwrap()
+    };
+    assert_ne!(shape("rfc6121"), shape("xep0033"));
+    assert_ne!(xs(&root, "rfc6121"), xs(&root, "xep0033"));
 }

@@ -1,4 +1,4 @@
-//! The information-theoretic floor of the packet benchmark (issue 6): the least any scheme
+//! The information-theoretic floor of the packet benchmark: the least any scheme
 //! could send to put right `d` differences, **computed from counts, not simulated**.
 //!
 //! # The model

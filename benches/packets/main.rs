@@ -1,20 +1,21 @@
-//! The packet comparison of issue 6 (part 1): **deterministic counts, not timings**, of what a
+//! The packet comparison: **deterministic counts, not timings**, of what a
 //! resync costs with this extension, beside what users would otherwise have, the
 //! range-based set-reconciliation anchor (Negentropy) and the information-theoretic floor.
 //!
 //! Run with `cargo bench --bench packets`. `PRESENCE_SYNC_BENCH_MAX_EDGES` caps the sizes
 //! (default 10^6; `10000` for a quick run). Progress goes to stderr with the wall time of every
-//! run; the tables, the targets of issue 6 and the wall times go to stdout; the rows are written
+//! run; the tables, the targets and the wall times go to stdout; the rows are written
 //! to `target/presence-sync/packets.csv` (under `$CARGO_TARGET_DIR` if set), columns
-//! `scenario,edges,differences,scheme,stanzas,bytes,round_trips`, and the plot (stanzas
-//! against edges, log-log, one line per scheme, one panel per scenario) to `packets.svg`
-//! beside it.
+//! `scenario,edges,differences,scheme,stanzas,bytes,round_trips,converged` (`converged`:
+//! `false` if the run left stale or missing presence), and the plot (stanzas, bytes and round
+//! trips against edges, log-log, one line per scheme, three panels per scenario, stale runs
+//! marked with a cross) to `packets.svg` beside it.
 //!
 //! # Workloads and scripts
 //!
 //! For each size (10^3, 10^4, 10^5, 10^6 cross-domain edges: the conformance workload
 //! `Spec::preset(Small).with_edges(n)`, seed 1, 30% of users online, the most active 10% of
-//! them active, as issue 6 defines the active users) one
+//! them active, as the project's targets define the active users) one
 //! federation of `a.example` and `b.example` is generated, and three worlds are built on it
 //! (`conformance::world::World`, the deterministic `Net`, 20 ms per hop), everybody logged in:
 //!
@@ -131,7 +132,7 @@ const LINK_LOSS_D: [usize; 5] = [0, 1, 10, 100, 1000];
 /// The d of the mixed link-loss scenario (the default churn mix: subscriptions and blocks
 /// too).
 const MIXED_D: usize = 100;
-/// The active users: the most active tenth of the online users (issue 6).
+/// The active users: the most active tenth of the online users.
 const ACTIVE: f64 = 0.1;
 /// Mismatches of the mismatch scenario.
 fn mismatches_n() -> usize {
@@ -488,10 +489,11 @@ fn run_size(target: u64, t0: Instant) -> SizeResult {
             if ext {
                 if !m.phase.converged {
                     let msg = format!(
-                        "presence-sync did not converge in {} at {edges} edges: {} differences, first: {:?}",
+                        "presence-sync did not converge in {} at {edges} edges: {} differences, \
+                         first: {}",
                         m.scenario,
                         m.phase.diff.len(),
-                        m.phase.diff.first()
+                        m.phase.diff.first().map_or("none", String::as_str)
                     );
                     log(t0, &format!("ERROR: {msg}"));
                     failures.push(msg);
@@ -573,42 +575,46 @@ fn max_edges() -> u64 {
     }
 }
 
+/// The table of one scenario, one line per size and scheme (at most 72 columns): `stale`
+/// marks a run whose end state is wrong (stale or missing presence).
 fn table(scenario: &str, rows: &[&Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "\n== {scenario} ==");
-    let _ = write!(s, "{:>9} {:>9}", "edges", "diffs");
-    for scheme in SCHEMES {
-        let _ = write!(s, " | {:^30}", scheme);
-    }
-    let _ = writeln!(s);
-    let _ = write!(s, "{:>9} {:>9}", "", "");
-    for _ in SCHEMES {
-        let _ = write!(s, " | {:>9} {:>13} {:>5}", "stanzas", "bytes", "RTT");
-    }
-    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "{:>9} {:>7}  {:<14} {:>9} {:>13} {:>5}  end state",
+        "edges", "d", "scheme", "stanzas", "bytes", "RTT"
+    );
     let edges: BTreeSet<u64> = rows.iter().map(|r| r.edges).collect();
     for e in edges {
         let of_size: Vec<&&Row> = rows.iter().filter(|r| r.edges == e).collect();
         let d = of_size.first().map_or(0, |r| r.differences);
-        let _ = write!(s, "{e:>9} {d:>9}");
-        for scheme in SCHEMES {
-            match of_size.iter().find(|r| r.scheme == scheme) {
-                Some(r) => {
-                    let mark = if r.converged { ' ' } else { '*' };
-                    let _ = write!(
-                        s,
-                        " | {:>8}{mark} {:>13} {:>5}",
-                        r.stanzas, r.bytes, r.round_trips
-                    );
-                }
-                None => {
-                    let _ = write!(s, " | {:>9} {:>13} {:>5}", "-", "-", "-");
-                }
-            }
+        for (i, scheme) in SCHEMES.iter().enumerate() {
+            let Some(r) = of_size.iter().find(|r| r.scheme == *scheme) else {
+                continue;
+            };
+            let (edges, d) = if i == 0 {
+                (e.to_string(), d.to_string())
+            } else {
+                (String::new(), String::new())
+            };
+            let _ = writeln!(
+                s,
+                "{edges:>9} {d:>7}  {:<14} {:>9} {:>13} {:>5}  {}",
+                r.scheme,
+                r.stanzas,
+                r.bytes,
+                r.round_trips,
+                if r.converged { "right" } else { "stale" }
+            );
         }
-        let _ = writeln!(s);
     }
     s
+}
+
+/// `n` of `of` as "n of of", or "never" if the moment never came.
+fn share(n: Option<u64>, of: u64) -> String {
+    n.map_or_else(|| "never".to_owned(), |n| format!("{n} of {of}"))
 }
 
 fn find<'a>(rows: &'a [Row], scenario: &str, edges: u64, scheme: &str) -> Option<&'a Row> {
@@ -629,7 +635,11 @@ fn main() {
         !sizes.is_empty(),
         "PRESENCE_SYNC_BENCH_MAX_EDGES={max} is below 1000"
     );
-    eprintln!("packet comparison: sizes {sizes:?} (PRESENCE_SYNC_BENCH_MAX_EDGES={max})");
+    let listed: Vec<String> = sizes.iter().map(u64::to_string).collect();
+    eprintln!(
+        "packet comparison: sizes {} (PRESENCE_SYNC_BENCH_MAX_EDGES={max})",
+        listed.join(", ")
+    );
     let mut results = Vec::new();
     for n in sizes {
         results.push(run_size(n, t0));
@@ -639,9 +649,10 @@ fn main() {
         .flat_map(|r| r.rows.iter().cloned())
         .collect();
 
-    println!("Packet comparison (issue 6): stanzas, bytes and round trips of each resync.");
-    println!("'*': the end state is wrong (stale or missing presence); negentropy and floor are");
-    println!("computed on the sets the resync must reconcile (see benches/packets/main.rs).");
+    println!("Packet comparison: stanzas, bytes and round trips (RTT) of each resync; d is the");
+    println!("number of differing items. End state 'stale': the run left stale or missing");
+    println!("presence. Negentropy and the floor are computed on the sets the resync must");
+    println!("reconcile (see benches/packets/main.rs).");
     for scenario in scenario_names() {
         let of: Vec<&Row> = rows.iter().filter(|r| r.scenario == scenario).collect();
         print!("{}", table(&scenario, &of));
@@ -652,33 +663,58 @@ fn main() {
         .map_or_else(|| PathBuf::from("target"), PathBuf::from)
         .join("presence-sync");
     std::fs::create_dir_all(&dir).expect("creating the output directory");
-    let mut csv = String::from("scenario,edges,differences,scheme,stanzas,bytes,round_trips\n");
+    let mut csv =
+        String::from("scenario,edges,differences,scheme,stanzas,bytes,round_trips,converged\n");
     for r in &rows {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{}",
-            r.scenario, r.edges, r.differences, r.scheme, r.stanzas, r.bytes, r.round_trips
+            "{},{},{},{},{},{},{},{}",
+            r.scenario,
+            r.edges,
+            r.differences,
+            r.scheme,
+            r.stanzas,
+            r.bytes,
+            r.round_trips,
+            r.converged
         );
     }
     let csv_path = dir.join("packets.csv");
     std::fs::write(&csv_path, csv).expect("writing packets.csv");
+    // Per scenario, three panels side by side: stanzas, bytes, round trips.
     let names = scenario_names();
-    let points: Vec<Vec<plot::Row<'_>>> = names
+    type Metric = fn(&Row) -> u64;
+    let metrics: [(&str, Metric); 3] = [
+        ("stanzas", |r| r.stanzas),
+        ("bytes", |r| r.bytes),
+        ("round trips", |r| r.round_trips),
+    ];
+    /// A panel's title, y label, points and stale points.
+    type Points<'a> = (String, &'a str, Vec<plot::Row<'a>>, Vec<(&'a str, u64)>);
+    let mut points: Vec<Points<'_>> = Vec::new();
+    for s in &names {
+        let of: Vec<&Row> = rows.iter().filter(|r| &r.scenario == s).collect();
+        let stale: Vec<(&str, u64)> = of
+            .iter()
+            .filter(|r| !r.converged)
+            .map(|r| (r.scheme, r.edges))
+            .collect();
+        for (label, f) in metrics {
+            let pts = of.iter().map(|r| (r.scheme, r.edges, f(r))).collect();
+            points.push((format!("{s}: {label}"), label, pts, stale.clone()));
+        }
+    }
+    let panels: Vec<plot::Panel<'_>> = points
         .iter()
-        .map(|s| {
-            rows.iter()
-                .filter(|r| &r.scenario == s)
-                .map(|r| (r.scheme, r.edges, r.stanzas))
-                .collect()
+        .map(|(title, y_label, rows, stale)| plot::Panel {
+            title,
+            y_label,
+            rows,
+            stale,
         })
         .collect();
-    let panels: Vec<plot::Panel<'_>> = names
-        .iter()
-        .zip(&points)
-        .map(|(title, rows)| plot::Panel { title, rows })
-        .collect();
     let svg = plot::small_multiples(
-        "Stanzas per resync against cross-domain edges (log-log)",
+        "Stanzas, bytes and round trips per resync against cross-domain edges (log-log)",
         &panels,
         3,
     );
@@ -686,22 +722,23 @@ fn main() {
     std::fs::write(&svg_path, svg).expect("writing packets.svg");
     println!("\nwrote {} and {}", csv_path.display(), svg_path.display());
 
-    // The targets of issue 6.
+    // The targets.
     let largest = results.last().expect("one size");
     let big = largest.edges;
     let at_1e6 = if max >= 1_000_000 {
         String::new()
     } else {
-        format!(" [10^6 not run: largest size {big} edges]")
+        " (10^6 not run)".to_owned()
     };
-    println!("\nTargets of issue 6 (measured figures):");
+    println!("\nTargets (measured figures):");
     let mut all_ok = true;
     for r in &results {
         let x = find(&rows, "link-loss-0", r.edges, "presence-sync").expect("link-loss-0 row");
         let ok = x.stanzas <= 2 && x.round_trips <= 1;
         all_ok &= ok;
         println!(
-            "  unchanged link loss, {} edges: {} stanzas, {} round trip(s) (target <= 2, <= 1): {}",
+            "- unchanged link loss, {} edges: {} stanzas, {} round trip(s)\n  \
+             (target: at most 2 and 1): {}",
             r.edges,
             x.stanzas,
             x.round_trips,
@@ -715,7 +752,10 @@ fn main() {
         let ok = e.stanzas <= n.stanzas && e.round_trips <= n.round_trips && e.bytes <= n.bytes;
         all_ok &= ok;
         println!(
-            "  link loss d = 100, {big} edges{at_1e6}: presence-sync {} stanzas / {} RTT / {} B, negentropy {} / {} / {} B (target: no more on each): {}; bytes = {:.1}x the floor ({} B), negentropy {:.1}x",
+            "- link loss with d = 100, {big} edges{at_1e6}:\n  \
+             presence-sync {} stanzas, {} RTT, {} B; negentropy {}, {}, {} B\n  \
+             (target: no more on each): {}\n  \
+             bytes: {:.1}x the floor ({} B), negentropy's {:.1}x",
             e.stanzas,
             e.round_trips,
             e.bytes,
@@ -739,7 +779,9 @@ fn main() {
         let ok = rp >= 300.0 && rx >= 30.0;
         all_ok &= ok;
         println!(
-            "  cold restart + login storm, {big} edges{at_1e6}, 30% online: presence-sync {} stanzas, rfc6121 {} ({rp:.0}x fewer, target >= 300x), xep0033 {} ({rx:.0}x fewer, target >= 30x): {}",
+            "- cold restart with login storm, {big} edges{at_1e6}, 30% online:\n  \
+             presence-sync {} stanzas; rfc6121 {} ({rp:.0}x more, target at least 300x);\n  \
+             xep0033 {} ({rx:.0}x more, target at least 30x): {}",
             e.stanzas,
             p.stanzas,
             x.stanzas,
@@ -751,22 +793,27 @@ fn main() {
         let (frac, how) = if iqs > 0 {
             (
                 iq_to_active.map(|n| n as f64 / iqs as f64),
-                format!("{iq_to_active:?} of {iqs} reconcile stanzas"),
+                format!("{} reconcile stanzas", share(iq_to_active, iqs)),
             )
         } else {
             (
                 st_to_active.map(|n| n as f64 / st.max(1) as f64),
-                format!("{st_to_active:?} of {st} stanzas"),
+                format!("{} stanzas", share(st_to_active, st)),
             )
         };
         let ok = frac.is_some_and(|f| f <= 0.10);
         all_ok &= ok;
         let (wanted, entries) = largest.ext_cold_share;
         println!(
-            "  active users (the most active {:.0}% of the online users) synchronized first, cold restart {big} edges{at_1e6}: right after {how} = {} (target <= 10%); all stanzas: {st_to_active:?} of {st}: {}; their contacts publish {wanted} of the {entries} entries to move ({:.1}%), which any order must move first",
+            "- active users (the most active {:.0}% of the online users) synchronized first,\n  \
+             cold restart, {big} edges{at_1e6}:\n  \
+             right after {how} = {} (target: at most 10%): {}\n  \
+             all stanzas: {}; their contacts publish {wanted} of the {entries}\n  \
+             entries to move ({:.1}%), which any order must move first",
             ACTIVE * 100.0,
             frac.map_or("never".to_owned(), |f| format!("{:.1}%", f * 100.0)),
             verdict(ok),
+            share(st_to_active, st),
             wanted as f64 * 100.0 / entries.max(1) as f64
         );
     }
@@ -775,7 +822,9 @@ fn main() {
         let ok = s < 30.0;
         all_ok &= ok;
         println!(
-            "  wall time of the presence-sync cold restart, {big} edges{at_1e6}: {s:.1} s (crash, 5 s simulated, restart, sync, login storm; target < 30 s): {}; building and logging in that world took {:.1} s",
+            "- wall time of the presence-sync cold restart, {big} edges{at_1e6}:\n  \
+             {s:.1} s (crash, 5 s simulated, restart, sync, login storm; target under 30 s): {}\n  \
+             building and logging in that world took {:.1} s",
             verdict(ok),
             largest.ext_setup_seconds
         );

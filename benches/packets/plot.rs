@@ -1,5 +1,5 @@
-//! The plot of the packet benchmark (issue 6): stanzas (y) against cross-domain edges (x),
-//! log-log, one line per scheme, written as a self-contained SVG.
+//! The plot of the packet benchmark: stanzas, bytes or round trips (y) against cross-domain
+//! edges (x), log-log, one line per scheme, written as a self-contained SVG.
 //!
 //! **Why no plotting crate.** `plotters` with only `svg_backend` and `line_series` is light
 //! (three crates and `num-traits`) and draws log axes without fonts, but it writes each series
@@ -18,13 +18,20 @@
 //!   least one decade; a value within 0.05 decade of a power, like 965 or 1 000 298 edges,
 //!   counts as on it), and a margin of 4% so that no point sits on the frame;
 //! - each scheme is one `<path class='series' data-scheme='NAME'>` through its points in order
-//!   of edges, with a circle at each point, so a scheme with a single point still shows;
+//!   of edges, with a marker at each point (its own shape: square, triangle, diamond, circle),
+//!   so a scheme with a single point still shows; each scheme has its own dash pattern and is
+//!   shifted sideways by a few units, so that lines with the same values (RFC 6121 and
+//!   XEP-0033 at a link loss) stay visible side by side;
+//! - a point whose run **left stale or missing presence** ([`Panel::stale`]) is not drawn at
+//!   its count (0 stanzas would look cheaper than the floor): it is a cross on a `stale` row
+//!   below the axis, set off by the broken-axis mark, and no line runs through it;
 //! - **zero stanzas** (RFC 6121 after a bare link loss sends nothing and leaves stale presence)
 //!   cannot sit on a log axis: such points go on a separate `0` row a decade below the
 //!   lowest, set off by a broken-axis mark, and the lines run down to it;
 //! - points with 0 edges are left out (no log position);
 //! - the known schemes have fixed colours and the legend lists them first, in the order
-//!   `rfc6121`, `xep0033`, `negentropy`, `presence-sync`, `floor` (dashed); other names follow
+//!   `rfc6121`, `xep0033` (dashed), `negentropy` (dotted), `presence-sync`, `floor` (dashed);
+//!   other names follow
 //!   in order of appearance, with colours from a spare palette.
 //!
 //! Text is escaped; numbers are written with one decimal, so the same rows give the same bytes.
@@ -42,18 +49,40 @@ pub type Row<'a> = (&'a str, u64, u64);
 pub struct Panel<'a> {
     /// The scenario's name, written above its panel.
     pub title: &'a str,
+    /// What the y axis counts (`stanzas`, `bytes`, `round trips`).
+    pub y_label: &'a str,
     /// Its points.
     pub rows: &'a [Row<'a>],
+    /// The points (scheme, edges) whose run left stale or missing presence: drawn as a cross
+    /// on a `stale` row below the axis instead of at their count, and left out of the lines.
+    pub stale: &'a [(&'a str, u64)],
 }
 
-/// The schemes of the packet bench, in legend order, with their colours and dash patterns.
-const KNOWN: [(&str, &str, &str); 5] = [
-    ("rfc6121", "#d62728", ""),
-    ("xep0033", "#ff7f0e", ""),
-    ("negentropy", "#1f77b4", ""),
-    ("presence-sync", "#2ca02c", ""),
-    ("floor", "#000000", "6 4"),
+/// The schemes of the packet bench, in legend order, with their colours, dash patterns and
+/// marker shapes: lines that coincide (RFC 6121 and XEP-0033 at a link loss, presence-sync and
+/// the floor where both send 2 stanzas) stay distinguishable by dash and marker, and each
+/// scheme's line is shifted sideways by a few units ([`OFFSET`]).
+const KNOWN: [(&str, &str, &str, Shape); 5] = [
+    ("rfc6121", "#d62728", "", Shape::Square),
+    ("xep0033", "#ff7f0e", "7 3", Shape::Triangle),
+    ("negentropy", "#1f77b4", "2 3", Shape::Diamond),
+    ("presence-sync", "#2ca02c", "", Shape::Circle),
+    ("floor", "#000000", "6 4", Shape::Circle),
 ];
+
+/// How far apart, in SVG units, the lines of neighbouring schemes are drawn sideways.
+const OFFSET: f64 = 3.0;
+/// How many times further apart than the lines the crosses of stale runs are drawn.
+const STALE_SPREAD: f64 = 3.0;
+
+/// A marker's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Circle,
+    Square,
+    Triangle,
+    Diamond,
+}
 /// Colours for schemes not in [`KNOWN`].
 const SPARE: [&str; 5] = ["#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"];
 
@@ -67,9 +96,18 @@ const BOTTOM: f64 = 46.0;
 const TITLE_H: f64 = 34.0;
 const LEGEND_W: f64 = 150.0;
 
-/// An SVG of one scenario: `title` above, the rows as one line per scheme.
+/// An SVG of one scenario: `title` above, the rows (stanzas) as one line per scheme.
 pub fn plot(title: &str, rows: &[Row<'_>]) -> String {
-    small_multiples(title, &[Panel { title: "", rows }], 1)
+    small_multiples(
+        title,
+        &[Panel {
+            title: "",
+            y_label: "stanzas",
+            rows,
+            stale: &[],
+        }],
+        1,
+    )
 }
 
 /// An SVG of several scenarios as small multiples, `columns` panels per row (at least 1), one
@@ -109,11 +147,12 @@ pub fn small_multiples(title: &str, panels: &[Panel<'_>], columns: usize) -> Str
     s
 }
 
-/// A scheme's name, colour and dash pattern.
+/// A scheme's name, colour, dash pattern and marker.
 struct Style<'a> {
     name: &'a str,
     colour: &'a str,
     dash: &'a str,
+    shape: Shape,
 }
 
 /// Every scheme of the panels, known ones first in their order, then the others as they come.
@@ -122,7 +161,12 @@ fn schemes<'a>(panels: &[Panel<'a>]) -> Vec<Style<'a>> {
     let mut out: Vec<Style<'a>> = KNOWN
         .iter()
         .filter(|k| present(k.0))
-        .map(|&(name, colour, dash)| Style { name, colour, dash })
+        .map(|&(name, colour, dash, shape)| Style {
+            name,
+            colour,
+            dash,
+            shape,
+        })
         .collect();
     let mut spare = SPARE.iter().cycle();
     for row in panels.iter().flat_map(|p| p.rows.iter()) {
@@ -131,6 +175,7 @@ fn schemes<'a>(panels: &[Panel<'a>]) -> Vec<Style<'a>> {
                 name: row.0,
                 colour: spare.next().expect("cycle"),
                 dash: "",
+                shape: Shape::Circle,
             });
         }
     }
@@ -149,10 +194,17 @@ struct Axis {
     end: f64,
     /// Where the `0` row is, if any.
     zero: Option<f64>,
+    /// Where the `stale` row is, if any (below the `0` row).
+    stale: Option<f64>,
 }
 
 impl Axis {
     fn of(values: impl Iterator<Item = u64>, allow_zero: bool) -> Axis {
+        Axis::with_stale(values, allow_zero, false)
+    }
+
+    /// [`Axis::of`], with a `stale` row below everything if `stale`.
+    fn with_stale(values: impl Iterator<Item = u64>, allow_zero: bool, stale: bool) -> Axis {
         let (mut min, mut max, mut zero) = (f64::INFINITY, f64::NEG_INFINITY, false);
         for v in values {
             if v == 0 {
@@ -175,13 +227,16 @@ impl Axis {
         }
         let (first, last) = (min.min(f64::from(lo)), max.max(f64::from(hi)));
         let zero_at = zero.then_some(first - 1.0);
-        let pad = 0.04 * (last - zero_at.unwrap_or(first));
+        let stale_at = stale.then(|| zero_at.unwrap_or(first) - 1.0);
+        let bottom = stale_at.or(zero_at).unwrap_or(first);
+        let pad = 0.04 * (last - bottom);
         Axis {
             lo,
             hi,
-            start: zero_at.unwrap_or(first) - pad,
+            start: bottom - pad,
             end: last + pad,
             zero: zero_at,
+            stale: stale_at,
         }
     }
 
@@ -201,9 +256,12 @@ impl Axis {
 }
 
 fn draw_panel(s: &mut String, panel: &Panel<'_>, schemes: &[Style<'_>], x0: f64, y0: f64) {
-    let rows: Vec<&Row<'_>> = panel.rows.iter().filter(|r| r.1 > 0).collect();
-    let xa = Axis::of(rows.iter().map(|r| r.1), false);
-    let ya = Axis::of(rows.iter().map(|r| r.2), true);
+    let is_stale = |r: &Row<'_>| panel.stale.contains(&(r.0, r.1));
+    let all: Vec<&Row<'_>> = panel.rows.iter().filter(|r| r.1 > 0).collect();
+    let rows: Vec<&Row<'_>> = all.iter().copied().filter(|r| !is_stale(r)).collect();
+    let stale: Vec<&Row<'_>> = all.iter().copied().filter(|r| is_stale(r)).collect();
+    let xa = Axis::of(all.iter().map(|r| r.1), false);
+    let ya = Axis::with_stale(rows.iter().map(|r| r.2), true, !stale.is_empty());
     let (left, top) = (x0 + LEFT, y0 + TOP);
     let (w, h) = (PANEL_W - LEFT - RIGHT, PANEL_H - TOP - BOTTOM);
     let px = |v: u64| left + xa.fraction(v) * w;
@@ -240,7 +298,8 @@ fn draw_panel(s: &mut String, panel: &Panel<'_>, schemes: &[Style<'_>], x0: f64,
     }
     let y_ticks = (ya.lo..=ya.hi).map(|e| (f64::from(e), power_of_ten(e)));
     let zero_tick = ya.zero.map(|z| (z, "0".to_owned()));
-    for (at, label) in zero_tick.into_iter().chain(y_ticks) {
+    let stale_tick = ya.stale.map(|z| (z, "stale".to_owned()));
+    for (at, label) in stale_tick.into_iter().chain(zero_tick).chain(y_ticks) {
         let y = top + h - ya.at(at) * h;
         let _ = writeln!(
             s,
@@ -253,8 +312,8 @@ fn draw_panel(s: &mut String, panel: &Panel<'_>, schemes: &[Style<'_>], x0: f64,
             y + 4.0,
         );
     }
-    if let Some(z) = ya.zero {
-        // Broken-axis mark halfway between the zero row and the lowest value or decade.
+    if let Some(z) = ya.stale.or(ya.zero) {
+        // Broken-axis mark halfway between the lowest row and the lowest value or decade.
         let y = top + h - ya.at(z + 0.5) * h;
         let _ = writeln!(
             s,
@@ -268,14 +327,40 @@ fn draw_panel(s: &mut String, panel: &Panel<'_>, schemes: &[Style<'_>], x0: f64,
     let _ = writeln!(
         s,
         "<text class='axis-label' x='{:.1}' y='{:.1}' text-anchor='middle'>cross-domain edges</text>\
-         <text class='axis-label' transform='translate({:.1} {:.1}) rotate(-90)' text-anchor='middle'>stanzas</text>",
+         <text class='axis-label' transform='translate({:.1} {:.1}) rotate(-90)' text-anchor='middle'>{}</text>",
         left + w / 2.0,
         top + h + 36.0,
         x0 + 14.0,
-        top + h / 2.0
+        top + h / 2.0,
+        escape(panel.y_label)
     );
-    // One path per scheme present in this panel, then its markers.
-    for st in schemes {
+    // One path per scheme present in this panel, then its markers, each scheme shifted
+    // sideways by its own multiple of OFFSET so that equal lines stay visible.
+    let present: Vec<&Style<'_>> = schemes
+        .iter()
+        .filter(|st| all.iter().any(|r| r.0 == st.name))
+        .collect();
+    let mid = (present.len() as f64 - 1.0) / 2.0;
+    for (k, st) in present.iter().enumerate() {
+        let dx = (k as f64 - mid) * OFFSET;
+        let px = |v: u64| px(v) + dx;
+        // Stale points: a cross on the stale row, no line through them.
+        // Crosses are wider than markers: spread them further apart than the lines.
+        for r in stale.iter().filter(|r| r.0 == st.name) {
+            let x = px(r.1) + dx * (STALE_SPREAD - 1.0);
+            let y = top + h - ya.at(ya.stale.unwrap_or(0.0)) * h;
+            let _ = writeln!(
+                s,
+                "<path class='stale' data-scheme='{}' data-value='{}' d='M{:.1} {:.1}l8 8M{:.1} {:.1}l-8 8' stroke='{}' stroke-width='2'/>",
+                escape(st.name),
+                r.2,
+                x - 4.0,
+                y - 4.0,
+                x + 4.0,
+                y - 4.0,
+                st.colour
+            );
+        }
         let mut points: Vec<(u64, u64)> = rows
             .iter()
             .filter(|r| r.0 == st.name)
@@ -285,6 +370,13 @@ fn draw_panel(s: &mut String, panel: &Panel<'_>, schemes: &[Style<'_>], x0: f64,
             continue;
         }
         points.sort_unstable();
+        let points: Vec<(u64, u64)> = points
+            .into_iter()
+            .filter(|&(x, _)| !panel.stale.contains(&(st.name, x)))
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
         let mut d = String::new();
         for (i, &(x, y)) in points.iter().enumerate() {
             let _ = write!(
@@ -307,17 +399,38 @@ fn draw_panel(s: &mut String, panel: &Panel<'_>, schemes: &[Style<'_>], x0: f64,
             st.colour
         );
         for &(x, y) in &points {
-            let _ = writeln!(
-                s,
-                "<circle class='marker' data-scheme='{}' cx='{:.1}' cy='{:.1}' r='3' fill='{}'/>",
-                escape(st.name),
-                px(x),
-                py(y),
-                st.colour
-            );
+            marker(s, st, px(x), py(y), "marker");
         }
     }
     let _ = writeln!(s, "</g>");
+}
+
+/// A marker of `st`'s shape centred on (x, y), of `class`.
+fn marker(s: &mut String, st: &Style<'_>, x: f64, y: f64, class: &str) {
+    let name = escape(st.name);
+    let c = st.colour;
+    let _ = match st.shape {
+        Shape::Circle => writeln!(
+            s,
+            "<circle class='{class}' data-scheme='{name}' cx='{x:.1}' cy='{y:.1}' r='3' fill='{c}'/>"
+        ),
+        Shape::Square => writeln!(
+            s,
+            "<rect class='{class}' data-scheme='{name}' x='{:.1}' y='{:.1}' width='7' height='7' fill='none' stroke='{c}' stroke-width='1.5'/>",
+            x - 3.5,
+            y - 3.5
+        ),
+        Shape::Triangle => writeln!(
+            s,
+            "<path class='{class}' data-scheme='{name}' d='M{x:.1} {:.1}l4 7h-8z' fill='{c}'/>",
+            y - 4.5
+        ),
+        Shape::Diamond => writeln!(
+            s,
+            "<path class='{class}' data-scheme='{name}' d='M{x:.1} {:.1}l4 4l-4 4l-4 -4z' fill='{c}'/>",
+            y - 4.0
+        ),
+    };
 }
 
 fn draw_legend(s: &mut String, schemes: &[Style<'_>], x: f64, y: f64) {
@@ -339,7 +452,23 @@ fn draw_legend(s: &mut String, schemes: &[Style<'_>], x: f64, y: f64) {
             ly + 4.0,
             escape(st.name)
         );
+        marker(s, st, x + 12.0, ly, "legend-marker");
     }
+    // What a cross means, if a panel has one.
+    let ly = y + 20.0 * schemes.len() as f64 + 6.0;
+    let _ = writeln!(
+        s,
+        "<path d='M{:.1} {:.1}l8 8M{:.1} {:.1}l-8 8' stroke='#444' stroke-width='2'/>\
+         <text x='{:.1}' y='{:.1}'>left stale or</text><text x='{:.1}' y='{:.1}'>missing presence</text>",
+        x + 8.0,
+        ly - 4.0,
+        x + 16.0,
+        ly - 4.0,
+        x + 30.0,
+        ly + 4.0,
+        x + 30.0,
+        ly + 18.0
+    );
     let _ = writeln!(s, "</g>");
 }
 

@@ -242,11 +242,18 @@ impl Auditor<'_> {
         let p = self.peer(peer);
         let (hash, set) = (p.hellos_in.remove(id), p.queries_in.remove(id));
         let twice = p.answered.contains(id);
-        if hash.is_none() && set.is_none() && !twice && !p.batches_in.remove(id) {
+        let batch = p.batches_in.remove(id).is_some();
+        if hash.is_none() && set.is_none() && !twice && !batch {
             return None; // not an answer to a request of the protocol
         }
         if ty == "error" {
             p.session = None;
+        }
+        if batch {
+            return (ty == "result" && st.children().next().is_some()).then(|| {
+                let why = "answers a batch with a result that is not empty".to_owned();
+                (CheckId::BatchAnswered, "PS-43", why)
+            });
         }
         if let Some((_, hash)) = hash {
             return match hello.map(|h| h.attr("hash").unwrap_or_default()) {

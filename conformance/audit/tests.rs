@@ -106,6 +106,11 @@ fn batch(items: &str) -> String {
     format!("<batch xmlns='{NS}' epoch='{E1}'>{items}</batch>")
 }
 
+/// A batch of the peer (its epoch, one of its users).
+fn peer_batch() -> String {
+    batch(&item(ROMEO, "")).replace(E1, E2)
+}
+
 fn presence(ty: Option<&str>, from: &str, to: &str, payload: &str) -> String {
     let ty = ty.map(|t| format!(" type='{t}'")).unwrap_or_default();
     format!("<presence xmlns='jabber:server'{ty} from='{from}' to='{to}'>{payload}</presence>")
@@ -147,6 +152,8 @@ fn middle() -> Vec<Record> {
         ),
         out(5, &iq(true, "set", "b1", &nurse)),
         inn(6, &iq(false, "result", "b1", "")),
+        inn(6, &iq(false, "set", "b2", &peer_batch())),
+        out(6, &iq(true, "result", "b2", "")),
         out(7, &presence(None, JULIET_R, P, &marker("fanout"))),
         out(8, &repair),
         out_to(9, L, &presence(None, JULIET_R, "escalus@c.example", "")),
@@ -386,6 +393,51 @@ fn hellos_must_be_answered() {
     assert_eq!(
         outcome(&with(vec![request(), down(4)]), CheckId::HelloAnswered),
         Outcome::Pass
+    );
+}
+
+#[test]
+fn batches_are_answered_with_an_empty_result() {
+    let request = || inn(3, &iq(false, "set", "b9", &peer_batch()));
+    // Dropped: never answered.
+    fails(vec![request()], CheckId::BatchAnswered, "PS-43");
+    // Answered with something in the result.
+    let full = out(3, &iq(true, "result", "b9", &peer_batch()));
+    fails(vec![request(), full], CheckId::BatchAnswered, "PS-43");
+    // An error is an answer (a stale epoch, PS-43), and so is an empty result.
+    let error = out(
+        3,
+        &iq(
+            true,
+            "error",
+            "b9",
+            &format!("<error type='cancel'><stale-epoch xmlns='{NS}'/></error>"),
+        ),
+    );
+    assert_eq!(
+        outcome(&with(vec![request(), error]), CheckId::BatchAnswered),
+        Outcome::Pass
+    );
+    let empty = out(3, &iq(true, "result", "b9", ""));
+    assert_eq!(
+        outcome(&with(vec![request(), empty]), CheckId::BatchAnswered),
+        Outcome::Pass
+    );
+    // A link loss right after the batch arrived is no failure; one long after it, with the
+    // batch still unanswered, is (the host dropped it).
+    assert_eq!(
+        outcome(&with(vec![request(), down(4)]), CheckId::BatchAnswered),
+        Outcome::Pass
+    );
+    fails(
+        vec![request(), down(2_000)],
+        CheckId::BatchAnswered,
+        "PS-43",
+    );
+    fails(
+        vec![request(), at(5_000, RecordKind::Crash)],
+        CheckId::BatchAnswered,
+        "PS-43",
     );
 }
 

@@ -8,6 +8,7 @@
 //! with a baseline run the same script again with two RFC 6121 servers (Prosody-like) and
 //! report its cost beside the extension's.
 
+use std::path::Path;
 use std::time::Instant;
 
 use super::audit;
@@ -54,6 +55,7 @@ impl Ctx<'_> {
             }
         });
         w.log_in_all(self.fed);
+        w.mark_setup();
         w
     }
 
@@ -92,9 +94,9 @@ pub struct Body {
 }
 
 impl Body {
-    /// Adds a check.
-    pub fn check(&mut self, c: Check) {
-        self.checks.push(c);
+    /// Adds a check under the stable identifier `id` (unique within the scenario).
+    pub fn check(&mut self, id: &str, c: Check) {
+        self.checks.push(c.with_id(id));
     }
 }
 
@@ -112,6 +114,8 @@ pub struct Run {
     pub baseline: Option<Phase>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The file its stanza trace was written to (`--trace DIR`).
+    pub trace: Option<std::path::PathBuf>,
 }
 
 impl Run {
@@ -134,8 +138,12 @@ impl Run {
     }
 }
 
-/// Runs `scenario` on `ctx` and audits the traffic of the implementation under test.
-pub fn run(scenario: &Scenario, ctx: &Ctx<'_>) -> Run {
+/// Runs `scenario` on `ctx`, audits the traffic of the implementation under test and, with
+/// `trace`, writes the stanza trace of its worlds into that directory ([`super::trace`]).
+///
+/// # Errors
+/// The trace cannot be written.
+pub fn run(scenario: &Scenario, ctx: &Ctx<'_>, trace: Option<&Path>) -> Result<Run, String> {
     let started = Instant::now();
     let mut body = (scenario.run)(ctx);
     let audits = body.worlds.iter().flat_map(|world| {
@@ -145,14 +153,53 @@ pub fn run(scenario: &Scenario, ctx: &Ctx<'_>) -> Run {
             .map(|d| audit::audit(d, world.net.host(d).records(), &body.audit))
     });
     body.checks.extend(merge_audits(audits));
-    Run {
+    body.checks.extend(setup_check(&body.worlds));
+    for c in &mut body.checks {
+        c.id = format!("{}/{}", scenario.name, c.id);
+    }
+    let trace = match trace {
+        Some(dir) => Some(super::trace::write(
+            dir,
+            scenario.name,
+            scenario.about,
+            &body.worlds,
+        )?),
+        None => None,
+    };
+    Ok(Run {
         name: scenario.name,
         about: scenario.about,
         checks: body.checks,
         phase: body.phase,
         baseline: body.baseline,
         seconds: started.elapsed().as_secs_f64(),
+        trace,
+    })
+}
+
+/// The check of the state every scenario starts from ([`World::mark_setup`]): after both login
+/// storms, with the session up, every user sees exactly its contacts' presence. Each side's
+/// users log in in turn, so each side's published set changes while the session is up and
+/// reaches the other as batches and live presence, which the implementation under test must
+/// apply and answer (PS-43, PS-44). None if no world recorded its set-up.
+fn setup_check(worlds: &[World]) -> Option<Check> {
+    let diffs: Vec<&Vec<String>> = worlds
+        .iter()
+        .filter_map(|w| w.setup_diff.as_ref())
+        .collect();
+    if diffs.is_empty() {
+        return None;
     }
+    let problems: Vec<String> = diffs.into_iter().flatten().cloned().collect();
+    Some(
+        Check::empty(
+            "before any fault, after both login storms, every user sees exactly its contacts' \
+             presence",
+            &truth_reqs(&["PS-43", "PS-44"]),
+            &problems,
+        )
+        .with_id("setup-truth"),
+    )
 }
 
 /// One [`Check`] per audit check, over the audits of every world of a scenario: failed if it
@@ -182,6 +229,7 @@ fn merge_audits(audits: impl Iterator<Item = Vec<audit::Finding>>) -> Vec<Check>
                 c.requirements,
                 outcome,
             )
+            .with_id(format!("audit/{}", super::check::slug(c.name)))
         })
         .collect()
 }

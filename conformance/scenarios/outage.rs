@@ -84,14 +84,14 @@ fn link_loss(ctx: &Ctx<'_>) -> Body {
     let mut body = Body::default();
     let mut reqs = truth_reqs(&RESYNC);
     reqs.extend(["PS-44", "PS-49", "PS-63", "PS-67"]);
-    body.check(truth(
+    body.check("truth", truth(
         "after the link is back every user sees exactly its contacts' presence (RFC 6121 leaves stale presence here)",
         &reqs,
         &phase,
     ));
     let d = changes.len() as u64;
     let bound = 6 + 3 * d;
-    body.check(Check::new(
+    body.check("cost-proportional", Check::new(
         format!(
             "the resync costs in proportion to the {d} changes (at most 6 + 3d = {bound} stanzas)"
         ),
@@ -111,22 +111,28 @@ fn link_loss_unchanged(ctx: &Ctx<'_>) -> Body {
     let mut base = ctx.baseline(Flavour::Prosody);
     let baseline = link_loss_with(&mut base, &[]);
     let mut body = Body::default();
-    body.check(Check::new(
-        "equal state after a link loss costs one hello exchange: 2 stanzas, 1 round trip",
-        &["PS-10", "PS-17", "PS-19"],
-        phase.stanzas <= 2 && phase.round_trips <= 1,
-        || {
-            format!(
-                "{} stanzas, {} round trips: {:?}",
-                phase.stanzas, phase.round_trips, phase.kinds
-            )
-        },
-    ));
-    body.check(truth(
-        "after the link is back every user sees exactly its contacts' presence",
-        &truth_reqs(&["PS-19"]),
-        &phase,
-    ));
+    body.check(
+        "one-hello-exchange",
+        Check::new(
+            "equal state after a link loss costs one hello exchange: 2 stanzas, 1 round trip",
+            &["PS-10", "PS-17", "PS-19"],
+            phase.stanzas <= 2 && phase.round_trips <= 1,
+            || {
+                format!(
+                    "{} stanzas, {} round trips: {:?}",
+                    phase.stanzas, phase.round_trips, phase.kinds
+                )
+            },
+        ),
+    );
+    body.check(
+        "truth",
+        truth(
+            "after the link is back every user sees exactly its contacts' presence",
+            &truth_reqs(&["PS-19"]),
+            &phase,
+        ),
+    );
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
@@ -197,18 +203,21 @@ fn drop_at_every_index(ctx: &Ctx<'_>) -> Body {
         }
         body.worlds.push(w);
     }
-    body.check(Check::new(
-        format!("a resync cut after any of its {n} messages converges once the link is back"),
-        &["PS-16", "PS-19", "PS-36", "PS-37", "PS-44", "PS-56"],
-        failures.is_empty() && n > 0,
-        || {
-            if n == 0 {
-                "the resync sent nothing".into()
-            } else {
-                failures.join("; ")
-            }
-        },
-    ));
+    body.check(
+        "cut-anywhere-converges",
+        Check::new(
+            format!("a resync cut after any of its {n} messages converges once the link is back"),
+            &["PS-16", "PS-19", "PS-36", "PS-37", "PS-44", "PS-56"],
+            failures.is_empty() && n > 0,
+            || {
+                if n == 0 {
+                    "the resync sent nothing".into()
+                } else {
+                    failures.join("; ")
+                }
+            },
+        ),
+    );
     body
 }
 
@@ -249,7 +258,7 @@ fn crash_mid_sync(ctx: &Ctx<'_>) -> Body {
         let mut w2 = w;
         settle(&mut w2);
         let diff = w2.diff();
-        body.check(Check::empty(
+        body.check(if victim == A { "crash-mid-pull-subject-converges" } else { "crash-mid-pull-peer-converges" }, Check::empty(
             format!(
                 "{victim} crashes after {} of the {} stanzas of a pull, restarts: every user then sees exactly its contacts' presence",
                 full.stanzas / 2,
@@ -311,7 +320,8 @@ fn changes_during_sync(ctx: &Ctx<'_>) -> Body {
         .map(|(_, _, c)| c)
         .collect();
     live += late.len();
-    body_checks.push(if live == 0 {
+    body_checks.push(
+        if live == 0 {
         Check::with(
             "live changes during a resync leave at once",
             &["PS-52"],
@@ -324,7 +334,9 @@ fn changes_during_sync(ctx: &Ctx<'_>) -> Body {
             late.is_empty(),
             || format!("held back: {}", late.join("; ")),
         )
-    });
+    }
+        .with_id("live-changes-first"),
+    );
     let mut w2 = w;
     settle(&mut w2);
     let mut body = Body {
@@ -333,7 +345,7 @@ fn changes_during_sync(ctx: &Ctx<'_>) -> Body {
     };
     let mut reqs = truth_reqs(&RESYNC);
     reqs.extend(["PS-44", "PS-49", "PS-63", "PS-67"]);
-    body.check(Check::empty(
+    body.check("changes-during-sync-converge", Check::empty(
         format!(
             "{} changes made after {} of the resync's {n} stanzas: every user then sees exactly its contacts' presence",
             during.len(),
@@ -353,20 +365,26 @@ fn long_outage(ctx: &Ctx<'_>) -> Body {
     w.net.drive_for(Duration::from_secs(310));
     let mut body = Body::default();
     let shown = super::restart::shown_of(&w, A, B);
-    body.check(Check::empty(
-        "after 300 s without the peer, its users' presence is no longer shown",
-        &["PS-56"],
-        &shown,
-    ));
+    body.check(
+        "grace-period-withdraws",
+        Check::empty(
+            "after 300 s without the peer, its users' presence is no longer shown",
+            &["PS-56"],
+            &shown,
+        ),
+    );
     let phase = w.measure_plain(|w| {
         w.net.restart(B);
         w.log_in(ctx.fed, B);
     });
-    body.check(truth(
-        "after the peer's restart every user sees exactly its contacts' presence",
-        &truth_reqs(&["PS-19", "PS-34", "PS-56"]),
-        &phase,
-    ));
+    body.check(
+        "truth",
+        truth(
+            "after the peer's restart every user sees exactly its contacts' presence",
+            &truth_reqs(&["PS-19", "PS-34", "PS-56"]),
+            &phase,
+        ),
+    );
     body.phase = Some(phase);
     body.worlds.push(w);
     body
@@ -392,17 +410,23 @@ fn failing_sessions(ctx: &Ctx<'_>) -> Body {
         .map(|k| k.1)
         .sum::<u64>();
     let mut body = Body::default();
-    body.check(Check::new(
-        "after three failed sessions the peer is treated as legacy: RFC 6121 probes go out",
-        &["PS-51", "PS-57", "PS-58"],
-        probes > 0,
-        || format!("no probe in {:?}", phase.kinds),
-    ));
-    body.check(Check::empty(
-        "after the fallback every user sees exactly its contacts' presence",
-        &truth_reqs(&["PS-58"]),
-        &phase.diff,
-    ));
+    body.check(
+        "fallback-to-legacy",
+        Check::new(
+            "after three failed sessions the peer is treated as legacy: RFC 6121 probes go out",
+            &["PS-51", "PS-57", "PS-58"],
+            probes > 0,
+            || format!("no probe in {:?}", phase.kinds),
+        ),
+    );
+    body.check(
+        "truth-after-fallback",
+        Check::empty(
+            "after the fallback every user sees exactly its contacts' presence",
+            &truth_reqs(&["PS-58"]),
+            &phase.diff,
+        ),
+    );
     body.phase = Some(phase);
     body.worlds.push(w);
     body

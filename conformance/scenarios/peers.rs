@@ -92,13 +92,16 @@ fn live(ctx: &Ctx<'_>) -> Body {
     let mut w = ctx.pair();
     let mut body = Body::default();
     let Some((user, resource)) = busiest_publisher(&w, A, B) else {
-        body.check(Check::with(
-            "live change",
-            &["PS-44"],
-            crate::conformance::check::Outcome::NotExercised(
-                "no online user with two subscribers at the peer".into(),
+        body.check(
+            "live-change-sent",
+            Check::with(
+                "live change",
+                &["PS-44"],
+                crate::conformance::check::Outcome::NotExercised(
+                    "no online user with two subscribers at the peer".into(),
+                ),
             ),
-        ));
+        );
         return body;
     };
     // A status in decomposed form (e + combining acute): it must arrive unaltered (PS-76).
@@ -114,7 +117,7 @@ fn live(ctx: &Ctx<'_>) -> Body {
         .filter(|d| d.0 == A)
         .map(|d| d.2)
         .sum();
-    body.check(Check::new(
+    body.check("change-crosses-once", Check::new(
         format!(
             "a presence change of {user} crosses the link once, whatever its number of subscribers"
         ),
@@ -122,7 +125,7 @@ fn live(ctx: &Ctx<'_>) -> Body {
         to_b == 1,
         || format!("{to_b} stanzas from {A}: {:?}", phase.kinds),
     ));
-    body.check(truth(
+    body.check("truth", truth(
         "after the change every user sees exactly its contacts' presence, status text unaltered",
         &truth_reqs(&["PS-45", "PS-76"]),
         &phase,
@@ -138,26 +141,68 @@ fn live(ctx: &Ctx<'_>) -> Body {
         w.net.drive();
         w.act(A, |s| s.approve(&publisher, &sub));
     });
-    body.check(truth(
-        format!("{sub} subscribes to {publisher}, who approves: presence follows the subscription"),
-        &truth_reqs(&["PS-47", "PS-49", "PS-67"]),
-        &sub_phase,
-    ));
+    body.check(
+        "subscribe-approve-follows",
+        truth(
+            format!(
+                "{sub} subscribes to {publisher}, who approves: presence follows the subscription"
+            ),
+            &truth_reqs(&["PS-47", "PS-49", "PS-67"]),
+            &sub_phase,
+        ),
+    );
     // A block and an unblock: the except list changes (an item, PS-47).
     let block_phase = w.measure_plain(|w| {
         w.act(A, |s| s.block(&publisher, &sub));
     });
-    body.check(truth(
-        format!("{publisher} blocks {sub}: the presence is withdrawn"),
-        &truth_reqs(&["PS-47", "PS-9"]),
-        &block_phase,
-    ));
+    body.check(
+        "block-withdraws",
+        truth(
+            format!("{publisher} blocks {sub}: the presence is withdrawn"),
+            &truth_reqs(&["PS-47", "PS-9"]),
+            &block_phase,
+        ),
+    );
     let unblock_phase = w.measure_plain(|w| w.act(A, |s| s.unblock(&publisher, &sub)));
-    body.check(truth(
-        format!("{publisher} unblocks {sub}: the presence is shown again"),
-        &truth_reqs(&["PS-47"]),
-        &unblock_phase,
-    ));
+    body.check(
+        "unblock-shows",
+        truth(
+            format!("{publisher} unblocks {sub}: the presence is shown again"),
+            &truth_reqs(&["PS-47"]),
+            &unblock_phase,
+        ),
+    );
+    // The same in the other direction: a publisher of the peer enters its published set and
+    // its except list changes, each sent as an item in a batch (PS-47) that the
+    // implementation under test must apply and answer (PS-43) so that every change of the
+    // peer's published set takes effect (PS-44).
+    if let Some((sub, publisher)) = new_pair_between(&w, A, B) {
+        let sub_phase = w.measure_plain(|w| {
+            w.act(A, |s| s.subscribe(&sub, &publisher));
+            w.net.drive();
+            w.act(B, |s| s.approve(&publisher, &sub));
+        });
+        body.check("peer-batch-applied", truth(
+            format!(
+                "{sub} subscribes to {publisher} of the peer, who approves: the peer's batch is \
+                 applied and the presence shown"
+            ),
+            &truth_reqs(&["PS-43", "PS-44"]),
+            &sub_phase,
+        ));
+        let block_phase = w.measure_plain(|w| w.act(B, |s| s.block(&publisher, &sub)));
+        body.check(
+            "peer-except-applied",
+            truth(
+                format!(
+                    "{publisher} of the peer blocks {sub}: the peer's batch is applied and the \
+                 presence withdrawn"
+                ),
+                &truth_reqs(&["PS-43", "PS-44"]),
+                &block_phase,
+            ),
+        );
+    }
     body.phase = Some(phase);
     body.worlds.push(w);
     body
@@ -165,7 +210,13 @@ fn live(ctx: &Ctx<'_>) -> Body {
 
 /// An online user of B and an online user of A with no roster item for each other.
 fn new_pair(w: &World) -> Option<(BareJid, BareJid)> {
-    let (a, b) = (w.server(A), w.server(B));
+    new_pair_between(w, B, A)
+}
+
+/// An online user of `sub_domain` and an online user of `pub_domain` with no roster item for
+/// each other.
+fn new_pair_between(w: &World, sub_domain: &str, pub_domain: &str) -> Option<(BareJid, BareJid)> {
+    let (a, b) = (w.server(pub_domain), w.server(sub_domain));
     for s in b.online().keys() {
         let roster = &b.accounts()[s].roster;
         if let Some(p) = a
@@ -229,21 +280,24 @@ fn mismatch(ctx: &Ctx<'_>) -> Body {
         .take(5)
         .map(|e| format!("{e:?}"))
         .collect();
-    body.check(Check::empty(
-        format!(
-            "{} mismatches ({} kinds): both servers project the same edge set afterwards",
-            mismatches.len(),
-            mismatches
-                .iter()
-                .map(|m| m.kind)
-                .collect::<BTreeSet<_>>()
-                .len()
+    body.check(
+        "edge-sets-equal",
+        Check::empty(
+            format!(
+                "{} mismatches ({} kinds): both servers project the same edge set afterwards",
+                mismatches.len(),
+                mismatches
+                    .iter()
+                    .map(|m| m.kind)
+                    .collect::<BTreeSet<_>>()
+                    .len()
+            ),
+            &[
+                "PS-6", "PS-14", "PS-33", "PS-36", "PS-59", "PS-60", "PS-61", "PS-63", "PS-85",
+            ],
+            &differing,
         ),
-        &[
-            "PS-6", "PS-14", "PS-33", "PS-36", "PS-59", "PS-60", "PS-61", "PS-63", "PS-85",
-        ],
-        &differing,
-    ));
+    );
     let after = items(&w);
     let changed: Vec<String> = before
         .iter()
@@ -256,16 +310,22 @@ fn mismatch(ctx: &Ctx<'_>) -> Body {
             )
         })
         .collect();
-    body.check(Check::empty(
-        "no roster item outside the mismatched pairs changed",
-        &["PS-61", "PS-64"],
-        &changed,
-    ));
-    body.check(truth(
-        "after the repairs every user sees exactly its contacts' presence",
-        &truth_reqs(&["PS-37", "PS-63"]),
-        &phase,
-    ));
+    body.check(
+        "no-collateral-roster-change",
+        Check::empty(
+            "no roster item outside the mismatched pairs changed",
+            &["PS-61", "PS-64"],
+            &changed,
+        ),
+    );
+    body.check(
+        "truth",
+        truth(
+            "after the repairs every user sees exactly its contacts' presence",
+            &truth_reqs(&["PS-37", "PS-63"]),
+            &phase,
+        ),
+    );
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
@@ -296,17 +356,20 @@ fn with_legacy(ctx: &Ctx<'_>, flavour: Flavour) -> Body {
     });
     w.log_in_all(ctx.fed);
     let mut body = Body::default();
-    body.check(Check::empty(
+    body.check("truth-legacy-login", Check::empty(
         "with the legacy peer, every user sees exactly its contacts' presence once everyone is logged in",
         &truth_reqs(&["PS-5"]),
         &w.diff(),
     ));
     let phase = script(&mut w);
-    body.check(truth(
-        "after each side's restart every user sees exactly its contacts' presence (RFC 6121)",
-        &truth_reqs(&["PS-5"]),
-        &phase,
-    ));
+    body.check(
+        "truth",
+        truth(
+            "after each side's restart every user sees exactly its contacts' presence (RFC 6121)",
+            &truth_reqs(&["PS-5"]),
+            &phase,
+        ),
+    );
     // The baseline: the same script with an RFC 6121 server (Prosody-like) at A.
     let mut base = World::new(ctx.fed, &[], |d| {
         legacy(d, if d == A { Flavour::Prosody } else { flavour })
@@ -352,7 +415,7 @@ fn hub(ctx: &Ctx<'_>) -> Body {
     let mut base = World::new(&fed, &[], |d| legacy(d, Flavour::Prosody));
     let baseline = script(&mut base);
     let mut body = Body::default();
-    body.check(truth(
+    body.check("truth", truth(
         format!(
             "the hub restarts with {} peer domains ({} edges): every user sees exactly its contacts' presence",
             ctx.hub_peers,

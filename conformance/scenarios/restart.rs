@@ -62,12 +62,15 @@ fn cold_restart(ctx: &Ctx<'_>) -> Body {
     let mut base = ctx.baseline(Flavour::Prosody);
     let baseline = crash_and_restart(&mut base, ctx.fed, A);
     let mut body = Body::default();
-    body.check(truth(
-        "after the restart and the login storm every user sees exactly its contacts' presence",
-        &truth_reqs(&["PS-12", "PS-19", "PS-34", "PS-44"]),
-        &phase,
-    ));
-    body.check(Check::new(
+    body.check(
+        "truth",
+        truth(
+            "after the restart and the login storm every user sees exactly its contacts' presence",
+            &truth_reqs(&["PS-12", "PS-19", "PS-34", "PS-44"]),
+            &phase,
+        ),
+    );
+    body.check("domain-level-presence", Check::new(
         "presence of the restarted server's users reaches the peer at domain level, not per edge",
         &["PS-44", "PS-66"],
         phase.stanzas < baseline.stanzas.max(2),
@@ -79,7 +82,7 @@ fn cold_restart(ctx: &Ctx<'_>) -> Body {
         },
     ));
     let pending = pending_requests(w.server(A), B);
-    body.check(Check::with(
+    body.check("no-resent-requests", Check::with(
         "no pending subscription request is sent again to the peer at login",
         &["PS-87"],
         match (pending, resent) {
@@ -189,16 +192,22 @@ fn peer_cold_restart(ctx: &Ctx<'_>) -> Body {
         w.log_in_half(ctx.fed, B);
     });
     let mut body = Body::default();
-    body.check(Check::empty(
-        "once the peer's new epoch is known, no presence of its previous run is shown",
-        &["PS-13", "PS-19"],
-        &phase.complaints,
-    ));
-    body.check(truth(
-        "after the peer's restart every user sees exactly its contacts' presence",
-        &truth_reqs(&["PS-13", "PS-19", "PS-34", "PS-66"]),
-        &phase,
-    ));
+    body.check(
+        "no-stale-epoch-presence",
+        Check::empty(
+            "once the peer's new epoch is known, no presence of its previous run is shown",
+            &["PS-13", "PS-19"],
+            &phase.complaints,
+        ),
+    );
+    body.check(
+        "truth",
+        truth(
+            "after the peer's restart every user sees exactly its contacts' presence",
+            &truth_reqs(&["PS-13", "PS-19", "PS-34", "PS-66"]),
+            &phase,
+        ),
+    );
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
@@ -231,34 +240,43 @@ fn graceful_restart(ctx: &Ctx<'_>) -> Body {
         .filter(|d| d.0 == A)
         .map(|d| d.2)
         .sum::<u64>();
-    body.check(Check::new(
+    body.check("one-shutdown-message", Check::new(
         "a graceful shutdown sends one shutdown message to the synchronized peer, and nothing per edge",
         &["PS-54"],
         from_a == 1,
         || format!("{from_a} stanzas from {A} at shutdown: {:?}", down.kinds),
     ));
-    body.check(truth(
-        "after its graceful restart every user sees exactly its contacts' presence",
-        &truth_reqs(&["PS-12", "PS-54"]),
-        &up,
-    ));
+    body.check(
+        "truth-own-restart",
+        truth(
+            "after its graceful restart every user sees exactly its contacts' presence",
+            &truth_reqs(&["PS-12", "PS-54"]),
+            &up,
+        ),
+    );
     // The peer stops: the subject voids its cache at once.
     w.measure_plain(|w| w.net.shutdown(B));
     let shown = shown_of(&w, A, B);
-    body.check(Check::empty(
-        "on the peer's shutdown message, its users' presence is withdrawn at once",
-        &["PS-55"],
-        &shown,
-    ));
+    body.check(
+        "shutdown-withdraws",
+        Check::empty(
+            "on the peer's shutdown message, its users' presence is withdrawn at once",
+            &["PS-55"],
+            &shown,
+        ),
+    );
     let up_b = w.measure_plain(|w| {
         w.net.restart(B);
         w.log_in(ctx.fed, B);
     });
-    body.check(truth(
-        "after the peer's graceful restart every user sees exactly its contacts' presence",
-        &truth_reqs(&["PS-12", "PS-13", "PS-55"]),
-        &up_b,
-    ));
+    body.check(
+        "truth-peer-restart",
+        truth(
+            "after the peer's graceful restart every user sees exactly its contacts' presence",
+            &truth_reqs(&["PS-12", "PS-13", "PS-55"]),
+            &up_b,
+        ),
+    );
     let mut base = ctx.baseline(Flavour::Prosody);
     let (base_down, base_up) = shutdown_and_restart(&mut base, ctx.fed, A);
     body.phase = Some(down.then(up));
@@ -284,11 +302,14 @@ fn both_restart(ctx: &Ctx<'_>) -> Body {
     let mut base = ctx.baseline(Flavour::Prosody);
     let baseline = script(&mut base);
     let mut body = Body::default();
-    body.check(truth(
-        "after both restarted every user sees exactly its contacts' presence",
-        &truth_reqs(&["PS-12", "PS-13", "PS-19", "PS-34"]),
-        &phase,
-    ));
+    body.check(
+        "truth",
+        truth(
+            "after both restarted every user sees exactly its contacts' presence",
+            &truth_reqs(&["PS-12", "PS-13", "PS-19", "PS-34"]),
+            &phase,
+        ),
+    );
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
@@ -323,9 +344,10 @@ fn priority(ctx: &Ctx<'_>) -> Body {
         }
     });
     w.log_in_all(&fed);
+    w.mark_setup();
     let phase = crash_and_restart(&mut w, &fed, A);
     let mut body = Body::default();
-    body.check(truth(
+    body.check("truth-reduced-answers", truth(
         format!("with the peer's max-items of {PRIORITY_MAX_ITEMS}, answers are reduced to fit and the pull still ends with every user seeing exactly its contacts' presence"),
         &truth_reqs(&["PS-30", "PS-31", "PS-34", "PS-35"]),
         &phase,
@@ -335,7 +357,7 @@ fn priority(ctx: &Ctx<'_>) -> Body {
         phase.reconcile_stanzas_to_active_synced,
         phase.reconcile_stanzas,
     );
-    body.check(Check::new(
+    body.check("active-users-first", Check::new(
         format!(
             "the active users' contacts are right after at most half of the pull's {all} reconcile stanzas"
         ),

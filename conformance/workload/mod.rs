@@ -414,23 +414,54 @@ impl Spec {
         self
     }
 
-    /// Panics on parameters out of range.
-    fn check(&self) {
+    /// Checks that every parameter is in range (fractions between 0 and 1, at least one
+    /// user, a positive Pareto exponent, …).
+    ///
+    /// # Errors
+    /// The first parameter out of range, named.
+    pub fn validate(&self) -> Result<(), String> {
         let fraction = |name: &str, x: f64| {
-            assert!((0.0..=1.0).contains(&x), "{name} = {x} is not a fraction");
+            if (0.0..=1.0).contains(&x) {
+                Ok(())
+            } else {
+                Err(format!("{name} = {x} is not a fraction between 0 and 1"))
+            }
         };
-        fraction("overlap", self.overlap);
-        fraction("mutual", self.mutual);
-        fraction("pending", self.pending);
-        fraction("mutual + pending", self.mutual + self.pending);
-        fraction("online", self.online);
-        fraction("active", self.active);
-        fraction("two_resources", self.two_resources);
-        fraction("blocks", self.blocks);
-        assert!(self.users >= 1, "a domain needs a user");
-        assert!(self.alpha > 0.0, "alpha must be positive");
-        assert!(self.popularity >= 1.0, "popularity must be at least 1");
-        assert!(self.mean_contacts >= 0.0 && self.local_contacts >= 0.0);
+        fraction("overlap", self.overlap)?;
+        fraction("mutual", self.mutual)?;
+        fraction("pending", self.pending)?;
+        fraction("mutual + pending", self.mutual + self.pending)?;
+        fraction("online", self.online)?;
+        fraction("active", self.active)?;
+        fraction("two_resources", self.two_resources)?;
+        fraction("blocks", self.blocks)?;
+        if self.users < 1 {
+            return Err("a domain needs a user (users = 0)".to_owned());
+        }
+        if self.alpha.is_nan() || self.alpha <= 0.0 {
+            return Err(format!("alpha = {} must be positive", self.alpha));
+        }
+        if self.popularity.is_nan() || self.popularity < 1.0 {
+            return Err(format!(
+                "popularity = {} must be at least 1",
+                self.popularity
+            ));
+        }
+        if !(self.mean_contacts >= 0.0 && self.local_contacts >= 0.0) {
+            return Err(format!(
+                "mean_contacts = {} and local_contacts = {} must not be negative",
+                self.mean_contacts, self.local_contacts
+            ));
+        }
+        Ok(())
+    }
+
+    /// Panics on parameters out of range ([`Spec::validate`]): the generators' contract with
+    /// their callers, which validate user input first.
+    fn check(&self) {
+        if let Err(e) = self.validate() {
+            panic!("{e}");
+        }
     }
 
     /// A federation of `domains` (at least two, distinct), each with [`Spec::users`] users.

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Mutation testing of the sync engine with the conformance suite alone as the test: how many
+# plausible bugs of src/engine/ (cargo-mutants' mutants: replaced return values, flipped
+# operators, deleted statements) the suite catches. MUTANTS.md has the figures measured.
+#
+#   tools/mutation.sh                    every mutant of src/engine/ (hours: see MUTANTS.md)
+#   tools/mutation.sh --shard 3/40       one fortieth of them (a measured sample)
+#   tools/mutation.sh --file src/engine/session/hello.rs
+#   tools/mutation.sh --list             list the mutants without testing them
+#
+# Extra arguments go to cargo-mutants. Each mutant is built in release mode and judged by
+# `cargo test --release --test conformance the_reference_passes_and_every_must_is_covered`:
+# the full suite (every scenario, the audit, the requirement coverage) against the mutated
+# reference, as `presence-sync conformance` runs it, with a hub of 100 peers.
+#
+# Needs cargo-mutants (`cargo install cargo-mutants --locked`). It mutates the tree in place
+# (--in-place, so the release build in target/ is reused): do not edit or build in this tree
+# while it runs; an interrupted run may leave a mutation behind (look for
+# "~ changed by cargo-mutants ~"). Results go to mutants.out/ (outcomes.json, caught.txt,
+# missed.txt, timeout.txt, unviable.txt). Run it in the background, niced: it is slow.
+set -eu
+cd "$(dirname "$0")/.."
+command -v cargo-mutants >/dev/null || {
+    echo "cargo-mutants is not installed: cargo install cargo-mutants --locked" >&2
+    exit 2
+}
+# Without --file or --list: the whole engine.
+scope="--file=src/engine/**/*.rs"
+for a in "$@"; do
+    case "$a" in
+        --file|--file=*|-f) scope="" ;;
+    esac
+done
+# shellcheck disable=SC2086 # $scope is a list of options
+exec nice -n 15 cargo mutants --in-place --baseline=skip $scope \
+    --timeout=600 --build-timeout=900 \
+    --cargo-arg=--release \
+    --cargo-test-arg=--test=conformance \
+    "$@" \
+    -- the_reference_passes_and_every_must_is_covered
