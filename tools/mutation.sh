@@ -4,11 +4,13 @@
 # operators, deleted statements) the suite catches. MUTANTS.md has the figures measured.
 #
 #   tools/mutation.sh                    every mutant of src/engine/ (hours: see MUTANTS.md)
-#   tools/mutation.sh --shard 3/40       one fortieth of them (a measured sample)
+#   tools/mutation.sh --shard 1/64       every 64th of them (the sample of MUTANTS.md)
 #   tools/mutation.sh --file src/engine/session/hello.rs
 #   tools/mutation.sh --list             list the mutants without testing them
 #
-# Extra arguments go to cargo-mutants. Each mutant is built in release mode and judged by
+# Extra arguments go to cargo-mutants. `--test=conformance` goes to every cargo command (a
+# --cargo-test-arg would not reach the build, which would then build every test target).
+# Each mutant is built in release mode and judged by
 # `cargo test --release --test conformance the_reference_passes_and_every_must_is_covered`:
 # the full suite (every scenario, the audit, the requirement coverage) against the mutated
 # reference, as `presence-sync conformance` runs it, with a hub of 100 peers.
@@ -24,17 +26,20 @@ command -v cargo-mutants >/dev/null || {
     echo "cargo-mutants is not installed: cargo install cargo-mutants --locked" >&2
     exit 2
 }
-# Without --file or --list: the whole engine.
+# Without --file: the whole engine. A shard takes every n-th mutant (round robin), so that a
+# sample spreads over every file instead of one function.
 scope="--file=src/engine/**/*.rs"
+sharding=""
 for a in "$@"; do
     case "$a" in
         --file|--file=*|-f) scope="" ;;
+        --shard|--shard=*) sharding="--sharding=round-robin" ;;
     esac
 done
-# shellcheck disable=SC2086 # $scope is a list of options
-exec nice -n 15 cargo mutants --in-place --baseline=skip $scope \
+# shellcheck disable=SC2086 # $scope and $sharding are lists of options
+exec nice -n 15 cargo mutants --in-place --baseline=skip $scope $sharding \
     --timeout=600 --build-timeout=900 \
     --cargo-arg=--release \
-    --cargo-test-arg=--test=conformance \
+    --cargo-arg=--test=conformance \
     "$@" \
     -- the_reference_passes_and_every_must_is_covered
