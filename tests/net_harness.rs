@@ -11,8 +11,21 @@ use net::{Direction, Process, Relay, Result, TestDir, lease, wait_for_port};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Held by every test of this file that leases an address. The other tests of this binary
+/// run on parallel threads, and one of them taking the address `leases_are_exclusive_until_dropped`
+/// just released would make its last check fail (CI saw this once); test binaries run one
+/// after another, so no other process leases meanwhile.
+static LEASING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn leasing() -> std::sync::MutexGuard<'static, ()> {
+    LEASING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn leases_are_exclusive_until_dropped() -> Result<()> {
+    let _alone = leasing();
     let first = lease()?;
     let second = lease()?;
     assert_ne!(first.ip(), second.ip());
@@ -66,7 +79,10 @@ fn a_process_stops_by_sigterm_or_else_by_sigkill() -> Result<()> {
 
 #[tokio::test]
 async fn waits_are_bounded() -> Result<()> {
-    let nobody = lease()?;
+    let nobody = {
+        let _alone = leasing();
+        lease()?
+    };
     let started = Instant::now();
     let err = wait_for_port(nobody.c2s(), Duration::from_millis(200))
         .await
@@ -92,7 +108,10 @@ async fn echo(listener: TcpListener) {
 
 #[tokio::test]
 async fn the_relay_forwards_counts_and_cuts() -> Result<()> {
-    let (server_addr, relay_addr) = (lease()?, lease()?);
+    let (server_addr, relay_addr) = {
+        let _alone = leasing();
+        (lease()?, lease()?)
+    };
     let listener = TcpListener::bind(server_addr.s2s()).await?;
     let server = tokio::spawn(echo(listener));
     let relay = Relay::new(relay_addr.s2s(), server_addr.s2s()).await?;
@@ -165,7 +184,10 @@ async fn serve_starts_a_binary_with_its_toml_and_stops_it() -> Result<()> {
 /// A stand-in for `presence-sync serve`: a script that insists on `serve --config FILE` and
 /// listens where the TOML's `listen` says.
 async fn serve_fake(dir: &TestDir) -> Result<()> {
-    let addr = lease()?;
+    let addr = {
+        let _alone = leasing();
+        lease()?
+    };
     let bin = dir.path().join("fake-serve");
     std::fs::write(
         &bin,
