@@ -27,6 +27,8 @@ pub mod report;
 pub mod scenarios;
 pub mod subject;
 pub mod trace;
+#[cfg(feature = "wire")]
+pub mod wire;
 pub mod workload;
 pub mod world;
 

@@ -279,7 +279,17 @@ impl Report {
                 out,
                 "{:<20} {:<6} {:>6} {:>8} {:>9} {:>4} {:>8} {:>9} | {:>9} {:>9}",
                 run.name,
-                if run.passed() { "pass" } else { "FAIL" },
+                if !run.passed() {
+                    "FAIL"
+                } else if run
+                    .checks
+                    .iter()
+                    .all(|c| matches!(c.outcome, Outcome::NotExercised(_)))
+                {
+                    "n/a"
+                } else {
+                    "pass"
+                },
                 format!("{}/{}", n - failed, n),
                 st,
                 by,
@@ -290,12 +300,23 @@ impl Report {
                 bby
             );
         }
-        let _ = writeln!(
-            out,
-            "\nstanzas, bytes and round trips (RTT) of the measured phase; simulated ms until every\n\
-             view (conv) and every active user's view (active) was right; RFC 6121: the same\n\
-             phase between two Prosody-like servers (* = stale or missing presence left)."
-        );
+        if w.preset == "wire" {
+            let _ = writeln!(
+                out,
+                "\nstanzas and bytes between the server under test and the suite's peer during the\n\
+                 measured phase, counted on the wire; RTT: the longest chain of stanzas each sent\n\
+                 after one from the other side arrived, halved (an upper bound); conv: wall-clock\n\
+                 ms from the restart to every view right. A scenario that could not run shows its\n\
+                 reason below as n/a."
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "\nstanzas, bytes and round trips (RTT) of the measured phase; simulated ms until every\n\
+                 view (conv) and every active user's view (active) was right; RFC 6121: the same\n\
+                 phase between two Prosody-like servers (* = stale or missing presence left)."
+            );
+        }
         for run in &self.runs {
             for c in &run.checks {
                 if c.failed() || verbose {
@@ -372,6 +393,8 @@ impl Report {
         let verdict = if self.passed() { "PASS" } else { "FAIL" };
         let scope = if self.strict {
             String::new()
+        } else if w.preset == "wire" {
+            " (over the wire: only what ran is judged; --require-all judges every MUST)".to_owned()
         } else {
             format!(
                 " (subset: {} of {} scenarios, only what ran is judged)",

@@ -95,6 +95,19 @@ enum Command {
         /// `python3 xep/tools/req-index.py --check`.
         #[arg(long)]
         write_xep: bool,
+        /// Test a running server over the network instead, as its target file (TOML)
+        /// describes it: addresses, the peer domain the suite plays, how accounts are made,
+        /// how it is restarted (README "Test your own server"). --users is then the number of
+        /// users on each side (default 6).
+        #[arg(long, value_name = "FILE")]
+        target: Option<PathBuf>,
+        /// With --target: write the results as JUnit XML (one test case per scenario).
+        #[arg(long, value_name = "FILE", requires = "target")]
+        junit: Option<PathBuf>,
+        /// With --target: fail the run when a scenario could not be run (no way to restart
+        /// the server, or the extension not implemented).
+        #[arg(long, requires = "target")]
+        fail_on_not_run: bool,
     },
     /// Run the reference implementation as an XMPP server for one domain: c2s and s2s over
     /// TCP with the extension, storage that survives restarts; SIGTERM stops it gracefully.
@@ -142,7 +155,28 @@ fn main() -> ExitCode {
             verbose,
             list,
             write_xep,
+            target,
+            junit,
+            fail_on_not_run,
         } => {
+            if let Some(target) = target {
+                if list {
+                    for s in &conformance::wire::scenarios::ALL {
+                        println!("{:<22} {}", s.name, s.about);
+                    }
+                    return ExitCode::SUCCESS;
+                }
+                let opts = conformance::wire::Options {
+                    users: users.map_or(6, |u| u as usize),
+                    scenarios,
+                    require_all,
+                    work: None,
+                };
+                if let Err(e) = opts.validate() {
+                    usage_error(e);
+                }
+                return conformance_wire(&target, &opts, json, junit, fail_on_not_run, verbose);
+            }
             if list {
                 for s in conformance::scenarios::all() {
                     println!("{:<22} {}", s.name, s.about);
@@ -161,13 +195,7 @@ fn main() -> ExitCode {
                 trace,
             };
             if let Err(e) = opts.validate() {
-                // A usage error, as clap reports its own: the message and exit status 2.
-                let mut cli = Cli::command();
-                cli.build();
-                match cli.find_subcommand_mut("conformance") {
-                    Some(sub) => sub.error(clap::error::ErrorKind::ValueValidation, e).exit(),
-                    None => cli.error(clap::error::ErrorKind::ValueValidation, e).exit(),
-                }
+                usage_error(e);
             }
             conformance(
                 &opts,
@@ -192,6 +220,105 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// A usage error of `conformance`, as clap reports its own: the message and exit status 2.
+fn usage_error(e: String) -> ! {
+    let mut cli = Cli::command();
+    cli.build();
+    match cli.find_subcommand_mut("conformance") {
+        Some(sub) => sub.error(clap::error::ErrorKind::ValueValidation, e).exit(),
+        None => cli.error(clap::error::ErrorKind::ValueValidation, e).exit(),
+    }
+}
+
+/// `conformance --target FILE`: the wire run, its reports and its exit status.
+fn conformance_wire(
+    path: &std::path::Path,
+    opts: &conformance::wire::Options,
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    fail_on_not_run: bool,
+    verbose: bool,
+) -> ExitCode {
+    use conformance::wire::{self, Progress as WireProgress};
+    let started = Instant::now();
+    let target = match wire::target::Target::load(path) {
+        Ok(t) => t,
+        Err(e) => usage_error(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut progress = |p: WireProgress<'_>| match p {
+        WireProgress::SetUp(step) => eprintln!("set-up: {step}..."),
+        WireProgress::Start { index, total, name } => {
+            eprint!("[{index:>2}/{total}] {name:<22} ");
+            let _ = std::io::stderr().flush();
+        }
+        WireProgress::Done(run) => {
+            let verdict = match wire::not_run(run) {
+                Some(_) => "not run",
+                None if run.passed() => "pass",
+                None => "FAIL",
+            };
+            eprintln!("{verdict} ({:.1} s)", run.seconds);
+        }
+    };
+    eprintln!(
+        "testing {} ({}) over the network; the suite plays {} at {}",
+        target.name(),
+        target.c2s,
+        target.peer.domain,
+        target.peer.listen
+    );
+    let report = match runtime.block_on(wire::run(&target, opts, &mut progress)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", report.text(verbose));
+    let not_run: Vec<String> = report
+        .runs
+        .iter()
+        .filter_map(|r| wire::not_run(r).map(|why| format!("{}: {why}", r.name)))
+        .collect();
+    for line in &not_run {
+        println!("not run: {line}");
+    }
+    if let Some(path) = json {
+        let text =
+            serde_json::to_string_pretty(&report.json(false)).expect("a JSON value serialises");
+        if let Err(e) = std::fs::write(&path, text + "\n") {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("JSON report written to {}", path.display());
+    }
+    if let Some(path) = junit {
+        if let Err(e) = std::fs::write(&path, wire::junit::junit(&report)) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("JUnit report written to {}", path.display());
+    }
+    eprintln!("{:.1} s", started.elapsed().as_secs_f64());
+    runtime.shutdown_background();
+    if report.passed() && (!fail_on_not_run || not_run.is_empty()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

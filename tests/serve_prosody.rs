@@ -109,19 +109,19 @@ fn no_extension(m: &Mixed) {
         let ours: Vec<String> = stats
             .captured
             .iter()
-            .filter(|(_, e)| ["presence", "message", "iq"].contains(&e.name()))
-            .filter(|(_, e)| {
+            .map(|c| &c.element)
+            .filter(|e| ["presence", "message", "iq"].contains(&e.name()))
+            .filter(|e| {
                 e.has_ns(NS)
                     || e.children().any(|c| c.has_ns(NS))
                     || e.children().any(|c| c.children().any(|g| g.has_ns(NS)))
             })
-            .map(|(_, e)| String::from(e))
+            .map(String::from)
             .collect();
         assert!(ours.is_empty(), "{name}: extension stanzas {ours:?}");
-        let offered = stats.captured.iter().any(|(dir, e)| {
-            *dir == Direction::Backward
-                && e.name() == "features"
-                && e.has_child("presence-sync", NS)
+        let offered = stats.captured.iter().any(|c| {
+            let (dir, e) = (c.dir, &c.element);
+            dir == Direction::Backward && e.name() == "features" && e.has_child("presence-sync", NS)
         });
         if name.starts_with("Prosody") {
             assert!(

@@ -194,8 +194,9 @@ async fn graceful(dir: &TestDir) -> Result<()> {
     sees_unavailable(&people.juliet, &r, mark).await?;
     sees_unavailable(&people.juliet, &b, mark).await?;
     views_match(&mut people.all(), WAIT).await?;
-    let announced = fed.ba.stats().captured.iter().any(|(dir, e)| {
-        *dir == Direction::Forward
+    let announced = fed.ba.stats().captured.iter().any(|c| {
+        let (dir, e) = (c.dir, &c.element);
+        dir == Direction::Forward
             && e.name() == "message"
             && e.has_child("shutdown", "urn:xmpp:presence-sync:0")
     });

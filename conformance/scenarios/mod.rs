@@ -204,7 +204,7 @@ fn setup_check(worlds: &[World]) -> Option<Check> {
 
 /// One [`Check`] per audit check, over the audits of every world of a scenario: failed if it
 /// failed in one, passed if it passed in one, else not exercised.
-fn merge_audits(audits: impl Iterator<Item = Vec<audit::Finding>>) -> Vec<Check> {
+pub fn merge_audits(audits: impl Iterator<Item = Vec<audit::Finding>>) -> Vec<Check> {
     let mut merged: Vec<(&'static audit::Check, bool, Option<String>)> =
         audit::CHECKS.iter().map(|c| (c, false, None)).collect();
     for findings in audits {

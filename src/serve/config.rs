@@ -70,6 +70,10 @@ pub struct Config {
     /// single-process server needs.
     #[serde(default, rename = "dialback-secret")]
     pub dialback_secret: Option<String>,
+    /// A file the process writes its PID into once it listens, and removes after a graceful
+    /// stop (for service managers, and for the conformance suite's restarts).
+    #[serde(default, rename = "pid-file")]
+    pub pid_file: Option<PathBuf>,
 }
 
 fn default_log() -> String {

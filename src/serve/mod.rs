@@ -81,8 +81,31 @@ fn random_u64() -> u64 {
 /// Runs the server of `config` with the database `store` until SIGTERM or SIGINT.
 pub async fn run(
     config: Config,
+    store: storage::Storage,
+    mutation: Option<Mutation>,
+) -> Result<(), ServeError> {
+    run_until(config, store, mutation, wait_for_signal(), None).await
+}
+
+/// The addresses a server listens on, once it does (a port 0 in the configuration is one
+/// the system chose).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// The s2s listener.
+    pub s2s: std::net::SocketAddr,
+    /// The c2s listener, if any.
+    pub c2s: Option<std::net::SocketAddr>,
+}
+
+/// [`run`], stopping gracefully when `stop` completes instead of on a signal; `bound` learns
+/// the listeners' addresses once they are bound. The conformance suite embeds the reference
+/// server this way as the peer of the server under test.
+pub async fn run_until(
+    config: Config,
     mut store: storage::Storage,
     mutation: Option<Mutation>,
+    stop: impl std::future::Future<Output = ()>,
+    bound: Option<oneshot::Sender<Bound>>,
 ) -> Result<(), ServeError> {
     // XEP §Epochs (PS-12): a new epoch per boot, committed before any peer can learn it.
     let boot = store
@@ -145,6 +168,10 @@ pub async fn run(
         ),
         None => None,
     };
+    let s2s_addr = s2s_listener
+        .local_addr()
+        .map_err(|e| ServeError(format!("s2s listener: {e}")))?;
+    let c2s_addr = c2s_listener.as_ref().and_then(|l| l.local_addr().ok());
     let core_task = tokio::spawn(core.run(core_rx));
     for (peer, addr, rx, vrx) in out_tasks {
         tokio::spawn(s2s::peer_out(s2s_ctx.clone(), peer, addr, rx, vrx));
@@ -168,7 +195,13 @@ pub async fn run(
         tokio::spawn(c2s::accept(ctx, listener));
     }
     tracing::info!(s2s = %config.s2s, c2s = ?config.c2s, "listening");
-    wait_for_signal().await;
+    if let Some(bound) = bound {
+        let _ = bound.send(Bound {
+            s2s: s2s_addr,
+            c2s: c2s_addr,
+        });
+    }
+    stop.await;
     tracing::info!("stop requested");
     let (done, stopped) = oneshot::channel();
     if core_tx.send(core::Input::Shutdown { done }).await.is_ok() {
@@ -216,5 +249,24 @@ pub fn main(config: &std::path::Path, mutation_name: Option<&str>) -> Result<(),
         .enable_all()
         .build()
         .map_err(|e| ServeError(format!("runtime: {e}")))?;
-    runtime.block_on(run(config, store, mutation))
+    let pid_file = config.pid_file.clone();
+    let (bound_tx, bound_rx) = oneshot::channel();
+    let result = runtime.block_on(async {
+        let server = run_until(config, store, mutation, wait_for_signal(), Some(bound_tx));
+        tokio::pin!(server);
+        tokio::select! {
+            r = &mut server => return r,
+            b = bound_rx => if b.is_ok() {
+                if let Some(path) = &pid_file {
+                    std::fs::write(path, format!("{}\n", std::process::id()))
+                        .map_err(|e| ServeError(format!("pid-file {}: {e}", path.display())))?;
+                }
+            },
+        }
+        server.await
+    });
+    if let Some(path) = &pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    result
 }

@@ -29,12 +29,13 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod addr;
-pub mod client;
 pub mod process;
 pub mod prosody;
-pub mod relay;
 pub mod serve;
-pub mod wait;
+
+// The client, the relay and the bounded waits are the wire conformance suite's own parts
+// (`presence_sync::conformance::wire`), used here as they are.
+pub use presence_sync::conformance::wire::{client, relay, wait};
 
 pub use addr::{C2S_PORT, Lease, S2S_PORT, lease};
 pub use client::{Client, Received, Recorder};
@@ -44,9 +45,6 @@ pub use relay::{Direction, Relay, RelayStats};
 pub use serve::Serve;
 pub use wait::{wait_for_port, wait_until};
 
-/// The error type of the helpers: a message saying what failed and, for a wait, what was
-/// seen instead.
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
-
-/// The result type of the helpers and of the tests that use them.
-pub type Result<T> = std::result::Result<T, Error>;
+/// The error and result types of the helpers and of the tests that use them: those of the
+/// wire suite, whose parts the helpers share.
+pub use presence_sync::conformance::wire::{Error, Result};

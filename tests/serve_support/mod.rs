@@ -5,16 +5,12 @@
 
 pub mod replica;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::net::client::Client;
 use crate::net::serve::Serve;
-use crate::net::{Lease, Received, Relay, Result, TestDir, lease};
+use crate::net::{Lease, Relay, Result, TestDir, lease};
 use tokio_xmpp::jid::{BareJid, Jid};
-use tokio_xmpp::parsers::presence::{Show, Type as PresenceType};
-use tokio_xmpp::parsers::roster::Subscription;
 
 /// The bound of every wait for something to cross the federation.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -115,7 +111,10 @@ impl Federation {
         let mut out = String::new();
         for (name, relay) in [("a.test→b.test", &self.ab), ("b.test→a.test", &self.ba)] {
             out.push_str(&format!("--- the stream {name} and its answers ---\n"));
-            for (dir, e) in relay.stats().captured {
+            for crate::net::relay::Captured {
+                dir, element: e, ..
+            } in relay.stats().captured
+            {
                 let arrow = match dir {
                     crate::net::Direction::Forward => ">>",
                     crate::net::Direction::Backward => "<<",
@@ -134,163 +133,12 @@ impl Federation {
     }
 }
 
-/// A user the test drives: its client, and what presence the test made it send.
-pub struct Person {
-    /// The session.
-    pub client: Client,
-    /// Available (initial presence sent, no unavailable since).
-    pub online: bool,
-    /// Its show.
-    pub show: Option<Show>,
-}
-
-impl Person {
-    /// Logs `user` in on `addr` (already registered), requests the roster, stays unavailable.
-    pub async fn login(
-        addr: SocketAddr,
-        user: &BareJid,
-        password: &str,
-        resource: &str,
-    ) -> Result<Person> {
-        let mut client = Client::login(addr, user, password, resource).await?;
-        client.roster().await?;
-        Ok(Person {
-            client,
-            online: false,
-            show: None,
-        })
-    }
-
-    /// Registers and logs in.
-    pub async fn new(
-        addr: SocketAddr,
-        user: &BareJid,
-        password: &str,
-        resource: &str,
-    ) -> Result<Person> {
-        Client::register(addr, user, password).await?;
-        Person::login(addr, user, password, resource).await
-    }
-
-    /// Sends available presence with `show`.
-    pub fn available(&mut self, show: Option<Show>) -> Result<()> {
-        self.client.available(show.clone())?;
-        self.online = true;
-        self.show = show;
-        Ok(())
-    }
-
-    /// Sends unavailable presence.
-    pub fn unavailable(&mut self) -> Result<()> {
-        self.client.unavailable()?;
-        self.online = false;
-        Ok(())
-    }
-}
-
-/// What a client shows of its contacts: contact → resource → show (available resources only).
-pub type View = BTreeMap<BareJid, BTreeMap<String, Option<Show>>>;
-
-/// The view of a client from everything it received: the last presence of each contact
-/// resource, an unavailable from a bare JID taking every resource away.
-pub fn shown(client: &Client) -> View {
-    let mut view = View::new();
-    for (_, r) in client.recorder().snapshot() {
-        let Received::Presence(p) = r else { continue };
-        let Some(from) = p.from.clone() else { continue };
-        let contact = from.to_bare();
-        if contact == client.bare() {
-            continue;
-        }
-        match (p.type_.clone(), from.resource()) {
-            (PresenceType::None, Some(res)) => {
-                view.entry(contact)
-                    .or_default()
-                    .insert(res.to_string(), p.show.clone());
-            }
-            (PresenceType::Unavailable, Some(res)) => {
-                if let Some(v) = view.get_mut(&contact) {
-                    v.remove(res.as_str());
-                    if v.is_empty() {
-                        view.remove(&contact);
-                    }
-                }
-            }
-            (PresenceType::Unavailable, None) => {
-                view.remove(&contact);
-            }
-            _ => {}
-        }
-    }
-    view
-}
-
-/// Waits until every online person's view equals the truth: for each roster item with a
-/// subscription to the contact (`to` or `both`), the contact's resource and show if the contact
-/// is an online person, nothing otherwise. The error gives the first difference.
-pub async fn views_match(people: &mut [&mut Person], timeout: Duration) -> Result<Duration> {
-    views_match_with(people, &[], timeout).await
-}
-
-/// Presence a watcher is shown that the truth does not entitle it to: (watcher, contact,
-/// resource, show). What RFC 6121 leaves behind when a legacy server crashes.
-pub type Stale = (BareJid, BareJid, String, Option<Show>);
-
-/// [`views_match`], where each watcher's view must also hold exactly the `stale` entries
-/// given for it (and nothing else beyond the truth).
-pub async fn views_match_with(
-    people: &mut [&mut Person],
-    stale: &[Stale],
-    timeout: Duration,
-) -> Result<Duration> {
-    let start = Instant::now();
-    loop {
-        let mut online: BTreeMap<BareJid, (String, Option<Show>)> = BTreeMap::new();
-        for p in people.iter() {
-            if p.online {
-                let res = p.client.jid().resource().to_string();
-                online.insert(p.client.bare(), (res, p.show.clone()));
-            }
-        }
-        let mut first = None;
-        for p in people.iter_mut() {
-            if !p.online {
-                continue;
-            }
-            let roster = p.client.roster().await?;
-            let mut truth = View::new();
-            for item in roster {
-                let sees = matches!(item.subscription, Subscription::To | Subscription::Both);
-                if let (true, Some((res, show))) = (sees, online.get(&item.jid)) {
-                    truth
-                        .entry(item.jid.clone())
-                        .or_default()
-                        .insert(res.clone(), show.clone());
-                }
-            }
-            for (watcher, contact, res, show) in stale {
-                if *watcher == p.client.bare() {
-                    truth
-                        .entry(contact.clone())
-                        .or_default()
-                        .insert(res.clone(), show.clone());
-                }
-            }
-            let view = shown(&p.client);
-            if view != truth && first.is_none() {
-                first = Some(format!(
-                    "{} shows {view:?}, expected {truth:?}",
-                    p.client.jid()
-                ));
-            }
-        }
-        match first {
-            None => return Ok(start.elapsed()),
-            Some(diff) if start.elapsed() > timeout => return Err(diff.into()),
-            Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-}
+// People, their views and the ground-truth check are the wire conformance suite's own (each
+// test file uses part of them).
+#[allow(unused_imports)]
+pub use presence_sync::conformance::wire::people::{
+    Person, Stale, View, shown, views_match, views_match_with,
+};
 
 /// The bare JID of a full or bare JID.
 pub fn bare(j: &Jid) -> BareJid {

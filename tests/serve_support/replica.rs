@@ -112,8 +112,9 @@ impl Replica {
 /// the simulator's links are authenticated streams already.
 pub fn wire_kinds(stats: &RelayStats, since: usize) -> Kinds {
     let mut kinds = Kinds::new();
-    for (dir, e) in &stats.captured[since.min(stats.captured.len())..] {
-        if *dir == Direction::Forward && ["presence", "message", "iq"].contains(&e.name()) {
+    for c in &stats.captured[since.min(stats.captured.len())..] {
+        let (dir, e) = (c.dir, &c.element);
+        if dir == Direction::Forward && ["presence", "message", "iq"].contains(&e.name()) {
             *kinds.entry(stanza_kind(e)).or_default() += 1;
         }
     }

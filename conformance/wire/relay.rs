@@ -1,5 +1,6 @@
-//! A TCP relay between two servers that the test controls: it forwards bytes unchanged,
-//! counts them and the XML elements they carry in each direction, and can cut the link.
+//! A TCP relay between two servers that the suite (or a test) controls: it forwards bytes
+//! unchanged, counts them and the XML elements they carry in each direction, keeps each
+//! element with the time it crossed and the connection it crossed on, and can cut the link.
 //!
 //! A server is pointed at the relay instead of its peer (for Prosody, by mapping the peer's
 //! domain to the relay's address in its hosts file): the relay listens on its own leased
@@ -9,7 +10,7 @@
 //! [`Direction::Backward`] what the target answers. Two relays cover both directions.
 //!
 //! Elements are counted by reading each direction with the project's own sans-IO
-//! [`presence_sync::stream::StreamReader`] (one per connection and direction), so the counts
+//! [`crate::stream::StreamReader`] (one per connection and direction), so the counts
 //! are of whole top-level elements as a server would see them: stream features, dialback
 //! elements and stanzas, each under its own name ([`RelayStats::count`]).
 
@@ -17,10 +18,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::stream::{StreamEvent, StreamLimits, StreamReader};
 use minidom::Element;
-use presence_sync::stream::{StreamEvent, StreamLimits, StreamReader};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -75,10 +76,26 @@ pub struct RelayStats {
     elements: [BTreeMap<String, usize>; 2],
     stanza_bytes: [u64; 2],
     /// The elements in the order they crossed, up to [`CAPTURE_LIMIT`].
-    pub captured: Vec<(Direction, Element)>,
+    pub captured: Vec<Captured>,
+    /// Each relayed connection: its number (from 0, in the order accepted), when it was
+    /// connected to the target, and when it ended (either side closed, or a cut).
+    pub links: Vec<(u64, Instant, Option<Instant>)>,
     /// Streams that could not be read as XML (the bytes were still forwarded), and failed
     /// connections to the target.
     pub errors: Vec<String>,
+}
+
+/// One element that crossed the relay.
+#[derive(Clone, Debug)]
+pub struct Captured {
+    /// When the relay read it.
+    pub at: Instant,
+    /// The connection it crossed on ([`RelayStats::links`]).
+    pub connection: u64,
+    /// Which way.
+    pub dir: Direction,
+    /// The element (a stanza, a stream-level or dialback element).
+    pub element: Element,
 }
 
 impl RelayStats {
@@ -106,7 +123,7 @@ impl RelayStats {
 
     /// Bytes of the stanzas (presence, message, iq) that crossed in `dir`, each serialised as
     /// a stream would carry it (without the `jabber:server` declaration it inherits, as the
-    /// simulator counts, `presence_sync::sim::wire_len`): the rest of [`Self::bytes`] is stream
+    /// simulator counts, `crate::sim::wire_len`): the rest of [`Self::bytes`] is stream
     /// headers, features, dialback and whitespace.
     pub fn stanza_bytes(&self, dir: Direction) -> u64 {
         self.stanza_bytes[dir.index()]
@@ -161,6 +178,8 @@ impl Relay {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| format!("relay cannot listen on {listen}: {e}"))?;
+        // The address bound (a port 0 asks the system for one).
+        let listen = listener.local_addr()?;
         let shared = Arc::new(Shared {
             stats: Mutex::new(RelayStats::default()),
             tasks: Mutex::new(Vec::new()),
@@ -259,7 +278,13 @@ async fn relay_one(
             return;
         }
     };
-    shared.stats().connections += 1;
+    let connection = {
+        let mut stats = shared.stats();
+        stats.connections += 1;
+        let n = stats.links.len() as u64;
+        stats.links.push((n, Instant::now(), None));
+        n
+    };
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
     let (mut in_read, mut in_write) = inbound.into_split();
@@ -267,12 +292,15 @@ async fn relay_one(
     let cut_now = tokio::select! {
         _ = async {
             tokio::join!(
-                pump(&mut in_read, &mut out_write, Direction::Forward, &shared),
-                pump(&mut out_read, &mut in_write, Direction::Backward, &shared),
+                pump(&mut in_read, &mut out_write, Direction::Forward, &shared, connection),
+                pump(&mut out_read, &mut in_write, Direction::Backward, &shared, connection),
             )
         } => false,
         _ = cut.changed() => true,
     };
+    if let Some(link) = shared.stats().links.get_mut(connection as usize) {
+        link.2 = Some(Instant::now());
+    }
     if cut_now {
         // Nothing more is forwarded. Each server gets end-of-stream on its TCP connection and
         // closes it; what it writes meanwhile is read and thrown away (counted as lost).
@@ -309,7 +337,13 @@ async fn drain(from: &mut OwnedReadHalf) -> u64 {
 
 /// Copies one direction until EOF or an error, counting what passes; passes EOF on as a
 /// half-close.
-async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, dir: Direction, shared: &Shared) {
+async fn pump(
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
+    dir: Direction,
+    shared: &Shared,
+    connection: u64,
+) {
     let mut reader = StreamReader::new(READ_LIMITS);
     let mut readable = true;
     let mut buf = vec![0u8; 16 * 1024];
@@ -334,7 +368,7 @@ async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, dir: Direction,
         } else {
             vec![]
         };
-        record(shared, dir, n, events);
+        record(shared, dir, connection, n, events);
         if to.write_all(data).await.is_err() {
             break;
         }
@@ -342,7 +376,14 @@ async fn pump(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, dir: Direction,
     let _ = to.shutdown().await;
 }
 
-fn record(shared: &Shared, dir: Direction, bytes: usize, events: Vec<StreamEvent>) {
+fn record(
+    shared: &Shared,
+    dir: Direction,
+    connection: u64,
+    bytes: usize,
+    events: Vec<StreamEvent>,
+) {
+    let at = Instant::now();
     let mut stats = shared.stats();
     let i = dir.index();
     stats.bytes[i] += bytes as u64;
@@ -352,10 +393,15 @@ fn record(shared: &Shared, dir: Direction, bytes: usize, events: Vec<StreamEvent
             StreamEvent::Stanza(el) => {
                 *stats.elements[i].entry(element_name(&el)).or_default() += 1;
                 if ["presence", "message", "iq"].contains(&el.name()) {
-                    stats.stanza_bytes[i] += presence_sync::sim::wire_len(&el);
+                    stats.stanza_bytes[i] += crate::sim::wire_len(&el);
                 }
                 if stats.captured.len() < CAPTURE_LIMIT {
-                    stats.captured.push((dir, el));
+                    stats.captured.push(Captured {
+                        at,
+                        connection,
+                        dir,
+                        element: el,
+                    });
                 }
             }
             StreamEvent::End => {}

@@ -1,0 +1,311 @@
+//! The conformance suite over the network: a running XMPP server, in any language, tested
+//! through its sockets (`presence-sync conformance --target FILE`).
+//!
+//! # Contract
+//!
+//! The server under test (the *subject*) is described by a target file ([`target`]): its
+//! domain and addresses, the peer domain the suite plays and where the suite listens for it,
+//! how test accounts are made, and how the server is restarted. The suite then plays:
+//!
+//! - **the peer domain's server**: this crate's reference server (the `serve` code) in this
+//!   process ([`peer`]), federating with the subject over s2s with XEP-0220 dialback through
+//!   two relays ([`relay`]) that capture every element and can cut the link;
+//! - **the subject's users and the peer's users**: real c2s clients ([`client`]) that register
+//!   or log in, subscribe through the RFC 6121 flows, go online and offline, and record every
+//!   presence they are shown ([`people`]).
+//!
+//! ```text
+//!  Target ─► Wire::new: relays, the suite's peer, the subject ready
+//!     │      Wire::set_up: accounts, logins, RFC 6121 subscriptions, views converge
+//!     ▼
+//!  scenarios::ALL ─► each: faults (cut, SIGKILL, stop, peer restart), logins, changes
+//!     │                checks: every view against the truth (rosters fetched, people's
+//!     │                presence), scenario-specific counts on the wire
+//!     │              ─► audit::audit of the subject's records (records::records) since the
+//!     │                link that was up when the scenario began
+//!     ▼
+//!  Report (the simulation's: text, JSON, requirement coverage) + JUnit XML (junit)
+//! ```
+//!
+//! Ground truth never comes from the extension: a watcher must be shown exactly the online
+//! resources of the contacts its roster (as the server returns it) says it is subscribed to,
+//! minus blocks. Costs (stanzas, bytes, round trips, time to converge) are counted on the
+//! wire by the relays.
+
+pub mod client;
+pub mod control;
+pub mod junit;
+pub mod peer;
+pub mod people;
+pub mod records;
+pub mod relay;
+pub mod scenarios;
+pub mod target;
+pub mod wait;
+pub mod world;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::conformance::audit::{self, AuditContext};
+use crate::conformance::check::{Check, Outcome};
+use crate::conformance::report::{self, Report, Workload};
+use crate::conformance::scenarios::Run;
+use scenarios::{ALL, Body, Needs};
+use target::Target;
+use world::Wire;
+
+/// The error type of the wire suite's parts: a message saying what failed and, for a wait,
+/// what was seen instead.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The result type of the wire suite's parts.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What a wire run does.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Users on each side.
+    pub users: usize,
+    /// Scenarios to run (all if `None`).
+    pub scenarios: Option<Vec<String>>,
+    /// Fail the run on a MUST that no check exercised (a wire run judges only what it ran
+    /// otherwise: its scenarios do not exercise every MUST yet).
+    pub require_all: bool,
+    /// Where the suite's peer keeps its database and the start command its log (a new
+    /// directory under the system's temporary directory if `None`).
+    pub work: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            users: 6,
+            scenarios: None,
+            require_all: false,
+            work: None,
+        }
+    }
+}
+
+/// The most users a side the suite makes.
+pub const MAX_USERS: usize = 200;
+
+impl Options {
+    /// Checks the options.
+    ///
+    /// # Errors
+    /// What is wrong, naming the flag.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.users < 3 || self.users > MAX_USERS {
+            return Err(format!(
+                "--users {}: a wire run needs between 3 and {MAX_USERS} users a side",
+                self.users
+            ));
+        }
+        if let Some(names) = &self.scenarios {
+            for n in names {
+                if !ALL.iter().any(|s| s.name == n) {
+                    let known: Vec<&str> = ALL.iter().map(|s| s.name).collect();
+                    return Err(format!(
+                        "--scenarios: unknown wire scenario {n:?}; known: {}",
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Progress of a wire run, for a terminal.
+pub enum Progress<'a> {
+    /// A step of the set-up.
+    SetUp(&'a str),
+    /// Scenario `index` of `total` starts.
+    Start {
+        /// From 1.
+        index: usize,
+        /// Scenarios in the run.
+        total: usize,
+        /// Its name.
+        name: &'a str,
+    },
+    /// It ended.
+    Done(&'a Run),
+}
+
+/// The check of a scenario that did not run, with the reason.
+pub const NOT_RUN: &str = "not-run";
+
+/// True if `run` was not run (see [`NOT_RUN`]).
+pub fn not_run(run: &Run) -> Option<&str> {
+    run.checks.iter().find_map(|c| match &c.outcome {
+        Outcome::NotExercised(why) if c.id.ends_with(NOT_RUN) => Some(why.as_str()),
+        _ => None,
+    })
+}
+
+/// Runs the wire scenarios against the server of `target`.
+///
+/// # Errors
+/// Bad options, or a failure of the set-up (the server does not listen, accounts cannot be
+/// made, the subscriptions do not go through): nothing can be judged then.
+pub async fn run(
+    target: &Target,
+    opts: &Options,
+    progress: &mut (dyn FnMut(Progress<'_>) + Send),
+) -> std::result::Result<Report, String> {
+    opts.validate()?;
+    let timestamp = report::rfc3339(std::time::SystemTime::now());
+    let tag = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() % 0xff_ffff)
+            .unwrap_or(0)
+    );
+    let work = match &opts.work {
+        Some(w) => w.clone(),
+        None => {
+            std::env::temp_dir().join(format!("presence-sync-wire-{}-{tag}", std::process::id()))
+        }
+    };
+    std::fs::create_dir_all(&work)
+        .map_err(|e| format!("work directory {}: {e}", work.display()))?;
+    progress(Progress::SetUp("starting the suite's peer and relays"));
+    let mut w = Wire::new(target, &work).await.map_err(|e| e.to_string())?;
+    progress(Progress::SetUp("accounts, logins and subscriptions"));
+    let setup_mark = w.mark();
+    let setup_diffs = match w.set_up(opts.users, &tag).await {
+        Ok(_) => Vec::new(),
+        Err(e) if e.to_string().contains("views differ") => vec![e.to_string()],
+        Err(e) => return Err(format!("set-up: {e}")),
+    };
+    let (on_stream, in_disco) = scenarios::advertised(&mut w)
+        .await
+        .map_err(|e| e.to_string())?;
+    let implements = on_stream || in_disco;
+    let selected: Vec<&scenarios::Scenario> = ALL
+        .iter()
+        .filter(|s| {
+            opts.scenarios
+                .as_ref()
+                .is_none_or(|n| n.iter().any(|n| n == s.name))
+        })
+        .collect();
+    let total = selected.len();
+    let mut runs = Vec::new();
+    for (i, s) in selected.into_iter().enumerate() {
+        progress(Progress::Start {
+            index: i + 1,
+            total,
+            name: s.name,
+        });
+        let started = Instant::now();
+        let why_not = match s.needs {
+            _ if !implements && s.needs != Needs::Nothing => Some(format!(
+                "{} does not implement {}",
+                target.domain,
+                crate::wire::ns::PRESENCE_SYNC
+            )),
+            Needs::Crash => target.control.cannot_crash().map(str::to_owned),
+            Needs::Stop => target.control.cannot_stop().map(str::to_owned),
+            _ => None,
+        };
+        let mark = if s.name == "discovery" {
+            setup_mark
+        } else {
+            w.mark()
+        };
+        let (mut checks, phase) = match why_not {
+            Some(why) => (
+                vec![
+                    Check::with(
+                        format!("{} could be run", s.name),
+                        &[],
+                        Outcome::NotExercised(why),
+                    )
+                    .with_id(NOT_RUN),
+                ],
+                None,
+            ),
+            None => {
+                let body = match s.name {
+                    "discovery" => scenarios::discovery(&mut w, &setup_diffs).await,
+                    "link-loss" => scenarios::link_loss(&mut w).await,
+                    "link-loss-changes" => scenarios::link_loss_changes(&mut w).await,
+                    "cold-restart" => scenarios::cold_restart(&mut w).await,
+                    "graceful-restart" => scenarios::graceful_restart(&mut w).await,
+                    "peer-graceful-restart" => scenarios::peer_graceful_restart(&mut w).await,
+                    "peer-crash" => scenarios::peer_crash(&mut w).await,
+                    "legacy" => scenarios::legacy(&mut w).await,
+                    other => Err(format!("no body for {other}").into()),
+                };
+                let body = body.unwrap_or_else(|e| Body {
+                    checks: vec![
+                        Check::with(
+                            format!("{} ran to its end", s.name),
+                            &[],
+                            Outcome::Fail(e.to_string()),
+                        )
+                        .with_id("completed"),
+                    ],
+                    phase: None,
+                });
+                w.settle().await;
+                let records = w.records_since(&mark);
+                let findings = audit::audit(&target.domain, &records, &AuditContext::default());
+                let mut checks = body.checks;
+                checks.extend(crate::conformance::scenarios::merge_audits(
+                    std::iter::once(findings),
+                ));
+                (checks, body.phase)
+            }
+        };
+        for c in &mut checks {
+            c.id = format!("{}/{}", s.name, c.id);
+        }
+        let run = Run {
+            name: s.name,
+            about: s.about,
+            checks,
+            phase,
+            baseline: None,
+            seconds: started.elapsed().as_secs_f64(),
+            trace: None,
+        };
+        progress(Progress::Done(&run));
+        runs.push(run);
+    }
+    let edges = (opts.users * 4) as u64;
+    Ok(Report {
+        implementation: format!(
+            "{} over the wire ({}: {})",
+            target.name(),
+            crate::wire::ns::PRESENCE_SYNC,
+            if implements {
+                "implemented"
+            } else {
+                "not implemented"
+            }
+        ),
+        workload: Workload {
+            preset: "wire".to_owned(),
+            users: opts.users as u32,
+            edges,
+            online: 1.0,
+            active: 0.0,
+            changes: 0,
+            hub_peers: 1,
+            seed: 0,
+        },
+        runs,
+        mutants: None,
+        // The wire scenarios do not yet exercise every MUST (the simulation's do): a wire run
+        // judges coverage only when asked to (--require-all).
+        strict: opts.require_all,
+        timestamp,
+        commit: report::commit(),
+    })
+}

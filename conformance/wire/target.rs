@@ -1,0 +1,252 @@
+//! The target file (`conformance --target FILE`, TOML): the server under test, the peer
+//! domain the suite plays, how test accounts are provisioned and how the server is restarted.
+//!
+//! ```toml
+//! name = "my-server 1.2"             # shown in the reports (default: the domain)
+//! domain = "a.test"                  # the domain under test
+//! c2s = "127.0.0.2:5222"             # where its clients connect (plaintext on loopback)
+//! s2s = "127.0.0.2:5269"             # where its peers connect
+//!
+//! [peer]                             # the domain the suite plays
+//! domain = "b.test"
+//! listen = "127.0.0.3:5269"          # the suite's s2s listener; the server under test must
+//!                                    # reach b.test there (static route, hosts file)
+//!
+//! [accounts]                         # how test accounts are made on the server under test
+//! method = "register"                # XEP-0077 in-band registration
+//! # method = "command"; command = "prosodyctl register {user} {domain} {password}"
+//! # method = "list"; users = [["alice", "secret"], ["bob", "secret"]]
+//! prefix = "ps"                      # localparts ps-1, ps-2, ... (register and command)
+//!
+//! [control]                          # how the suite restarts the server (all optional)
+//! start = "my-server --config my.cfg"  # a shell command; may stay in the foreground
+//! pid-file = "/run/my-server.pid"    # SIGTERM to it is a graceful stop, SIGKILL a crash
+//! stop = "my-serverctl stop"         # a graceful stop instead of SIGTERM
+//! ready-timeout = 30                 # seconds the server may take to listen again
+//! ```
+//!
+//! Relative paths and commands run in the directory of the target file. The placeholders of
+//! `accounts.command` are `{user}` (the localpart), `{domain}`, `{jid}` and `{password}`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A parsed target file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The name shown in the reports.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The domain under test.
+    pub domain: String,
+    /// Its c2s listener.
+    pub c2s: SocketAddr,
+    /// Its s2s listener.
+    pub s2s: SocketAddr,
+    /// The peer domain the suite plays.
+    pub peer: Peer,
+    /// Provisioning of test accounts.
+    pub accounts: Accounts,
+    /// Restarts.
+    #[serde(default)]
+    pub control: Control,
+    /// The directory relative paths and commands are taken from (the target file's).
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+/// `[peer]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Its domain.
+    pub domain: String,
+    /// Where the suite accepts the s2s connections of the server under test.
+    pub listen: SocketAddr,
+}
+
+/// `[accounts]`: how the suite gets test accounts on the server under test.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Accounts {
+    /// XEP-0077 in-band registration, before login.
+    Register {
+        /// The localparts' prefix.
+        #[serde(default = "default_prefix")]
+        prefix: String,
+    },
+    /// A shell command per account, with `{user}`, `{domain}`, `{jid}`, `{password}`.
+    Command {
+        /// The template.
+        command: String,
+        /// The localparts' prefix.
+        #[serde(default = "default_prefix")]
+        prefix: String,
+    },
+    /// Accounts that exist already: (localpart, password) pairs.
+    List {
+        /// The accounts.
+        users: Vec<(String, String)>,
+    },
+}
+
+fn default_prefix() -> String {
+    "ps".to_owned()
+}
+
+/// `[control]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Control {
+    /// A shell command that starts the server.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// The file holding the server's PID.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+    /// A shell command for a graceful stop (instead of SIGTERM to the PID file).
+    #[serde(default)]
+    pub stop: Option<String>,
+    /// Seconds the server may take to listen after a start.
+    #[serde(default)]
+    pub ready_timeout: Option<u64>,
+}
+
+impl Control {
+    /// Why the suite cannot crash and restart the server, if it cannot.
+    pub fn cannot_crash(&self) -> Option<&'static str> {
+        match (&self.start, &self.pid_file) {
+            (None, _) => Some("the target gives no start command ([control] start)"),
+            (_, None) => {
+                Some("the target gives no PID file to send SIGKILL to ([control] pid-file)")
+            }
+            _ => None,
+        }
+    }
+
+    /// Why the suite cannot stop the server gracefully and restart it, if it cannot.
+    pub fn cannot_stop(&self) -> Option<&'static str> {
+        match (&self.start, &self.pid_file, &self.stop) {
+            (None, _, _) => Some("the target gives no start command ([control] start)"),
+            (_, None, None) => {
+                Some("the target gives no stop command and no PID file ([control] stop, pid-file)")
+            }
+            _ => None,
+        }
+    }
+
+    /// How long a start may take.
+    pub fn ready_timeout(&self) -> Duration {
+        Duration::from_secs(self.ready_timeout.unwrap_or(30))
+    }
+}
+
+impl Target {
+    /// Reads and checks a target file.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not valid TOML, or names impossible things.
+    pub fn load(path: &Path) -> Result<Target, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("target {}: {e}", path.display()))?;
+        let mut target =
+            Target::parse(&text).map_err(|e| format!("target {}: {e}", path.display()))?;
+        target.base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(target)
+    }
+
+    /// Parses and checks the TOML of a target.
+    ///
+    /// # Errors
+    /// What is wrong, in a sentence.
+    pub fn parse(text: &str) -> Result<Target, String> {
+        let target: Target = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (what, d) in [
+            ("domain", &target.domain),
+            ("peer.domain", &target.peer.domain),
+        ] {
+            if jid::BareJid::new(d)
+                .map(|j| j.node().is_some())
+                .unwrap_or(true)
+            {
+                return Err(format!("{what} {d:?} is not a domain"));
+            }
+        }
+        if target.domain == target.peer.domain {
+            return Err("the peer domain must differ from the domain under test".into());
+        }
+        match &target.accounts {
+            Accounts::List { users } if users.len() < 2 => {
+                return Err("accounts.users: the suite needs at least 2 accounts".into());
+            }
+            Accounts::Command { command, .. } if !command.contains("{user}") => {
+                return Err("accounts.command must contain {user}".into());
+            }
+            _ => {}
+        }
+        Ok(target)
+    }
+
+    /// The name shown in the reports.
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.domain.clone())
+    }
+
+    /// `path` taken relative to the target file's directory.
+    pub fn path(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base.join(path)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "domain = 'a.test'\nc2s = '127.0.0.2:5222'\ns2s = '127.0.0.2:5269'\n\
+        [peer]\ndomain = 'b.test'\nlisten = '127.0.0.3:5269'\n[accounts]\nmethod = 'register'\n";
+
+    #[test]
+    fn a_minimal_target_parses_and_cannot_restart() {
+        let t = Target::parse(MINIMAL).expect("parses");
+        assert_eq!(t.name(), "a.test");
+        assert!(matches!(&t.accounts, Accounts::Register { prefix } if prefix == "ps"));
+        assert!(t.control.cannot_crash().is_some());
+        assert!(t.control.cannot_stop().is_some());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let same = MINIMAL.replace("'b.test'", "'a.test'");
+        assert!(Target::parse(&same).unwrap_err().contains("differ"));
+        let user = MINIMAL.replace("domain = 'a.test'", "domain = 'me@a.test'");
+        assert!(Target::parse(&user).unwrap_err().contains("not a domain"));
+        let unknown = format!("{MINIMAL}colour = 'red'\n");
+        assert!(Target::parse(&unknown).unwrap_err().contains("colour"));
+        let command = MINIMAL.replace("'register'", "'command'\ncommand = 'true'");
+        assert!(Target::parse(&command).unwrap_err().contains("{user}"));
+        let list = MINIMAL.replace("'register'", "'list'\nusers = [['a', 'b']]");
+        assert!(Target::parse(&list).unwrap_err().contains("at least 2"));
+    }
+
+    #[test]
+    fn a_pid_file_and_a_start_command_allow_both_restarts() {
+        let t = Target::parse(&format!(
+            "{MINIMAL}[control]\nstart = 'serve'\npid-file = 'x.pid'\n"
+        ))
+        .expect("parses");
+        assert_eq!(t.control.cannot_crash(), None);
+        assert_eq!(t.control.cannot_stop(), None);
+    }
+}

@@ -1,0 +1,250 @@
+//! The conformance suite over the network (`presence-sync conformance --target FILE`), run as
+//! a server project's CI would run it: against `presence-sync serve` started as a separate
+//! process (every scenario passes), against its broken variants (each is caught by a failing
+//! check that names the requirement it breaks), and against an unmodified Prosody 0.12
+//! (reported as not implementing the XEP, the legacy checks passing, accounts made by
+//! XEP-0077 in-band registration).
+//!
+//! Each test leases its own loopback addresses, writes its configs and target file into its
+//! own directory, and stops every server by its PID (the one it started, and the one the
+//! suite's restarts left running, read from the PID file).
+
+mod net;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use net::{Lease, Process, Prosody, Result, TestDir, lease, wait_for_port};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_presence-sync"))
+}
+
+/// The bound of a whole wire run (it takes seconds on loopback).
+const RUN: Duration = Duration::from_secs(300);
+
+/// Runs `conformance --target` on `target` in `dir`, with JUnit and JSON reports there.
+fn run_suite(dir: &Path, target: &str) -> Result<(Output, String, String)> {
+    std::fs::write(dir.join("target.toml"), target)?;
+    let mut child = Command::new(bin())
+        .args([
+            "conformance",
+            "--target",
+            "target.toml",
+            "--junit",
+            "junit.xml",
+        ])
+        .args(["--json", "report.json", "--verbose"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let started = std::time::Instant::now();
+    while child.try_wait()?.is_none() {
+        if started.elapsed() > RUN {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("the wire run took more than {RUN:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output()?;
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap_or_default();
+    let json = std::fs::read_to_string(dir.join("report.json")).unwrap_or_default();
+    Ok((output, junit, json))
+}
+
+/// `presence-sync serve` for a.test on `a`, its peer b.test reached at `peer`.
+fn serve_config(a: &Lease, peer: &Lease) -> String {
+    format!(
+        "domain = 'a.test'\nc2s = '{}'\ns2s = '{}'\ndatabase = 'a.sqlite'\nregistration = true\n\
+         pid-file = 'a.pid'\nlog = 'presence_sync=info'\n[peers]\n'b.test' = '{}'\n",
+        a.c2s(),
+        a.s2s(),
+        peer.s2s()
+    )
+}
+
+fn serve_target(a: &Lease, peer: &Lease, mutation: Option<&str>) -> String {
+    let extra = mutation
+        .map(|m| format!(" --mutation {m}"))
+        .unwrap_or_default();
+    format!(
+        "name = 'presence-sync serve'\ndomain = 'a.test'\nc2s = '{}'\ns2s = '{}'\n\
+         [peer]\ndomain = 'b.test'\nlisten = '{}'\n[accounts]\nmethod = 'register'\n\
+         [control]\nstart = \"exec '{}' serve --config a.toml{extra} >> a.log 2>&1\"\n\
+         pid-file = 'a.pid'\n",
+        a.c2s(),
+        a.s2s(),
+        peer.s2s(),
+        bin().display()
+    )
+}
+
+/// Stops the server whose PID is in `pid_file` (SIGTERM, then SIGKILL), if it still runs.
+fn stop_by_pid_file(pid_file: &Path) {
+    let Ok(text) = std::fs::read_to_string(pid_file) else {
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<libc::pid_t>() else {
+        return;
+    };
+    if pid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) with the PID of the server this test (or the suite it ran) started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    for _ in 0..50 {
+        // SAFETY: as above; signal 0 only checks that the process exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// The suite against `serve` (with `mutation`, if any): the run's output and reports.
+async fn against_serve(name: &str, mutation: Option<&str>) -> Result<(Output, String, String)> {
+    let dir = TestDir::new(name)?;
+    let outcome = async {
+        let (a, peer) = (lease()?, lease()?);
+        std::fs::write(dir.path().join("a.toml"), serve_config(&a, &peer))?;
+        let mut command = Command::new(bin());
+        command
+            .args(["serve", "--config", "a.toml"])
+            .current_dir(dir.path());
+        if let Some(m) = mutation {
+            command.args(["--mutation", m]);
+        }
+        let mut first = Process::spawn("a.test", command, dir.path())?;
+        wait_for_port(a.s2s(), Duration::from_secs(20)).await?;
+        let result = run_suite(dir.path(), &serve_target(&a, &peer, mutation));
+        // The server the suite restarted is not this test's child: stop it by its PID file.
+        stop_by_pid_file(&dir.path().join("a.pid"));
+        let _ = first.terminate(Duration::from_secs(5));
+        result
+    }
+    .await;
+    dir.finish(outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_server_passes_every_wire_scenario() -> Result<()> {
+    let (output, junit, json) = against_serve("wire-reference", None).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("urn:xmpp:presence-sync:0: implemented"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    // Every scenario ran: eight test cases, none failed or skipped.
+    assert_eq!(junit.matches("<testcase").count(), 8, "{junit}");
+    assert!(
+        junit.contains("failures='0'") && junit.contains("skipped='0'"),
+        "{junit}"
+    );
+    assert!(
+        !junit.contains("<failure") && !junit.contains("<skipped"),
+        "{junit}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&json)?;
+    assert_eq!(report["passed"], true, "{json}");
+    Ok(())
+}
+
+/// The broken variants of the reference the wire scenarios catch, each with a requirement a
+/// failing check must name.
+const CAUGHT: [(&str, &str); 4] = [
+    ("ignore-new-epoch", "PS-13"),
+    ("forget-one-subscriber", "PS-44"),
+    ("never-reverify", "PS-19"),
+    ("per-edge-presence", "PS-66"),
+];
+
+async fn caught(mutation: &str, requirement: &str) -> Result<()> {
+    let (output, junit, _) = against_serve(&format!("wire-{mutation}"), Some(mutation)).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{mutation} passed:\n{stdout}");
+    let failing: Vec<&str> = junit
+        .split("<failure")
+        .skip(1)
+        .filter(|f| f.contains(requirement))
+        .collect();
+    assert!(
+        !failing.is_empty(),
+        "{mutation}: no failing check names {requirement}:\n{junit}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignoring_a_new_epoch_is_caught() -> Result<()> {
+    caught(CAUGHT[0].0, CAUGHT[0].1).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgetting_a_subscriber_is_caught() -> Result<()> {
+    caught(CAUGHT[1].0, CAUGHT[1].1).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_reverifying_is_caught() -> Result<()> {
+    caught(CAUGHT[2].0, CAUGHT[2].1).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_edge_presence_is_caught() -> Result<()> {
+    caught(CAUGHT[3].0, CAUGHT[3].1).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prosody_is_reported_as_legacy_and_its_rfc_6121_checks_pass() -> Result<()> {
+    let dir = TestDir::new("wire-prosody")?;
+    let outcome = async {
+        let (a, peer) = (lease()?, lease()?);
+        let mut prosody = Prosody::builder("a.test", &a)
+            .resolve("b.test", peer.ip())
+            .start(&dir)
+            .await?;
+        let home = prosody.home().to_path_buf();
+        let target = format!(
+            "name = 'Prosody 0.12'\ndomain = 'a.test'\nc2s = '{}'\ns2s = '{}'\n\
+             [peer]\ndomain = 'b.test'\nlisten = '{}'\n[accounts]\nmethod = 'register'\n\
+             [control]\nstart = \"exec prosody --config '{}' -F\"\npid-file = '{}'\n",
+            a.c2s(),
+            a.s2s(),
+            peer.s2s(),
+            home.join("prosody.cfg.lua").display(),
+            home.join("prosody.pid").display()
+        );
+        let result = run_suite(dir.path(), &target);
+        let _ = prosody.stop();
+        let (output, junit, _) = result?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("urn:xmpp:presence-sync:0: not implemented"),
+            "{stdout}"
+        );
+        // The scenarios of the extension are not run, with the reason; discovery and the
+        // legacy scenario (RFC 6121 towards a legacy peer) run and pass.
+        assert!(
+            stdout.contains("a.test does not implement urn:xmpp:presence-sync:0"),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("FAIL  "), "{stdout}");
+        assert_eq!(junit.matches("<testcase").count(), 8, "{junit}");
+        assert_eq!(junit.matches("<skipped").count(), 6, "{junit}");
+        assert!(!junit.contains("<failure"), "{junit}");
+        for pass in ["pass legacy/truth ", "pass discovery/setup-truth "] {
+            assert!(junit.contains(pass), "{pass}: {junit}");
+        }
+        Ok(())
+    }
+    .await;
+    dir.finish(outcome)
+}
