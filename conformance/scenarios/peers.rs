@@ -362,7 +362,7 @@ fn unrelated_pair(w: &World) -> Option<(BareJid, BareJid)> {
     let (a, b) = (w.server(A).accounts(), w.server(B).accounts());
     a.iter().find_map(|(s, acc)| {
         b.iter()
-            .find(|(p, other)| acc.roster.get(*p).is_none() && other.roster.get(s).is_none())
+            .find(|(p, other)| acc.roster.get(p).is_none() && other.roster.get(s).is_none())
             .map(|(p, _)| (s.clone(), p.clone()))
     })
 }
