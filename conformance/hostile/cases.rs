@@ -456,6 +456,62 @@ pub(super) fn all() -> Vec<Case> {
             },
         },
         Case {
+            // Not hostile: what a peer with another published set asks. XEP §Descent, PS-24:
+            // each differing child of a split is answered with its ids when it holds at most
+            // leaf-items entries. The bench's subject has 3 users, so none of the 16 children
+            // of its published set holds more than 3: every one is answered with <ids/> (an
+            // empty one with ids=''), never with a <split/> (which would cost the peer a round
+            // trip per level, down to 8 nibbles).
+            name: "split of the root matching none of its children",
+            reqs: &["PS-24"],
+            state_reqs: &[],
+            before: nothing,
+            build: |c| {
+                let q = c.reconcile(
+                    "presence",
+                    &format!("<split prefix='' fps='{}'/>", odd_fps(7)),
+                );
+                let leaf = c.limits().leaf_items as usize;
+                let users = super::bench::A_USERS.len();
+                let test = move |answer: Option<&Element>| {
+                    if users > leaf {
+                        return Outcome::NotExercised(format!(
+                            "leaf-items {leaf} is below the subject's {users} users"
+                        ));
+                    }
+                    let r = match verdict::result_answer(answer) {
+                        Err(e) => return Outcome::Fail(e),
+                        Ok(Some(r)) if r.is("reconcile", ns::PRESENCE_SYNC) => r,
+                        Ok(_) => return Outcome::Fail("the result carries no <reconcile/>".into()),
+                    };
+                    let mut prefixes = Vec::new();
+                    for child in r.children() {
+                        let prefix = child.attr("prefix").unwrap_or("?");
+                        if child.name() != "ids" {
+                            return Outcome::Fail(format!(
+                                "child {prefix:?} (at most {users} entries, leaf-items {leaf}) \
+                                 answered with <{}/>, not <ids/>: {}",
+                                child.name(),
+                                show(&r)
+                            ));
+                        }
+                        prefixes.push(prefix.to_owned());
+                    }
+                    let expected: Vec<String> = (0..16).map(|c| format!("{c:x}")).collect();
+                    prefixes.sort();
+                    if prefixes == expected {
+                        Outcome::Pass
+                    } else {
+                        Outcome::Fail(format!(
+                            "the 16 children answered as {prefixes:?}, not one <ids/> each: {}",
+                            show(&r)
+                        ))
+                    }
+                };
+                (q, Expect::Result(Box::new(test)))
+            },
+        },
+        Case {
             name: "request whose from is not of the peer domain",
             reqs: &["PS-71", "PS-77"],
             state_reqs: &["PS-71"],

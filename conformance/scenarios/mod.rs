@@ -18,6 +18,7 @@ use super::workload::{Federation, Spec};
 use super::world::{Phase, World};
 use crate::server::Flavour;
 
+mod limits;
 mod outage;
 mod peers;
 mod restart;
@@ -240,6 +241,7 @@ pub fn all() -> Vec<Scenario> {
     v.extend(restart::scenarios());
     v.extend(outage::scenarios());
     v.extend(peers::scenarios());
+    v.extend(limits::scenarios());
     v
 }
 

@@ -9,12 +9,14 @@ use jid::BareJid;
 use super::{A, B, Body, Ctx, Scenario, truth, truth_reqs};
 use crate::conformance::check::Check;
 use crate::conformance::hostile;
+use crate::conformance::record::RecordKind;
 use crate::conformance::subject::{Implementation, Reference, legacy};
 use crate::conformance::workload::Mismatch;
 use crate::conformance::world::{Phase, World};
 use crate::model::edge::{Edge, project};
 use crate::model::{ResourcePresence, Show, Subscription};
 use crate::server::Flavour;
+use crate::wire::ns;
 
 pub(super) fn scenarios() -> Vec<Scenario> {
     vec![
@@ -131,27 +133,33 @@ fn live(ctx: &Ctx<'_>) -> Body {
         &phase,
     ));
     // A new subscription during the session: the subscriber sees the publisher at once.
-    let Some((sub, publisher)) = new_pair(&w) else {
+    let fresh = new_pair(&w);
+    if let Some((sub, publisher)) = &fresh {
+        let sub_phase = w.measure_plain(|w| {
+            w.act(B, |s| s.subscribe(sub, publisher));
+            w.net.drive();
+            w.act(A, |s| s.approve(publisher, sub));
+        });
+        body.check(
+            "subscribe-approve-follows",
+            truth(
+                format!(
+                    "{sub} subscribes to {publisher}, who approves: presence follows the \
+                     subscription"
+                ),
+                &truth_reqs(&["PS-47", "PS-49", "PS-67"]),
+                &sub_phase,
+            ),
+        );
+    }
+    // A block and an unblock: the except list changes (an item, PS-47). The pair just
+    // subscribed, or else (in a federation so small that every pair of online users is
+    // related already, as preset tiny) a subscription the workload has.
+    let Some((sub, publisher)) = fresh.or_else(|| subscribed_pair(&w)) else {
         body.phase = Some(phase);
         body.worlds.push(w);
         return body;
     };
-    let sub_phase = w.measure_plain(|w| {
-        w.act(B, |s| s.subscribe(&sub, &publisher));
-        w.net.drive();
-        w.act(A, |s| s.approve(&publisher, &sub));
-    });
-    body.check(
-        "subscribe-approve-follows",
-        truth(
-            format!(
-                "{sub} subscribes to {publisher}, who approves: presence follows the subscription"
-            ),
-            &truth_reqs(&["PS-47", "PS-49", "PS-67"]),
-            &sub_phase,
-        ),
-    );
-    // A block and an unblock: the except list changes (an item, PS-47).
     let block_phase = w.measure_plain(|w| {
         w.act(A, |s| s.block(&publisher, &sub));
     });
@@ -208,6 +216,19 @@ fn live(ctx: &Ctx<'_>) -> Body {
     body
 }
 
+/// An online user of B subscribed to an online user of A (a `to` item, and a `from` item
+/// the other way).
+fn subscribed_pair(w: &World) -> Option<(BareJid, BareJid)> {
+    let (a, b) = (w.server(A), w.server(B));
+    a.online().keys().find_map(|p| {
+        a.accounts()[p].roster.iter().find_map(|(s, item)| {
+            let theirs = b.accounts().get(s)?.roster.get(p)?;
+            (item.from() && theirs.to() && b.online().contains_key(s))
+                .then(|| (s.clone(), p.clone()))
+        })
+    })
+}
+
 /// An online user of B and an online user of A with no roster item for each other.
 fn new_pair(w: &World) -> Option<(BareJid, BareJid)> {
     new_pair_between(w, B, A)
@@ -231,7 +252,7 @@ fn new_pair_between(w: &World, sub_domain: &str, pub_domain: &str) -> Option<(Ba
 }
 
 /// The cross-domain edges each side projects towards the other.
-fn edge_sets(w: &World) -> (BTreeSet<Edge>, BTreeSet<Edge>) {
+pub(super) fn edge_sets(w: &World) -> (BTreeSet<Edge>, BTreeSet<Edge>) {
     let a = w.server(A);
     let b = w.server(B);
     let ea = project(a.accounts().iter().map(|(u, acc)| (u, &acc.roster)), B).collect();
@@ -326,10 +347,119 @@ fn mismatch(ctx: &Ctx<'_>) -> Body {
             &phase,
         ),
     );
+    body.check(
+        "cancelled-request-not-repaired",
+        cancelled_during_descent(&mut w),
+    );
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
     body
+}
+
+/// A user of A and a user of B with no roster item for each other (online or not).
+fn unrelated_pair(w: &World) -> Option<(BareJid, BareJid)> {
+    let (a, b) = (w.server(A).accounts(), w.server(B).accounts());
+    a.iter().find_map(|(s, acc)| {
+        b.iter()
+            .find(|(p, other)| acc.roster.get(p).is_none() && other.roster.get(s).is_none())
+            .map(|(p, _)| (s.clone(), p.clone()))
+    })
+}
+
+/// PS-63 (XEP §Repair of Subscription Mismatches): a server evaluates each repair against its
+/// roster when it is about to act. During a partition a user `s` of A asks `p` of B for a
+/// subscription and the request is lost (A holds the pending edge, B does not: the third row
+/// of the repair table, which calls for A to send `subscribe` again). Once the link is back,
+/// the subject's edge descent sends that edge to the peer in full (PS-28); right then `s`
+/// cancels the request (`unsubscribe`). When the descent ends, the pending edge is still in
+/// the diff but no longer in `s`'s roster: the subject must not send the repair `subscribe`,
+/// which would raise a request `s` has withdrawn (PS-61, PS-63). Afterwards both sides
+/// project the same edge set.
+fn cancelled_during_descent(w: &mut World) -> Check {
+    let name = "a request cancelled while the descent that found it runs is not repaired";
+    let reqs = ["PS-61", "PS-63"];
+    let not_exercised = |why: String| {
+        Check::with(
+            name,
+            &reqs,
+            crate::conformance::check::Outcome::NotExercised(why),
+        )
+    };
+    let Some((s, p)) = unrelated_pair(w) else {
+        return not_exercised(format!(
+            "every user of {A} has a roster item for every user of {B}"
+        ));
+    };
+    let mut pending = Subscription::NONE;
+    pending.outbound(crate::model::SubscriptionStanza::Subscribe);
+    w.net.partition(A, B);
+    w.act(A, |srv| srv.set_roster_item(&s, &p, pending));
+    w.net.drive();
+    let from = w.net.host(A).records().len();
+    w.net.repair(A, B);
+    // Event by event until the subject sends the edge (p, s) in an edge reconcile.
+    let sends_edge = |w: &World, from: usize| {
+        w.net.host(A).records()[from..]
+            .iter()
+            .any(|r| match &r.kind {
+                RecordKind::Out { stanza, .. } => stanza
+                    .get_child("reconcile", ns::PRESENCE_SYNC)
+                    .is_some_and(|rec| {
+                        rec.children().any(|e| {
+                            e.name() == "edge"
+                                && e.attr("publisher") == Some(p.as_str())
+                                && e.attr("subscriber") == Some(s.as_str())
+                        })
+                    }),
+                _ => false,
+            })
+    };
+    let mut seen = false;
+    loop {
+        if sends_edge(w, from) {
+            seen = true;
+            break;
+        }
+        if w.net.drive_bounded(1).is_ok() {
+            break;
+        }
+    }
+    if !seen {
+        w.net.drive_for(Duration::from_secs(30));
+        return not_exercised(format!(
+            "the subject never sent the edge ({p}, {s}) it holds and the peer lacks"
+        ));
+    }
+    let cancelled = w.net.host(A).records().len();
+    w.act(A, |srv| srv.unsubscribe(&s, &p));
+    w.net.drive();
+    w.net.drive_for(Duration::from_secs(30));
+    let mut problems: Vec<String> = w.net.host(A).records()[cancelled..]
+        .iter()
+        .filter_map(|r| match &r.kind {
+            RecordKind::Out { stanza, .. }
+                if stanza.name() == "presence"
+                    && stanza.attr("type") == Some("subscribe")
+                    && stanza.has_child("repair", ns::PRESENCE_SYNC)
+                    && stanza.attr("from") == Some(s.as_str())
+                    && stanza.attr("to") == Some(p.as_str()) =>
+            {
+                Some(format!(
+                    "at {}: repair subscribe from {s} to {p} after {s} cancelled the request",
+                    r.time
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    let (ea, eb) = edge_sets(w);
+    problems.extend(
+        ea.symmetric_difference(&eb)
+            .take(5)
+            .map(|e| format!("edge sets differ afterwards: {e:?}")),
+    );
+    Check::empty(name, &reqs, &problems)
 }
 
 /// The subject at A and an RFC 6121 server of `flavour` at B; each restarts cold.
