@@ -142,8 +142,8 @@ async fn the_reference_server_passes_every_wire_scenario() -> Result<()> {
         "{stdout}"
     );
     assert!(!stdout.contains("FAIL"), "{stdout}");
-    // Every scenario ran: eight test cases, none failed or skipped.
-    assert_eq!(junit.matches("<testcase").count(), 8, "{junit}");
+    // Every scenario ran: ten test cases, none failed or skipped.
+    assert_eq!(junit.matches("<testcase").count(), 10, "{junit}");
     assert!(
         junit.contains("failures='0'") && junit.contains("skipped='0'"),
         "{junit}"
@@ -237,8 +237,8 @@ async fn prosody_is_reported_as_legacy_and_its_rfc_6121_checks_pass() -> Result<
             "{stdout}"
         );
         assert!(!stdout.contains("FAIL  "), "{stdout}");
-        assert_eq!(junit.matches("<testcase").count(), 8, "{junit}");
-        assert_eq!(junit.matches("<skipped").count(), 6, "{junit}");
+        assert_eq!(junit.matches("<testcase").count(), 10, "{junit}");
+        assert_eq!(junit.matches("<skipped").count(), 8, "{junit}");
         assert!(!junit.contains("<failure"), "{junit}");
         for pass in ["pass legacy/truth ", "pass discovery/setup-truth "] {
             assert!(junit.contains(pass), "{pass}: {junit}");

@@ -239,6 +239,8 @@ pub async fn run(
                     "graceful-restart" => scenarios::graceful_restart(&mut w).await,
                     "peer-graceful-restart" => scenarios::peer_graceful_restart(&mut w).await,
                     "peer-crash" => scenarios::peer_crash(&mut w).await,
+                    "mismatch" => scenarios::mismatch(&mut w).await,
+                    "blocking" => scenarios::blocking(&mut w).await,
                     "legacy" => scenarios::legacy(&mut w).await,
                     other => Err(format!("no body for {other}").into()),
                 };

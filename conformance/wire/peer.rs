@@ -78,6 +78,11 @@ impl EmbeddedPeer {
         self.bound
     }
 
+    /// Its database (to be edited only while it is down).
+    pub fn database(&self) -> PathBuf {
+        self.database.clone()
+    }
+
     /// Whether a boot is running.
     pub fn is_running(&self) -> bool {
         self.boot.is_some()

@@ -7,10 +7,11 @@
 
 use std::time::Instant;
 
-use tokio_xmpp::jid::Jid;
+use tokio_xmpp::jid::{BareJid, Jid};
 use tokio_xmpp::parsers::disco::{DiscoInfoQuery, DiscoInfoResult};
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::presence::Show;
+use tokio_xmpp::parsers::roster::Subscription;
 
 use super::Result;
 use super::world::Wire;
@@ -44,7 +45,7 @@ pub struct Scenario {
 }
 
 /// Every wire scenario, in the order they run.
-pub const ALL: [Scenario; 8] = [
+pub const ALL: [Scenario; 10] = [
     Scenario {
         name: "discovery",
         about: "stream feature and service discovery; the set-up's subscriptions and login storms converge",
@@ -78,6 +79,16 @@ pub const ALL: [Scenario; 8] = [
     Scenario {
         name: "peer-crash",
         about: "the suite's peer crashes and starts again with a new epoch; its users log in",
+        needs: Needs::Sync,
+    },
+    Scenario {
+        name: "mismatch",
+        about: "the suite's peer loses subscription state (its roster edited while it is down): the descent finds it and the repairs agree",
+        needs: Needs::Sync,
+    },
+    Scenario {
+        name: "blocking",
+        about: "users block contacts of the other domain (XEP-0191) and unblock them, with presence at domain level",
         needs: Needs::Sync,
     },
     Scenario {
@@ -435,6 +446,240 @@ pub async fn legacy(w: &mut Wire) -> Result<Body> {
             "with a legacy peer, live presence changes reach the contacts on the other side",
             &["PS-5"],
             &changed,
+        ),
+    );
+    b.phase = Some(w.phase_since(&mark));
+    Ok(b)
+}
+
+/// Every roster item of every person, fetched from its server: (user, contact) → state.
+async fn rosters(
+    w: &mut Wire,
+) -> Result<std::collections::BTreeMap<(BareJid, BareJid), Subscription>> {
+    let mut all = std::collections::BTreeMap::new();
+    for p in w.people() {
+        let me = p.bare();
+        for item in p.client.roster().await? {
+            all.insert((me.clone(), item.jid.clone()), item.subscription);
+        }
+    }
+    Ok(all)
+}
+
+/// The other side's view of an edge: `to` on one side is `from` on the other.
+fn mirror(s: &Subscription) -> Subscription {
+    match s {
+        Subscription::To => Subscription::From,
+        Subscription::From => Subscription::To,
+        other => other.clone(),
+    }
+}
+
+/// Cross-domain pairs whose two roster items do not mirror each other (an absent item counts
+/// as `none`).
+fn one_sided(
+    items: &std::collections::BTreeMap<(BareJid, BareJid), Subscription>,
+    domain: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for ((user, contact), sub) in items {
+        if user.domain().as_str() != domain || contact.domain().as_str() == domain {
+            continue;
+        }
+        let back = items
+            .get(&(contact.clone(), user.clone()))
+            .cloned()
+            .unwrap_or(Subscription::None);
+        let (a, b) = (normal(sub), normal(&mirror(&back)));
+        if a != b {
+            out.push(format!(
+                "{user} has {sub:?} for {contact}, who has {back:?}"
+            ));
+        }
+    }
+    for ((user, contact), sub) in items {
+        if user.domain().as_str() == domain || contact.domain().as_str() != domain {
+            continue;
+        }
+        if !items.contains_key(&(contact.clone(), user.clone()))
+            && normal(sub) != Subscription::None
+        {
+            out.push(format!("{user} has {sub:?} for {contact}, who has no item"));
+        }
+    }
+    out
+}
+
+fn normal(s: &Subscription) -> Subscription {
+    match s {
+        Subscription::Remove => Subscription::None,
+        other => other.clone(),
+    }
+}
+
+/// `mismatch`: one-sided subscription state on the suite's side, made by editing the peer's
+/// database while it is down (as a restored backup or a lost write would): after the restart
+/// the edge digests differ, the descent finds the edges and the repairs make both sides agree.
+pub async fn mismatch(w: &mut Wire) -> Result<Body> {
+    use crate::model::{NamedState, Subscription as Sub};
+    let mut b = Body::default();
+    let before = rosters(w).await?;
+    let n = w.ours.len();
+    // (peer user, subject user, the peer's state for it afterwards; None removes the item)
+    let edits: Vec<(BareJid, BareJid, Option<NamedState>)> = vec![
+        (w.theirs[0].bare(), w.ours[0].bare(), Some(NamedState::From)),
+        (w.theirs[1].bare(), w.ours[1].bare(), Some(NamedState::To)),
+        (w.theirs[2].bare(), w.ours[(2 + 2) % n].bare(), None),
+    ];
+    let touched: std::collections::BTreeSet<(BareJid, BareJid)> = edits
+        .iter()
+        .flat_map(|(t, o, _)| [(t.clone(), o.clone()), (o.clone(), t.clone())])
+        .collect();
+    let mark = w.mark();
+    w.peer.stop().await;
+    {
+        let path = w.peer.database();
+        let mut store = crate::serve::storage::Storage::open(&path)
+            .map_err(|e| format!("the peer's database: {e}"))?;
+        let accounts = store
+            .load()
+            .map_err(|e| format!("the peer's database: {e}"))?;
+        for stored in accounts {
+            let mut account = stored.account.clone();
+            let mut changed = false;
+            for (t, o, state) in &edits {
+                if *t != stored.user {
+                    continue;
+                }
+                let o = jid::BareJid::new(o.as_str()).map_err(|e| format!("{e}"))?;
+                match state {
+                    Some(s) => account.roster.set(o, Sub::named(*s)),
+                    None => {
+                        account.roster.remove(&o);
+                    }
+                }
+                changed = true;
+            }
+            if changed {
+                store
+                    .save_account(&stored.user, &account)
+                    .map_err(|e| format!("the peer's database: {e}"))?;
+            }
+        }
+    }
+    w.peer.start(super::peer::Mode::Sync).await?;
+    w.log_in_theirs().await?;
+    w.kick()?;
+    w.converge().await?;
+    w.settle().await;
+    let after = rosters(w).await?;
+    let phase = w.phase_since(&mark);
+    let reconciles = phase.reconcile_stanzas;
+    let differing = one_sided(&after, &w.target.domain);
+    b.check(
+        "edge-sets-equal",
+        Check::with(
+            format!(
+                "{} one-sided edges made on the peer's side: both sides agree afterwards",
+                edits.len()
+            ),
+            &[
+                "PS-6", "PS-14", "PS-33", "PS-36", "PS-59", "PS-60", "PS-61", "PS-63", "PS-85",
+            ],
+            match (reconciles, differing.is_empty()) {
+                (_, false) => Outcome::Fail(format!(
+                    "{} pairs differ, first: {}",
+                    differing.len(),
+                    differing
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
+                (0, true) => Outcome::Fail(
+                    "no reconcile crossed: the edge mismatch was not looked for".into(),
+                ),
+                (_, true) => Outcome::Pass,
+            },
+        ),
+    );
+    let collateral: Vec<String> = before
+        .iter()
+        .filter(|(k, _)| !touched.contains(*k))
+        .filter(|(k, v)| after.get(*k).map(normal) != Some(normal(v)))
+        .map(|((u, c), v)| {
+            format!(
+                "{u}'s item for {c} changed from {v:?} to {:?}",
+                after.get(&(u.clone(), c.clone()))
+            )
+        })
+        .collect();
+    b.check(
+        "no-collateral-roster-change",
+        Check::empty(
+            "no roster item outside the mismatched edges changed",
+            &["PS-59", "PS-85"],
+            &collateral,
+        ),
+    );
+    let diffs = w.converge().await?;
+    b.check(
+        "truth",
+        truth(
+            "after the repairs every user sees exactly what its roster entitles it to",
+            &["PS-59"],
+            &diffs,
+        ),
+    );
+    b.phase = Some(phase);
+    Ok(b)
+}
+
+/// `blocking`: blocks across the domains hide presence both ways (XEP-0191 §3.3), also
+/// where presence crosses at domain level (the except lists, PS-79, PS-80); unblocking
+/// shows it again.
+pub async fn blocking(w: &mut Wire) -> Result<Body> {
+    let mut b = Body::default();
+    let mark = w.mark();
+    let (o0, t0) = (w.ours[0].bare(), w.theirs[0].bare());
+    let t1 = w.theirs[1].bare();
+    w.ours[0].block(&t0).await?;
+    w.theirs[1].block(&w.ours[1].bare()).await?;
+    let blocked = w.converge().await?;
+    b.check(
+        "blocked",
+        truth(
+            &format!("{o0} blocks {t0} and {t1} blocks a user of the subject: neither side is shown the other"),
+            &["PS-79", "PS-80"],
+            &blocked,
+        ),
+    );
+    // A change while blocked: the blocked contact still is not shown it.
+    w.ours[0].available(Some(Show::Dnd))?;
+    w.theirs[0].available(Some(Show::Away))?;
+    let changed = w.converge().await?;
+    b.check(
+        "blocked-change",
+        truth(
+            "presence changes while blocked reach only the entitled watchers",
+            &["PS-79", "PS-80"],
+            &changed,
+        ),
+    );
+    for p in [&mut w.ours[0], &mut w.theirs[1]] {
+        let all: Vec<BareJid> = p.blocked.iter().cloned().collect();
+        let jids: Vec<Jid> = all.iter().cloned().map(Jid::from).collect();
+        p.client.unblock(&jids).await?;
+        p.blocked.clear();
+    }
+    let unblocked = w.converge().await?;
+    b.check(
+        "unblocked",
+        truth(
+            "after unblocking, both sides are shown each other again",
+            &["PS-79"],
+            &unblocked,
         ),
     );
     b.phase = Some(w.phase_since(&mark));

@@ -31,7 +31,7 @@ use super::target::Target;
 use crate::conformance::record::{Record, RecordKind};
 
 /// How long the views may take to converge after a step of a scenario.
-pub const CONVERGE: Duration = Duration::from_secs(30);
+pub const CONVERGE: Duration = Duration::from_secs(15);
 
 /// The shows the set-up gives users in turn (`None`: plain available).
 const SHOWS: [Option<Show>; 3] = [None, Some(Show::Away), Some(Show::Chat)];
