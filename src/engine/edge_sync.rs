@@ -171,13 +171,19 @@ impl EdgeReconciler {
     /// if its set holds at most leaf-items edges, else `<split prefix=''/>` with its 16 root
     /// children.
     pub fn start(&mut self, set: &mut EdgeSet, limits: &Limits) -> Option<Reconcile> {
+        self.open(set, limits);
+        self.next_query(set, limits)
+    }
+
+    /// Queues the root as [`EdgeReconciler::start`] does, without building the query: the
+    /// caller sends it with [`EdgeReconciler::next_query`] once its window has room (PS-50).
+    pub fn open(&mut self, set: &EdgeSet, limits: &Limits) {
         let kind = if set.len() <= limits.leaf_items as u64 {
             NodeKind::Describe
         } else {
             NodeKind::Split
         };
         self.nodes.push_front(Prefix::ROOT, kind);
-        self.next_query(set, limits)
     }
 
     /// Queries sent so far.

@@ -77,7 +77,6 @@ impl Session {
     /// Both hellos are known: epochs, then the three comparisons (XEP §Hello).
     pub(super) fn exchange_complete(
         &mut self,
-        now: Time,
         request: &Hello,
         answer: &Hello,
         we_asked: bool,
@@ -167,13 +166,10 @@ impl Session {
                     let bounds = Bounds::new(self.edges.len(), &live.limits);
                     let mut reconciler =
                         EdgeReconciler::bounded(bounds.differences, bounds.descent_nodes);
-                    if let Some(q) = reconciler.start(&mut self.edges, &live.limits) {
-                        live.edge = Some(reconciler);
-                        let id = self.next_id("edges");
-                        self.send_query(id, q, Request::Edges(now));
-                    } else {
-                        live.edge = Some(reconciler);
-                    }
+                    // The first query waits for the window like any other (PS-50): the pump
+                    // that follows every input sends it when a slot is free.
+                    reconciler.open(&self.edges, &live.limits);
+                    live.edge = Some(reconciler);
                 }
             }
         }

@@ -202,11 +202,12 @@ impl Session {
             }
             self.cache_epoch = Some(request.epoch);
             self.live = None; // a new run of the peer: a new session
+            self.forget_earlier_run();
         }
         let answer = self.my_hello(Some(request.epoch));
         self.send_result(id, Some(answer.to_element().expect("a hello serialises")));
         // A crossing hello of ours is answered too; this exchange is the one that counts.
-        self.exchange_complete(now, &request, &answer, false, dir);
+        self.exchange_complete(&request, &answer, false, dir);
     }
 
     /// The rates of XEP §Resource Exhaustion for a hello of the peer with `epoch`: a budget
@@ -250,6 +251,17 @@ impl Session {
         }
         self.hello_budget.0 -= 1;
         Ok(())
+    }
+
+    /// The peer answers from a new run: the reconcile queries and batches of the session with
+    /// its earlier run are forgotten. The new run does not hold that run's state (PS-12) and
+    /// will not answer them, and they would otherwise keep the window of the new session
+    /// (PS-50) until they time out and end it (PS-51); an answer that still arrives is one of
+    /// an earlier session and is ignored. An unanswered hello of ours stays: crossing hellos are
+    /// both answered (PS-20). With at most one hello and a window of requests, our unanswered
+    /// requests stay within `w + 1` (XEP §Resource Exhaustion).
+    pub(super) fn forget_earlier_run(&mut self) {
+        self.requests.retain(|_, r| !r.windowed());
     }
 
     /// Remembers `epoch` as superseded, forgetting the oldest beyond [`SUPERSEDED_KEPT`].
@@ -304,8 +316,9 @@ impl Session {
                     .is_some_and(|l| l.peer_epoch != hello.epoch)
                 {
                     self.live = None;
+                    self.forget_earlier_run();
                 }
-                self.exchange_complete(now, &sent, &hello, true, dir);
+                self.exchange_complete(&sent, &hello, true, dir);
             }
             Request::Edges(_) => {
                 let answer = match payload.map(|p| {
