@@ -154,6 +154,15 @@ async fn the_reference_server_passes_every_wire_scenario() -> Result<()> {
     );
     let report: serde_json::Value = serde_json::from_str(&json)?;
     assert_eq!(report["passed"], true, "{json}");
+    // The wire run's JSON report has the documented format too.
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../conformance/report.schema.json"))?;
+    let validator = jsonschema::validator_for(&schema).map_err(|e| e.to_string())?;
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
     Ok(())
 }
 
