@@ -34,12 +34,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use net::{Client, Direction, Prosody, Received, Relay, RelayStats, Result, Serve, TestDir, lease};
+use net::{Client, Direction, Prosody, Relay, RelayStats, Result, Serve, TestDir, lease};
 use presence_sync::model::{Account, NamedState, Subscription};
 use presence_sync::serve::auth::Credentials;
 use presence_sync::serve::storage::Storage;
 use tokio_xmpp::jid::BareJid;
-use tokio_xmpp::parsers::presence::{Show, Type as PresenceType};
+use tokio_xmpp::parsers::presence::Show;
 
 const PASSWORD: &str = "secret";
 /// The bound of each phase.
@@ -328,39 +328,8 @@ async fn log_in(
     Ok(start.elapsed())
 }
 
-/// What each online client shows of its contacts: contact → resource → show.
-fn shown(client: &Client) -> BTreeMap<BareJid, BTreeMap<String, Option<Show>>> {
-    let mut view: BTreeMap<BareJid, BTreeMap<String, Option<Show>>> = BTreeMap::new();
-    for (_, r) in client.recorder().snapshot() {
-        let Received::Presence(p) = r else { continue };
-        let Some(from) = p.from.clone() else { continue };
-        let contact = from.to_bare();
-        if contact == client.bare() {
-            continue;
-        }
-        let Some(res) = from.resource().map(|r| r.to_string()) else {
-            if p.type_ == PresenceType::Unavailable {
-                view.remove(&contact);
-            }
-            continue;
-        };
-        match p.type_ {
-            PresenceType::None => {
-                view.entry(contact).or_default().insert(res, p.show.clone());
-            }
-            PresenceType::Unavailable => {
-                if let Some(v) = view.get_mut(&contact) {
-                    v.remove(&res);
-                    if v.is_empty() {
-                        view.remove(&contact);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    view
-}
+// What each online client shows of its contacts is the wire suite's `people::shown`.
+use presence_sync::conformance::wire::people::shown;
 
 /// Views that differ from the truth (each online user sees each online contact with its
 /// last show, nothing else).

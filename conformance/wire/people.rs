@@ -197,14 +197,33 @@ pub async fn views_match_with(
     timeout: Duration,
 ) -> Result<Duration> {
     let start = Instant::now();
+    let diffs = converge_with(people, stale, timeout).await?;
+    match diffs.first() {
+        None => Ok(start.elapsed()),
+        Some(diff) => Err(format!("{} views differ; first: {diff}", diffs.len()).into()),
+    }
+}
+
+/// Waits until every online person's view is right, at most `timeout`; returns the
+/// differences left (none if it converged).
+///
+/// # Errors
+/// A roster could not be fetched.
+pub async fn converge(people: &mut [&mut Person], timeout: Duration) -> Result<Vec<String>> {
+    converge_with(people, &[], timeout).await
+}
+
+async fn converge_with(
+    people: &mut [&mut Person],
+    stale: &[Stale],
+    timeout: Duration,
+) -> Result<Vec<String>> {
+    let start = Instant::now();
     loop {
         let diffs = differences(people, stale).await?;
-        match diffs.first() {
-            None => return Ok(start.elapsed()),
-            Some(diff) if start.elapsed() > timeout => {
-                return Err(format!("{} views differ; first: {diff}", diffs.len()).into());
-            }
-            Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        if diffs.is_empty() || start.elapsed() > timeout {
+            return Ok(diffs);
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -352,17 +352,11 @@ pub async fn peer_graceful_restart(w: &mut Wire) -> Result<Body> {
     for p in &mut w.theirs {
         p.online = false;
     }
-    let voided = {
-        let started = Instant::now();
-        loop {
-            let diffs =
-                super::people::differences(&mut w.ours.iter_mut().collect::<Vec<_>>(), &[]).await?;
-            if diffs.is_empty() || started.elapsed() > super::world::CONVERGE {
-                break diffs;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    };
+    let voided = super::people::converge(
+        &mut w.ours.iter_mut().collect::<Vec<_>>(),
+        super::world::CONVERGE,
+    )
+    .await?;
     b.check(
         "cache-voided",
         truth(

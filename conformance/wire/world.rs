@@ -24,7 +24,7 @@ use super::Result;
 use super::client::{Client, Received};
 use super::control::{Account, Subject};
 use super::peer::{EmbeddedPeer, Mode};
-use super::people::{Person, differences};
+use super::people::Person;
 use super::records::{self, Event, Mark};
 use super::relay::Relay;
 use super::target::Target;
@@ -236,14 +236,7 @@ impl Wire {
     /// # Errors
     /// A roster could not be fetched.
     pub async fn converge(&mut self) -> Result<Vec<String>> {
-        let started = Instant::now();
-        loop {
-            let diffs = differences(&mut self.people(), &[]).await?;
-            if diffs.is_empty() || started.elapsed() > CONVERGE {
-                return Ok(diffs);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        super::people::converge(&mut self.people(), CONVERGE).await
     }
 
     /// Waits until nothing has crossed the relays for a second (at most 10 s): the answers
