@@ -15,11 +15,12 @@ use base64::engine::general_purpose::STANDARD;
 use minidom::Element;
 use presence_sync::conformance::hostile::probe::{PEER, Probe, Setup};
 use presence_sync::digest::prefix::MAX_DEPTH;
-use presence_sync::engine::Event;
 use presence_sync::engine::bounds::{EPOCHS_PER_MINUTE, HELLO_INTERVAL, SUPERSEDED_KEPT};
+use presence_sync::engine::{Event, Mode, VoidReason};
 use presence_sync::model::Epoch;
 use presence_sync::wire::{
-    Batch, Domains, Item, Limits, MAX_PAYLOAD_DEPTH, Malformed, WireElement, WireError, ns,
+    Batch, Domains, Item, Limits, MAX_PAYLOAD_DEPTH, Malformed, StreamFeature, WireElement,
+    WireError, ns,
 };
 use proptest::prelude::*;
 
@@ -770,4 +771,76 @@ proptest! {
             prop_assert!(false, "{}", e);
         }
     }
+}
+
+/// XEP PS-19 and PS-55. Our hello of a new link names the peer's epoch e1 that our cache
+/// holds; before its answer arrives, the peer's own hello of a new run e2 crosses it and
+/// voids the cache (PS-13). The answer to our hello then comes from e2, the cache's epoch by
+/// now: it must not count as a second restart, nor put e2 among the superseded epochs, where
+/// the peer's announcement that e2 shuts down would be taken for a late one of an earlier
+/// run and ignored, leaving the peer's presence shown after it stopped.
+#[test]
+fn an_answer_from_the_epoch_a_crossing_hello_brought_does_not_supersede_it() {
+    let mut probe = Probe::established(Setup::default());
+    let e2 = Epoch(0xb0b0_0000_0000_0002);
+    let ours = probe.session.epoch();
+    let feature = xso::transform(&StreamFeature::new(&probe.session.config().algos))
+        .expect("a feature serialises");
+    probe.now = probe.now.plus_micros(1_000_000);
+    probe.session.link_down(probe.now);
+    probe.session.link_up(probe.now, &[feature]);
+    let our_hello = std::iter::from_fn(|| probe.session.poll_transmit())
+        .find(|s| s.name() == "iq" && s.has_child("hello", ns::PRESENCE_SYNC))
+        .expect("the driver's hello on a new link");
+    let crossing = probe
+        .hello(e2, ours)
+        .to_element()
+        .expect("a hello serialises");
+    let crossing: Element = probe
+        .request(&String::from(&crossing))
+        .parse()
+        .expect("well-formed");
+    probe.feed(&crossing, 1_000);
+    let answer = probe
+        .hello(e2, ours)
+        .to_element()
+        .expect("a hello serialises");
+    let answer: Element = format!(
+        "<iq xmlns='jabber:server' from='{PEER}' to='{}' id='{}' type='result'>{}</iq>",
+        probe.local(),
+        our_hello.attr("id").expect("an id"),
+        String::from(&answer)
+    )
+    .parse()
+    .expect("well-formed");
+    let from = probe.events.len();
+    probe.feed(&answer, 1_000);
+    let restarts = probe.events[from..]
+        .iter()
+        .filter(|e| matches!(e, Event::PeerRestarted))
+        .count();
+    assert_eq!(
+        restarts,
+        0,
+        "the answer counted as a restart: {:?}",
+        &probe.events[from..]
+    );
+    let shutdown: Element = format!(
+        "<message xmlns='jabber:server' from='{PEER}' to='{}' type='normal'>\
+         <shutdown xmlns='{}' epoch='{e2}'/></message>",
+        probe.local(),
+        ns::PRESENCE_SYNC
+    )
+    .parse()
+    .expect("well-formed");
+    let from = probe.events.len();
+    probe.feed(&shutdown, 1_000);
+    assert!(
+        probe.events[from..]
+            .iter()
+            .any(|e| matches!(e, Event::CacheVoided(VoidReason::Shutdown))),
+        "the shutdown of the current epoch was ignored: {:?}",
+        &probe.events[from..]
+    );
+    assert_ne!(probe.session.mode(), Mode::Synchronized);
 }

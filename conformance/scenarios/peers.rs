@@ -351,6 +351,7 @@ fn mismatch(ctx: &Ctx<'_>) -> Body {
         "cancelled-request-not-repaired",
         cancelled_during_descent(&mut w),
     );
+    body.check("repair-reply-to-blocker", reply_to_blocker(&mut w));
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
@@ -453,6 +454,59 @@ fn cancelled_during_descent(w: &mut World) -> Check {
             _ => None,
         })
         .collect();
+    let (ea, eb) = edge_sets(w);
+    problems.extend(
+        ea.symmetric_difference(&eb)
+            .take(5)
+            .map(|e| format!("edge sets differ afterwards: {e:?}")),
+    );
+    Check::empty(name, &reqs, &problems)
+}
+
+/// PS-85 (XEP §Repair of Subscription Mismatches), the reply of a repair. A user `s` of the
+/// peer asked `p` of A for a subscription and blocked `p`; `p`'s approval never reached `s`
+/// (XEP-0191 drops it). A restored backup leaves the pair as the second row of the repair
+/// table: A holds the subscribed edge (`p` has `from`), the peer the pending one. The peer sends
+/// the repair `subscribe` from `s`; the subject answers it as RFC 6121 §3.1.3 prescribes for a
+/// contact already subscribed, with `subscribed`. Unless that answer carries `<repair/>` too,
+/// the peer drops it for the block, `s` stays pending and the mismatch is found again at every
+/// verification. Afterwards both sides project the same edge set.
+fn reply_to_blocker(w: &mut World) -> Check {
+    let name = "the answer to a repair subscribe reaches a sender that blocks the user";
+    let reqs = ["PS-61", "PS-85"];
+    // Any pair will do, since both items are overwritten: an unrelated one leaves the others'
+    // relations alone.
+    let any_pair = || {
+        let first = |d| w.server(d).accounts().keys().next().cloned();
+        first(A).zip(first(B))
+    };
+    let Some((p, s)) = unrelated_pair(w).or_else(any_pair) else {
+        return Check::with(
+            name,
+            &reqs,
+            crate::conformance::check::Outcome::NotExercised(format!("{A} or {B} has no user")),
+        );
+    };
+    let mut pending = Subscription::NONE;
+    pending.outbound(crate::model::SubscriptionStanza::Subscribe);
+    let approved = Subscription::named(crate::model::NamedState::From);
+    w.act(B, |srv| srv.block(&s, &p));
+    w.net.drive();
+    w.net.partition(A, B);
+    w.act(A, |srv| srv.set_roster_item(&p, &s, approved));
+    w.act(B, |srv| srv.set_roster_item(&s, &p, pending));
+    w.net.drive();
+    w.net.repair(A, B);
+    w.net.drive();
+    w.net.drive_for(Duration::from_secs(30));
+    let mut problems = Vec::new();
+    let theirs = w.server(B).accounts()[&s].roster.get(&p).copied();
+    if !theirs.is_some_and(|t| t.to() && !t.pending_out()) {
+        problems.push(format!(
+            "{s} (blocking {p}) holds {theirs:?} for {p}, not a subscription: the subject's \
+             answer to the repair did not reach it"
+        ));
+    }
     let (ea, eb) = edge_sets(w);
     problems.extend(
         ea.symmetric_difference(&eb)

@@ -16,6 +16,7 @@ use jid::{BareJid, Jid};
 
 use super::stanzas::{Kind, Stanza};
 use super::{ClientOut, Server};
+use crate::engine::repair::RepairStanza;
 use crate::model::{Account, BlockList, ResourcePresence, Subscription, SubscriptionStanza};
 
 /// `user/resource`. Resources come from the caller of a local action.
@@ -391,7 +392,7 @@ impl Server {
                 self.stats.probes_received += 1;
                 self.answer_probe(&user, &stanza.from);
             }
-            Kind::Subscription(kind) => self.inbound(&user, &contact, kind),
+            Kind::Subscription(kind) => self.inbound(&user, &contact, kind, false),
             Kind::Error => self.stats.errors_received += 1,
         }
     }
@@ -407,7 +408,7 @@ impl Server {
             self.stats.rejected += 1;
             return;
         }
-        self.inbound(&user, &contact, kind);
+        self.inbound(&user, &contact, kind, true);
     }
 
     /// Delivers presence of `from` to `to`'s clients: to every available resource for a bare
@@ -482,7 +483,13 @@ impl Server {
 
     /// An inbound subscription stanza from `contact` for `user` (RFC 6121 Appendix A.3, with
     /// the auto-replies of §3.1.3 and §3.4).
-    fn inbound(&mut self, user: &BareJid, contact: &BareJid, kind: SubscriptionStanza) {
+    fn inbound(
+        &mut self,
+        user: &BareJid,
+        contact: &BareJid,
+        kind: SubscriptionStanza,
+        repair: bool,
+    ) {
         let before = self.account(user).roster.get(contact).copied();
         if before.is_none() && kind != SubscriptionStanza::Subscribe {
             return; // A.3.2-A.3.4: nothing to change for a JID not in the roster
@@ -504,17 +511,22 @@ impl Server {
             });
         }
         match t.auto_reply {
+            // PS-85: the automatic reply to a repair is marked too, so that it changes the
+            // roster of a sender that blocks the user (its `subscribe` of row two would stay
+            // pending forever otherwise).
+            Some(reply) if repair && !self.is_local(&Jid::from(contact.clone())) => {
+                let stanza = RepairStanza {
+                    kind: reply,
+                    from: user.clone(),
+                    to: contact.clone(),
+                };
+                self.transmit(contact.domain().as_str(), stanza.to_element());
+                self.presence_after_redundant_subscribe(user, contact, before);
+            }
             Some(reply) => {
                 let stanza = Stanza::new(user.clone(), contact.clone(), Kind::Subscription(reply));
                 self.route(stanza);
-                if before.from() && self.flavour.presence_on_redundant_subscribe() {
-                    if self.volatile.online.contains_key(user) {
-                        self.send_current_presence(user, &Jid::from(contact.clone()));
-                    } else {
-                        let stanza = Stanza::new(user.clone(), contact.clone(), Kind::Unavailable);
-                        self.route(stanza);
-                    }
-                }
+                self.presence_after_redundant_subscribe(user, contact, before);
             }
             None if kind == SubscriptionStanza::Subscribe
                 && self.flavour.acknowledges_subscribe() =>
@@ -525,5 +537,24 @@ impl Server {
             None => {}
         }
         self.item_changed(user, contact, before, sub, true);
+    }
+
+    /// The current presence a flavour sends along its `subscribed` to a `subscribe` from a
+    /// contact already subscribed (`before` has `from`), or `unavailable` if the user is
+    /// offline.
+    fn presence_after_redundant_subscribe(
+        &mut self,
+        user: &BareJid,
+        contact: &BareJid,
+        before: Subscription,
+    ) {
+        if before.from() && self.flavour.presence_on_redundant_subscribe() {
+            if self.volatile.online.contains_key(user) {
+                self.send_current_presence(user, &Jid::from(contact.clone()));
+            } else {
+                let stanza = Stanza::new(user.clone(), contact.clone(), Kind::Unavailable);
+                self.route(stanza);
+            }
+        }
     }
 }

@@ -297,12 +297,13 @@ impl Session {
                 if hello.hash != sent.hash {
                     return self.discard(now, missing("hello with the hash of the request"));
                 }
-                // PS-19: an answer from another epoch than our cache's voids it.
-                if sent.peer_epoch != Some(hello.epoch) {
-                    if self.cache_epoch.is_some() {
-                        if let Some(old) = self.cache_epoch {
-                            self.supersede(old);
-                        }
+                // PS-19: an answer from another epoch than our cache's voids it. Our cache's,
+                // not the one our hello named: a crossing hello of the peer may have brought
+                // the answer's epoch already, and that epoch is current, not superseded (a
+                // later shutdown of it must be heeded, PS-55).
+                if self.cache_epoch != Some(hello.epoch) {
+                    if let Some(old) = self.cache_epoch {
+                        self.supersede(old);
                         self.events.push_back(Event::PeerRestarted);
                         if self.config.mutation != Some(Mutation::IgnoreNewEpoch) {
                             self.void_cache(VoidReason::NewEpoch);
