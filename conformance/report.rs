@@ -317,6 +317,37 @@ impl Report {
                  phase between two Prosody-like servers (* = stale or missing presence left)."
             );
         }
+        for run in self.runs.iter().filter(|r| !r.buckets.is_empty()) {
+            let _ = writeln!(
+                out,
+                "\n{}: by the edges each peer shares with the hub (both directions)\n\
+                 {:<10} {:>6} {:>8} {:>8} {:>10} | {:>9} {:>10} {:>7}",
+                run.name,
+                "peer edges",
+                "peers",
+                "edges",
+                "stanzas",
+                "bytes",
+                "RFC 6121",
+                "bytes",
+                "ratio"
+            );
+            for b in &run.buckets {
+                let _ = writeln!(
+                    out,
+                    "{:<10} {:>6} {:>8} {:>8} {:>10} | {:>9} {:>10} {:>7.2}",
+                    b.label,
+                    b.peers,
+                    b.edges,
+                    b.ours.0,
+                    b.ours.1,
+                    b.rfc6121.0,
+                    b.rfc6121.1,
+                    b.ours.1 as f64 / b.rfc6121.1.max(1) as f64
+                );
+            }
+            let _ = writeln!(out, "ratio: bytes of the implementation over RFC 6121's.");
+        }
         for run in &self.runs {
             for c in &run.checks {
                 if c.failed() || verbose {
@@ -487,6 +518,15 @@ impl Report {
                         "detail": match &c.outcome { Outcome::Pass => None, Outcome::Fail(d) | Outcome::NotExercised(d) => Some(d) },
                     })).collect::<Vec<_>>(),
                     "wall_seconds": r.seconds,
+                    "peer_buckets": r.buckets.iter().map(|b| json!({
+                        "peer_edges": b.label,
+                        "peers": b.peers,
+                        "edges": b.edges,
+                        "stanzas": b.ours.0,
+                        "bytes": b.ours.1,
+                        "rfc6121_stanzas": b.rfc6121.0,
+                        "rfc6121_bytes": b.rfc6121.1,
+                    })).collect::<Vec<_>>(),
                 })
             })
             .collect();

@@ -21,6 +21,7 @@ use crate::server::Flavour;
 mod limits;
 mod outage;
 mod peers;
+pub use peers::PeerBucket;
 mod restart;
 
 /// The implementation under test's domain in two-domain scenarios (the edge driver).
@@ -92,6 +93,8 @@ pub struct Body {
     /// What the audit of these worlds must know (the effective limits, if a peer lowered
     /// them).
     pub audit: audit::AuditContext,
+    /// The measured phase's costs per peer-size bucket (the hub scenario).
+    pub buckets: Vec<PeerBucket>,
 }
 
 impl Body {
@@ -113,6 +116,8 @@ pub struct Run {
     pub phase: Option<Phase>,
     /// The baseline's phase.
     pub baseline: Option<Phase>,
+    /// The measured phase's costs per peer-size bucket, for a scenario with many peers.
+    pub buckets: Vec<PeerBucket>,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// The file its stanza trace was written to (`--trace DIR`).
@@ -173,6 +178,7 @@ pub fn run(scenario: &Scenario, ctx: &Ctx<'_>, trace: Option<&Path>) -> Result<R
         checks: body.checks,
         phase: body.phase,
         baseline: body.baseline,
+        buckets: body.buckets,
         seconds: started.elapsed().as_secs_f64(),
         trace,
     })

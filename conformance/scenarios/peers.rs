@@ -608,8 +608,237 @@ fn hub(ctx: &Ctx<'_>) -> Body {
         &truth_reqs(&["PS-10", "PS-11", "PS-12", "PS-19", "PS-34"]),
         &phase,
     ));
+    let shared = fed.edges_with(HUB);
+    body.buckets = peer_buckets(&shared, HUB, &phase, &baseline);
+    body.check("no-hello-to-idle-peers", hellos_to_idle_peers(&w, &shared));
+    body.check("first-edge-starts-session", first_edge(&mut w, &shared));
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
     body
+}
+
+/// The peer-size buckets of the hub's costs: peers with 1 shared edge, 2 to 10, 11 to 100,
+/// 101 to 10^4 and more.
+const BUCKETS: [(u64, u64, &str); 5] = [
+    (1, 1, "1"),
+    (2, 10, "2-10"),
+    (11, 100, "11-100"),
+    (101, 10_000, "101-10^4"),
+    (10_001, u64::MAX, ">10^4"),
+];
+
+/// The costs of one peer-size bucket of the hub scenario: both directions between the hub and
+/// each peer of the bucket, for the implementation and for RFC 6121.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerBucket {
+    /// The bucket's label (`2-10`: peers sharing 2 to 10 edges with the hub).
+    pub label: &'static str,
+    /// Its peers.
+    pub peers: u64,
+    /// Their edges with the hub.
+    pub edges: u64,
+    /// Stanzas and bytes of the implementation under test.
+    pub ours: (u64, u64),
+    /// Stanzas and bytes of RFC 6121 (Prosody-like).
+    pub rfc6121: (u64, u64),
+}
+
+/// The costs per peer-size bucket: `edges` gives each peer's shared edges with `hub`.
+pub fn peer_buckets(
+    edges: &BTreeMap<String, u64>,
+    hub: &str,
+    ours: &Phase,
+    rfc6121: &Phase,
+) -> Vec<PeerBucket> {
+    let bucket = |n: u64| {
+        BUCKETS
+            .iter()
+            .position(|&(lo, hi, _)| (lo..=hi).contains(&n))
+    };
+    let mut out: Vec<PeerBucket> = BUCKETS
+        .iter()
+        .map(|&(_, _, label)| PeerBucket {
+            label,
+            ..PeerBucket::default()
+        })
+        .collect();
+    for &n in edges.values() {
+        if let Some(i) = bucket(n) {
+            out[i].peers += 1;
+            out[i].edges += n;
+        }
+    }
+    let add =
+        |phase: &Phase, pick: fn(&mut PeerBucket) -> &mut (u64, u64), out: &mut Vec<PeerBucket>| {
+            for (from, to, stanzas, bytes) in &phase.directions {
+                let peer = if from == hub {
+                    to
+                } else if to == hub {
+                    from
+                } else {
+                    continue;
+                };
+                if let Some(i) = edges.get(peer).copied().and_then(bucket) {
+                    let c = pick(&mut out[i]);
+                    c.0 += stanzas;
+                    c.1 += bytes;
+                }
+            }
+        };
+    add(ours, |b| &mut b.ours, &mut out);
+    add(rfc6121, |b| &mut b.rfc6121, &mut out);
+    out.retain(|b| b.peers > 0);
+    out
+}
+
+/// Whether `stanza` is a hello request or answer.
+fn is_hello(stanza: &minidom::Element) -> bool {
+    stanza.name() == "iq" && stanza.has_child("hello", ns::PRESENCE_SYNC)
+}
+
+/// PS-93: the hub sends no hello to the peers that share no edge with it (`shared` lists the
+/// others), in its whole run, restarts included.
+fn hellos_to_idle_peers(w: &World, shared: &BTreeMap<String, u64>) -> Check {
+    let idle = w.domains().len() - 1 - shared.len();
+    let sent: Vec<String> = w
+        .net
+        .host(HUB)
+        .records()
+        .iter()
+        .filter_map(|r| match &r.kind {
+            RecordKind::Out { peer, stanza, .. }
+                if !shared.contains_key(peer) && is_hello(stanza) =>
+            {
+                Some(format!("at {}: a hello to {peer}", r.time))
+            }
+            _ => None,
+        })
+        .collect();
+    let name = format!("no hello to the {idle} peers that share no edge with the hub");
+    if idle == 0 {
+        return Check::with(
+            name,
+            &["PS-93"],
+            crate::conformance::check::Outcome::NotExercised(
+                "every peer shares an edge with the hub".into(),
+            ),
+        );
+    }
+    Check::empty(name, &["PS-93"], &sent)
+}
+
+/// PS-93 and PS-16 with a peer that shares nothing with the hub: one that never did if the
+/// federation has one (many peers), else the smallest peer after every roster item between
+/// it and the hub was removed. The link between them is cut and restored: no hello crosses
+/// it. Then a user of the hub and an online user of the peer subscribe to each other: the
+/// first edge starts the hello exchange, after which each is shown the other's presence.
+fn first_edge(w: &mut World, shared: &BTreeMap<String, u64>) -> Check {
+    let name =
+        "a peer that shares nothing gets no hello until its first edge, which starts a session";
+    let reqs = ["PS-16", "PS-93"];
+    let not_exercised = |why: &str| {
+        Check::with(
+            name,
+            &reqs,
+            crate::conformance::check::Outcome::NotExercised(why.into()),
+        )
+    };
+    let Some(u) = w.server(HUB).online().keys().next().cloned() else {
+        return not_exercised("no online user of the hub");
+    };
+    let online_user = |w: &World, d: &str| w.server(d).online().keys().next().cloned();
+    let never = w
+        .domains()
+        .into_iter()
+        .filter(|d| d.as_str() != HUB && !shared.contains_key(d.as_str()))
+        .find_map(|d| online_user(w, &d));
+    let q = match never {
+        Some(q) => q,
+        None => {
+            let Some(peer) = shared
+                .iter()
+                .filter(|(d, _)| online_user(w, d).is_some())
+                .min_by_key(|&(_, n)| *n)
+                .map(|(d, _)| d.clone())
+            else {
+                return not_exercised("no peer with an online user");
+            };
+            empty_pair(w, HUB, &peer);
+            match online_user(w, &peer) {
+                Some(q) => q,
+                None => return not_exercised("no online user of the emptied peer"),
+            }
+        }
+    };
+    let peer = q.domain().to_string();
+    let hello_with = |w: &World, from: usize| {
+        w.net.host(HUB).records()[from..].iter().any(|r| {
+            matches!(&r.kind, RecordKind::Out { peer: p, stanza, .. } | RecordKind::In { peer: p, stanza }
+                if *p == peer && is_hello(stanza))
+        })
+    };
+    let mut problems = Vec::new();
+    let relinked = w.net.host(HUB).records().len();
+    w.net.partition(HUB, &peer);
+    w.net.drive();
+    w.net.repair(HUB, &peer);
+    w.net.drive();
+    w.net.drive_for(Duration::from_secs(5));
+    if hello_with(w, relinked) {
+        problems.push(format!(
+            "a hello crossed between {HUB} and {peer}, which share nothing, when their link came back"
+        ));
+    }
+    let from = w.net.host(HUB).records().len();
+    w.act(HUB, |s| s.subscribe(&u, &q));
+    w.net.drive();
+    w.act(&peer, |s| s.approve(&q, &u));
+    w.net.drive();
+    w.act(&peer, |s| s.subscribe(&q, &u));
+    w.net.drive();
+    w.act(HUB, |s| s.approve(&u, &q));
+    w.net.drive();
+    w.net.drive_for(Duration::from_secs(5));
+    if !hello_with(w, from) {
+        problems.push(format!(
+            "no hello between {HUB} and {peer} after the first edge"
+        ));
+    }
+    if !w.server(HUB).view(&u).is_some_and(|v| v.contains_key(&q)) {
+        problems.push(format!("{u} is not shown {q}'s presence"));
+    }
+    if !w.server(&peer).view(&q).is_some_and(|v| v.contains_key(&u)) {
+        problems.push(format!("{q} is not shown {u}'s presence"));
+    }
+    Check::empty(name, &reqs, &problems)
+}
+
+/// Cancels every subscription and request between users of `a` and users of `b`, both
+/// ways, through RFC 6121 (`unsubscribe` for a subscription or request of the user,
+/// `unsubscribed` for one to it, §3.2 and §3.3): afterwards the pair projects no edge.
+fn empty_pair(w: &mut World, a: &str, b: &str) {
+    for (x, y) in [(a, b), (b, a)] {
+        let items: Vec<(BareJid, BareJid, Subscription)> = w
+            .server(x)
+            .accounts()
+            .iter()
+            .flat_map(|(u, acc)| {
+                acc.roster
+                    .iter()
+                    .filter(|(c, _)| c.domain().as_str() == y)
+                    .map(|(c, sub)| (u.clone(), c.clone(), *sub))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (u, c, sub) in items {
+            if sub.to() || sub.pending_out() {
+                w.act(x, |s| s.unsubscribe(&u, &c));
+            }
+            if sub.from() || sub.pending_in() {
+                w.act(x, |s| s.deny(&u, &c));
+            }
+        }
+        w.net.drive();
+    }
 }

@@ -274,6 +274,7 @@ pub async fn run(
             checks,
             phase,
             baseline: None,
+            buckets: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
             trace: None,
         };

@@ -175,6 +175,25 @@ impl Federation {
             .sum()
     }
 
+    /// The number of edges between `domain` and each other domain it shares any with, in one
+    /// pass over the relations (the hub scenario's peer-size buckets).
+    pub fn edges_with(&self, domain: &str) -> BTreeMap<String, u64> {
+        let d = self.domain_of(domain) as u32;
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for r in &self.cross {
+            let other = match (r.a.domain, r.b.domain) {
+                (a, b) if a == d => b,
+                (a, b) if b == d => a,
+                _ => continue,
+            };
+            let n = edge_count(&r.a_item);
+            if n > 0 {
+                *out.entry(self.domains[other as usize].clone()).or_default() += n;
+            }
+        }
+        out
+    }
+
     /// The number of cross-domain contacts of every user of `domain`, in user order.
     pub fn contact_counts(&self, domain: &str) -> Vec<u32> {
         let d = self.domain_of(domain) as u32;

@@ -247,6 +247,7 @@ impl Server {
         }
         if let Some(s) = self.volatile.sessions.get_mut(&peer) {
             s.update_edges(
+                self.volatile.now,
                 &item_edges(user, contact, before),
                 &item_edges(user, contact, after),
             );

@@ -655,11 +655,30 @@ impl Session {
             return;
         };
         self.set_algo(algo);
+        self.start_hello(now);
+    }
+
+    /// The first hello of a link (PS-16): the edge driver's at once, the other server's after
+    /// `hello_wait` if none arrived; none while there is nothing to synchronize with the peer
+    /// (PS-93), until the first edge appears ([`Session::update_edges`]).
+    fn start_hello(&mut self, now: Time) {
+        if self.nothing_to_synchronize() {
+            return;
+        }
         if self.driver {
             self.send_hello(now);
         } else {
             self.hello_at = Some(now.plus_micros(self.config.hello_wait));
         }
+    }
+
+    /// True if the session has nothing to synchronize with the peer (PS-93): no edge, so no
+    /// published state, and no cached presence of the peer to verify.
+    pub fn nothing_to_synchronize(&self) -> bool {
+        self.edges.is_empty()
+            && self.published.is_empty()
+            && self.cache.is_empty()
+            && self.shown.is_empty()
     }
 
     /// The s2s link to the peer is lost: the session ends, the caches stay, unverified, for
@@ -702,12 +721,24 @@ impl Session {
 
     /// A roster change of a local user towards the peer: `removed` edges are no longer
     /// projected, `added` are (XEP §Sets and Roles, PS-6).
-    pub fn update_edges(&mut self, removed: &[Edge], added: &[Edge]) {
+    /// A session that had nothing to synchronize and gains its first edge with the link up
+    /// starts its hello exchange now (PS-93).
+    pub fn update_edges(&mut self, now: Time, removed: &[Edge], added: &[Edge]) {
+        let idle = self.nothing_to_synchronize();
         for e in removed {
             self.edges.remove(e);
         }
         for e in added {
             self.edges.insert(e.clone());
+        }
+        let waiting = self.hello_at.is_some()
+            || self.retry_at.is_some()
+            || self
+                .requests
+                .values()
+                .any(|r| matches!(r, Request::Hello(..)));
+        if idle && self.link_up && self.live.is_none() && self.mode == Mode::Suspended && !waiting {
+            self.start_hello(now);
         }
     }
 
