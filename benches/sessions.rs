@@ -78,11 +78,9 @@ fn main() {
             }
             set
         });
-        let per_edge = if n == 0 {
-            "-".to_owned()
-        } else {
-            format!("{}", (session + cache) / n)
-        };
+        let per_edge = (session + cache)
+            .checked_div(n)
+            .map_or("-".to_owned(), |b| b.to_string());
         println!("{n:>12} {publishers:>11} {session:>14} {cache:>14} {per_edge:>14}");
     }
 }
