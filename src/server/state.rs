@@ -71,6 +71,10 @@ pub(crate) struct Volatile {
     /// Remote contact → local users with a roster item for it: who to serve when a cached
     /// presence of the contact changes. Items are never removed, so neither are entries.
     pub watchers: HashMap<BareJid, BTreeSet<BareJid>>,
+    /// Peer domain → (local user, contact of that domain) of every roster item: what a new
+    /// session with the peer projects, without a scan of every roster per peer (a server
+    /// federated with many domains). Never shrinks, as `watchers`.
+    pub domain_items: HashMap<String, BTreeSet<(BareJid, BareJid)>>,
 }
 
 impl Volatile {
@@ -99,6 +103,13 @@ impl Volatile {
             .entry(contact.clone())
             .or_default()
             .insert(user.clone());
+        let item = (user.clone(), contact.clone());
+        if let Some(items) = self.domain_items.get_mut(contact.domain().as_str()) {
+            items.insert(item);
+        } else {
+            self.domain_items
+                .insert(contact.domain().to_string(), BTreeSet::from([item]));
+        }
     }
 
     /// The record of `peer`, created (legacy, link down) on first use.

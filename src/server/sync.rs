@@ -108,16 +108,27 @@ impl Server {
     /// Creates the session with `peer` from the persistent state and who is online.
     fn new_session(&self, peer: &str) -> Session {
         let setup = self.sync.as_ref().expect("sync enabled");
-        let edges: Vec<Edge> = crate::model::edge::project(
-            self.persistent.accounts.iter().map(|(u, a)| (u, &a.roster)),
-            peer,
-        )
-        .collect();
-        let published: Vec<(BareJid, PublisherPresence)> = self
-            .volatile
-            .online
-            .keys()
-            .filter_map(|u| Some((u.clone(), self.published_entry(u, peer)?)))
+        // Only the roster items of contacts at the peer, in (user, contact) order as the
+        // accounts and rosters are.
+        let mut users: Vec<&BareJid> = Vec::new();
+        let mut edges: Vec<Edge> = Vec::new();
+        for (u, c) in self.volatile.domain_items.get(peer).into_iter().flatten() {
+            if users.last() != Some(&u) {
+                users.push(u);
+            }
+            let sub = self
+                .persistent
+                .accounts
+                .get(u)
+                .and_then(|a| a.roster.get(c));
+            if let Some(&sub) = sub {
+                edges.extend(item_edges(u, c, sub));
+            }
+        }
+        let published: Vec<(BareJid, PublisherPresence)> = users
+            .iter()
+            .filter(|&&u| self.volatile.online.contains_key(u))
+            .filter_map(|&u| Some((u.clone(), self.published_entry(u, peer)?)))
             .collect();
         Session::new(
             &self.domain,
