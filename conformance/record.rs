@@ -9,13 +9,20 @@
 //! the thousands of small peers of the hub scenario, at the cost of one branch per call.
 //!
 //! ```
+//! use jid::BareJid;
 //! use presence_sync::conformance::record::{Recorder, RecordKind};
+//! use presence_sync::model::{NamedState, Subscription};
 //! use presence_sync::server::{Flavour, Server, SyncSetup};
 //! use presence_sync::sim::{LinkConfig, Net};
 //!
 //! let sync = |d: &str, seed| Server::with_sync(d, Flavour::Prosody, SyncSetup::default(), seed);
+//! // One roster item towards b.example: something to synchronize, so a hello (XEP PS-93).
+//! let mut a = sync("a.example", 1);
+//! let u = BareJid::new("u@a.example").unwrap();
+//! a.add_user(&u);
+//! a.set_roster_item(&u, &BareJid::new("v@b.example").unwrap(), Subscription::named(NamedState::To));
 //! let mut net = Net::new(1);
-//! net.add_host(Recorder::new(sync("a.example", 1)));
+//! net.add_host(Recorder::new(a));
 //! net.add_host(Recorder::new(sync("b.example", 2)));
 //! net.connect("a.example", "b.example", LinkConfig::default());
 //! net.drive();

@@ -1183,6 +1183,7 @@ fn disco_info(features: &[String]) -> Element {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::NamedState;
     use crate::server::{Flavour, SyncSetup};
     use crate::sim::SimTime;
 
@@ -1191,9 +1192,16 @@ mod tests {
     /// still treats the peer as legacy (seen on the wire when both servers restarted at once).
     #[test]
     fn a_hello_that_wins_the_race_with_our_stream_is_kept_until_the_link_is_up() {
-        // a.test is the edge driver (PS-16): it sends its hello as soon as its link is up.
+        // a.test is the edge driver (PS-16): it sends its hello as soon as its link is up,
+        // since the two share an edge (PS-93).
         let mut a = Server::with_sync("a.test", Flavour::Prosody, SyncSetup::default(), 1);
-        let b = Server::with_sync("b.test", Flavour::Prosody, SyncSetup::default(), 2);
+        let mut b = Server::with_sync("b.test", Flavour::Prosody, SyncSetup::default(), 2);
+        let u = BareJid::new("u@a.test").expect("a JID");
+        let v = BareJid::new("v@b.test").expect("a JID");
+        a.add_user(&u);
+        a.set_roster_item(&u, &v, Subscription::named(NamedState::To));
+        b.add_user(&v);
+        b.set_roster_item(&v, &u, Subscription::named(NamedState::From));
         a.handle_link_up(SimTime(0), "b.test", &Host::stream_features(&b));
         let hello = a.poll_transmit().expect("the driver's hello").stanza;
         assert!(hello.has_child("hello", PRESENCE_SYNC));
@@ -1219,7 +1227,7 @@ mod tests {
         let session = core.server().session("a.test").expect("a session");
         assert!(
             session.is_synchronized(),
-            "the kept hello was answered: nothing differs between two empty servers"
+            "the kept hello was answered: nothing differs between the two servers"
         );
     }
 }
