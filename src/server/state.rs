@@ -87,22 +87,47 @@ impl Volatile {
             epoch,
             ..Volatile::default()
         };
+        // What `watch` records for every roster item, built in bulk: accounts come in order
+        // and each roster names a contact once in order, so every contact's list of watchers
+        // and every domain's list of items is built sorted and without repeats, and each
+        // becomes its set in one bulk build instead of an insertion per roster item.
+        let mut lists: HashMap<&BareJid, Vec<BareJid>> = HashMap::new();
+        let mut items: HashMap<&str, Vec<(BareJid, BareJid)>> = HashMap::new();
         for (user, account) in &persistent.accounts {
             for (contact, _) in account.roster.iter() {
                 if contact.domain() != user.domain() {
-                    v.watch(user, contact);
+                    lists.entry(contact).or_default().push(user.clone());
+                    items
+                        .entry(contact.domain().as_str())
+                        .or_default()
+                        .push((user.clone(), contact.clone()));
                 }
             }
         }
+        v.watchers = lists
+            .into_iter()
+            .map(|(contact, users)| (contact.clone(), users.into_iter().collect()))
+            .collect();
+        v.domain_items = items
+            .into_iter()
+            .map(|(domain, items)| (domain.to_owned(), items.into_iter().collect()))
+            .collect();
         v
     }
 
     /// Records that local `user` has a roster item for remote `contact`.
     pub fn watch(&mut self, user: &BareJid, contact: &BareJid) {
-        self.watchers
-            .entry(contact.clone())
-            .or_default()
-            .insert(user.clone());
+        match self.watchers.get_mut(contact) {
+            Some(users) => {
+                if !users.contains(user) {
+                    users.insert(user.clone());
+                }
+            }
+            None => {
+                self.watchers
+                    .insert(contact.clone(), BTreeSet::from([user.clone()]));
+            }
+        }
         let item = (user.clone(), contact.clone());
         if let Some(items) = self.domain_items.get_mut(contact.domain().as_str()) {
             items.insert(item);

@@ -316,7 +316,10 @@ impl Server {
             .shown(contact)
             .filter(|s| show_blocked || (account.sees(contact) && !s.except.contains(user)))
             .map(|s| s.resources.clone());
-        let view = self.volatile.views.entry(user.clone()).or_default();
+        let view = match self.volatile.views.get_mut(user) {
+            Some(view) => view,
+            None => self.volatile.views.entry(user.clone()).or_default(),
+        };
         let old = view.get(contact);
         if old == shown.as_ref() {
             return;
@@ -349,7 +352,7 @@ impl Server {
                 });
             }
         }
-        let view = self.volatile.views.entry(user.clone()).or_default();
+        let view = self.volatile.views.get_mut(user).expect("entered above");
         match shown {
             Some(r) => view.insert(contact.clone(), r),
             None => view.remove(contact),

@@ -48,9 +48,9 @@ pub fn stanza_kind(stanza: &Element) -> String {
 /// serialisation without the `xmlns='jabber:server'` declaration on the stanza itself, which a
 /// real s2s stream declares once in its header and every stanza inherits.
 pub fn wire_len(stanza: &Element) -> u64 {
-    let mut out = Vec::new();
-    // Writing to a Vec cannot fail on I/O; minidom only fails on names it could not have
-    // parsed or built in the first place.
+    let mut out = Measure::default();
+    // Measuring cannot fail on I/O; minidom only fails on names it could not have parsed or
+    // built in the first place.
     stanza
         .write_to(&mut out)
         .expect("a minidom element serialises");
@@ -58,12 +58,40 @@ pub fn wire_len(stanza: &Element) -> u64 {
         &b" xmlns='jabber:server'"[..],
         &b" xmlns=\"jabber:server\""[..],
     ];
-    let start_tag = out.iter().position(|&b| b == b'>').unwrap_or(out.len());
     let declared = inherited
         .iter()
-        .find(|decl| out[..start_tag].windows(decl.len()).any(|w| w == **decl))
+        .find(|decl| out.head.windows(decl.len()).any(|w| w == **decl))
         .map_or(0, |decl| decl.len());
-    (out.len() - declared) as u64
+    (out.len - declared) as u64
+}
+
+/// A writer that counts the bytes of a serialisation and keeps only its start tag (what
+/// precedes the first `>`), instead of the whole stanza.
+#[derive(Default)]
+struct Measure {
+    len: usize,
+    head: Vec<u8>,
+    head_done: bool,
+}
+
+impl std::io::Write for Measure {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.len += buf.len();
+        if !self.head_done {
+            match buf.iter().position(|&b| b == b'>') {
+                Some(end) => {
+                    self.head.extend_from_slice(&buf[..end]);
+                    self.head_done = true;
+                }
+                None => self.head.extend_from_slice(buf),
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Counts for one direction and kind (or a sum of them).

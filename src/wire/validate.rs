@@ -181,12 +181,26 @@ pub fn check_outgoing(
 /// The serialised size of a stanza in bytes (with every namespace declaration it writes: at
 /// least what a receiver counts on its stream).
 pub fn stanza_bytes(stanza: &Element) -> usize {
-    let mut out = Vec::new();
-    // Writing to a Vec cannot fail on I/O; minidom only fails on names it could not have
-    // parsed or built in the first place.
+    let mut out = Count(0);
+    // Counting cannot fail on I/O; minidom only fails on names it could not have parsed or
+    // built in the first place.
     match stanza.write_to(&mut out) {
-        Ok(()) => out.len(),
+        Ok(()) => out.0,
         Err(_) => usize::MAX,
+    }
+}
+
+/// A writer that only counts the bytes written to it.
+struct Count(usize);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
