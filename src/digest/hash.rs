@@ -196,6 +196,12 @@ impl PairHasher {
         self.keyed(&self.presence_key, canonical_key)
     }
 
+    /// The edge-leaf key when the algorithm is BLAKE3 (whose keyed hash takes it as is), for
+    /// hashing several edges at once ([`super::multi`]).
+    pub(crate) fn edge_leaf_key(&self) -> Option<&[u8; 32]> {
+        (self.algo == HashAlgo::Blake3).then_some(&self.edge_leaf)
+    }
+
     /// The algorithm in use.
     pub fn algo(&self) -> HashAlgo {
         self.algo

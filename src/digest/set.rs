@@ -29,12 +29,26 @@ impl<K: Clone + Eq> DigestSet<K> {
     /// leaves (the caller's iterator, usually hashing) and scattering them into buckets (random
     /// memory access) do not evict each other's working sets: measured 1.8x faster than
     /// interleaving them, and faster than a two-pass exact-size placement.
-    pub fn build(
+    pub fn build(tree: BucketTree, items: impl IntoIterator<Item = (K, LeafHash)>) -> DigestSet<K> {
+        let items = items.into_iter();
+        let expected = items.size_hint().0 as u64;
+        DigestSet::build_expecting(tree, expected, items)
+    }
+
+    /// [`Self::build`] told to expect about `expected` items (a hint, as `build` takes from
+    /// its iterator): each bucket starts with room for its share of them (at most 64), instead
+    /// of growing from empty through several reallocations.
+    pub fn build_expecting(
         mut tree: BucketTree,
+        expected: u64,
         items: impl IntoIterator<Item = (K, LeafHash)>,
     ) -> DigestSet<K> {
         const CHUNK: usize = 4096;
-        let mut buckets: Vec<Vec<K>> = vec![Vec::new(); tree.buckets()];
+        // Capped: a wrong hint costs at most a few reallocations or 64 spare keys a bucket.
+        let share = expected.div_ceil(tree.buckets() as u64).min(64) as usize;
+        let mut buckets: Vec<Vec<K>> = (0..tree.buckets())
+            .map(|_| Vec::with_capacity(share))
+            .collect();
         let mut chunk: Vec<(K, LeafHash)> = Vec::with_capacity(CHUNK);
         let mut targets: Vec<usize> = Vec::with_capacity(CHUNK);
         let mut items = items.into_iter();

@@ -13,10 +13,12 @@
 //! roster row (§Memory per Edge); a server can key `EdgeDigest` by such a row id instead.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use crate::digest::descent::DescentView;
 use crate::digest::{
-    EdgeDigest, EdgeRef, Fingerprint, HashAlgo, LeafHash, NodeValue, PairHasher, Prefix, ShortId,
+    EdgeDigest, EdgeHasher, EdgeRef, Fingerprint, HashAlgo, LeafHash, NodeValue, PairHasher,
+    Prefix, ShortId,
 };
 use crate::model::Edge;
 
@@ -36,17 +38,42 @@ impl EdgeSet {
         }
     }
 
-    /// A set holding `edges`, with a tree of the given depth.
+    /// A set holding `edges`, with a tree of the given depth: the set [`Self::insert`] would
+    /// make of them one by one (the first of two edges with the same short id kept), each
+    /// edge hashed once and the tree built in bulk.
     pub fn with_edges(
         hasher: PairHasher,
         depth: u8,
         edges: impl IntoIterator<Item = Edge>,
     ) -> Self {
-        let mut set = EdgeSet::new(hasher, depth);
-        for e in edges {
-            set.insert(e);
+        let edges = edges.into_iter();
+        let mut table: HashMap<ShortId, (Edge, LeafHash)> =
+            HashMap::with_capacity(edges.size_hint().0);
+        let mut leaves: Vec<(ShortId, LeafHash)> = Vec::with_capacity(edges.size_hint().0);
+        let mut eh = EdgeHasher::new(hasher.clone());
+        // A batch at a time, so that the hasher can hash several edges at once.
+        const BATCH: usize = 64;
+        let mut edges = edges.peekable();
+        let mut batch: Vec<Edge> = Vec::with_capacity(BATCH);
+        let mut batch_leaves: Vec<LeafHash> = Vec::with_capacity(BATCH);
+        while edges.peek().is_some() {
+            batch.extend(edges.by_ref().take(BATCH));
+            let refs: Vec<EdgeRef<'_>> = batch.iter().map(EdgeRef::from).collect();
+            batch_leaves.clear();
+            eh.leaves(&refs, &mut batch_leaves);
+            drop(refs);
+            for (e, leaf) in batch.drain(..).zip(batch_leaves.iter().copied()) {
+                let id = leaf.short_id();
+                if let Entry::Vacant(slot) = table.entry(id) {
+                    slot.insert((e, leaf));
+                    leaves.push((id, leaf));
+                }
+            }
         }
-        set
+        EdgeSet {
+            digest: EdgeDigest::from_leaves(hasher, depth, leaves),
+            edges: table,
+        }
     }
 
     /// The short id of `edge` under this pair's keys (whether or not the set holds it).
@@ -62,21 +89,23 @@ impl EdgeSet {
     pub fn insert(&mut self, edge: Edge) -> bool {
         let leaf = self.digest.leaf(EdgeRef::from(&edge));
         let id = leaf.short_id();
-        if self.edges.contains_key(&id) {
+        let Entry::Vacant(slot) = self.edges.entry(id) else {
             return false;
-        }
-        self.digest.insert(id, EdgeRef::from(&edge));
-        self.edges.insert(id, (edge, leaf));
+        };
+        slot.insert((edge, leaf));
+        self.digest.insert_leaf(id, &leaf);
         true
     }
 
     /// Removes `edge`; false if it was not present.
     pub fn remove(&mut self, edge: &Edge) -> bool {
-        if !self.contains(edge) {
-            return false;
+        let leaf = self.digest.leaf(EdgeRef::from(edge));
+        let id = leaf.short_id();
+        match self.edges.get(&id) {
+            Some((e, _)) if e == edge => {}
+            _ => return false,
         }
-        let id = self.id_of(edge);
-        self.digest.remove(&id, EdgeRef::from(edge));
+        self.digest.remove_leaf(&id, &leaf);
         self.edges.remove(&id);
         true
     }
