@@ -34,6 +34,7 @@
 
 pub mod client;
 pub mod control;
+pub mod hostile;
 pub mod junit;
 pub mod peer;
 pub mod people;
@@ -241,6 +242,7 @@ pub async fn run(
                     "peer-crash" => scenarios::peer_crash(&mut w).await,
                     "mismatch" => scenarios::mismatch(&mut w).await,
                     "blocking" => scenarios::blocking(&mut w).await,
+                    "hostile" => hostile::hostile(&mut w).await,
                     "legacy" => scenarios::legacy(&mut w).await,
                     other => Err(format!("no body for {other}").into()),
                 };
