@@ -46,21 +46,31 @@ fn run_suite(
     if let Some(s) = scenarios {
         command.args(["--scenarios", s]);
     }
+    // The output goes to files, not pipes: a verbose report of a failing run is larger than a
+    // pipe holds, and the run would block writing it while this test waits for it to end.
+    let (out, err) = (dir.join("suite.stdout"), dir.join("suite.stderr"));
     let mut child = command
         .current_dir(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&out)?)
+        .stderr(std::fs::File::create(&err)?)
         .spawn()?;
     let started = std::time::Instant::now();
-    while child.try_wait()?.is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
         if started.elapsed() > RUN {
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!("the wire run took more than {RUN:?}").into());
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = child.wait_with_output()?;
+    };
+    let output = Output {
+        status,
+        stdout: std::fs::read(&out)?,
+        stderr: std::fs::read(&err)?,
+    };
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap_or_default();
     let json = std::fs::read_to_string(dir.join("report.json")).unwrap_or_default();
     Ok((output, junit, json))
