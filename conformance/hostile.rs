@@ -20,7 +20,7 @@
 //! answers.
 
 mod bench;
-mod cases;
+pub(crate) mod cases;
 mod discovery;
 pub mod fuzz;
 mod oversized;
@@ -29,7 +29,7 @@ pub mod probe;
 mod tests;
 pub mod verdict;
 
-pub use bench::{A, B, Bench, C, HOSTILE, MAX_EVENTS, Negotiated, Tap};
+pub use bench::{A, B, Bench, C, HOSTILE, MAX_EVENTS, Negotiated, Tap, hellos};
 
 use super::check::Check;
 use super::subject::Implementation;

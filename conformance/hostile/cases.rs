@@ -13,10 +13,10 @@ use crate::model::Epoch;
 use crate::wire::{Condition, Limits, WireElement, ns};
 
 /// A test of the result the subject must answer with.
-pub(super) type ResultTest = Box<dyn Fn(Option<&Element>) -> Outcome>;
+pub(crate) type ResultTest = Box<dyn Fn(Option<&Element>) -> Outcome>;
 
 /// What the subject must do with a hostile input.
-pub(super) enum Expect {
+pub(crate) enum Expect {
     /// Answer with an iq error carrying this condition (PS-69).
     Error(Condition),
     /// Answer with a result that passes this test.
@@ -37,7 +37,7 @@ pub(super) enum Expect {
 }
 
 /// What a case builds its stanza from.
-pub(super) struct Ctx {
+pub(crate) struct Ctx {
     /// The id of the injected request.
     pub id: String,
     /// The hellos of the session.
@@ -45,17 +45,17 @@ pub(super) struct Ctx {
 }
 
 impl Ctx {
-    fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.neg.limits()
     }
 
     /// The peer's current epoch.
-    fn epoch(&self) -> Epoch {
+    pub(crate) fn epoch(&self) -> Epoch {
         self.neg.peer.epoch
     }
 
     /// `<iq type='set'/>` from the peer domain carrying `payload`.
-    fn set(&self, payload: &str) -> String {
+    pub(crate) fn set(&self, payload: &str) -> String {
         format!(
             "<iq xmlns='jabber:server' from='{B}' to='{A}' id='{}' type='set'>{payload}</iq>",
             self.id
@@ -63,7 +63,7 @@ impl Ctx {
     }
 
     /// A `<reconcile/>` query of `set` with `children`.
-    fn reconcile(&self, set: &str, children: &str) -> String {
+    pub(crate) fn reconcile(&self, set: &str, children: &str) -> String {
         let ns = ns::PRESENCE_SYNC;
         self.set(&format!(
             "<reconcile xmlns='{ns}' set='{set}'>{children}</reconcile>"
@@ -71,7 +71,7 @@ impl Ctx {
     }
 
     /// A `<batch/>` with `epoch` and `items`.
-    fn batch_at(&self, epoch: Epoch, items: &str) -> String {
+    pub(crate) fn batch_at(&self, epoch: Epoch, items: &str) -> String {
         let ns = ns::PRESENCE_SYNC;
         self.set(&format!(
             "<batch xmlns='{ns}' epoch='{epoch}'>{items}</batch>"
@@ -79,12 +79,12 @@ impl Ctx {
     }
 
     /// A `<batch/>` of the peer's current epoch.
-    fn batch(&self, items: &str) -> String {
+    pub(crate) fn batch(&self, items: &str) -> String {
         self.batch_at(self.epoch(), items)
     }
 
     /// `n` requests carrying `payload(i)`, with ids `{id}-{i}` (a flood).
-    fn flood(&self, n: usize, payload: impl Fn(usize) -> String) -> String {
+    pub(crate) fn flood(&self, n: usize, payload: impl Fn(usize) -> String) -> String {
         (0..n)
             .map(|i| {
                 format!(
@@ -97,7 +97,7 @@ impl Ctx {
     }
 
     /// The peer's hello again, with `epoch`.
-    fn hello_with(&self, epoch: Epoch) -> String {
+    pub(crate) fn hello_with(&self, epoch: Epoch) -> String {
         let mut hello = self.neg.peer.clone();
         hello.epoch = epoch;
         String::from(&hello.to_element().expect("a hello serialises"))
@@ -105,7 +105,7 @@ impl Ctx {
 }
 
 /// `<n xmlns='urn:x'><n>…</n></n>`, `depth` elements deep.
-fn nested(depth: usize) -> String {
+pub(crate) fn nested(depth: usize) -> String {
     format!(
         "<n xmlns='urn:x'>{}{}",
         "<n>".repeat(depth - 1),
@@ -123,7 +123,7 @@ fn odd_fps(seed: u8) -> String {
 }
 
 /// `<item/>` of `publisher` with `children`.
-fn item(publisher: &str, children: &str) -> String {
+pub(crate) fn item(publisher: &str, children: &str) -> String {
     format!(
         "<item xmlns='{}' jid='{publisher}'>{children}</item>",
         ns::PRESENCE_SYNC
@@ -131,12 +131,12 @@ fn item(publisher: &str, children: &str) -> String {
 }
 
 /// A presence inside an item.
-fn item_presence(from: &str, children: &str) -> String {
+pub(crate) fn item_presence(from: &str, children: &str) -> String {
     format!("<presence xmlns='jabber:server' from='{from}'>{children}</presence>")
 }
 
 /// A presence from `from` to the subject's domain with `<fanout/>` (and `attrs` on it).
-fn fanout(from: &str, attrs: &str, children: &str, fanout_attrs: &str) -> String {
+pub(crate) fn fanout(from: &str, attrs: &str, children: &str, fanout_attrs: &str) -> String {
     format!(
         "<presence xmlns='jabber:server' from='{from}' to='{A}'{attrs}>{children}\
          <fanout xmlns='{}'{fanout_attrs}/></presence>",
@@ -161,7 +161,7 @@ fn ids_from(n: usize, first: u64) -> String {
 const FP: &str = "AAECAwQFBgcICQoLDA0ODw==";
 
 /// A hostile input.
-pub(super) struct Case {
+pub(crate) struct Case {
     /// Its name in the checks.
     pub name: &'static str,
     /// Requirements of the answer check.
@@ -185,7 +185,7 @@ fn new_streams(bench: &mut Bench) {
 use Condition::*;
 
 /// Every case, in the order of the checks.
-pub(super) fn all() -> Vec<Case> {
+pub(crate) fn all() -> Vec<Case> {
     vec![
         Case {
             name: "reconcile with a child in the wrong direction",
@@ -724,7 +724,6 @@ pub(super) fn run(
     seed: u64,
 ) -> (Vec<Check>, Option<Vec<String>>) {
     let name = |what: &str| format!("hostile: {}: {what}", case.name);
-    let mut answer_reqs = case.reqs.to_vec();
     let mut bench = Bench::new(imp, &Reference::default(), seed);
     let not_run = |why: String| {
         let checks = vec![
@@ -781,7 +780,7 @@ pub(super) fn run(
     bench.settle();
     if let Some(why) = bench.stuck.clone() {
         let checks = vec![
-            Check::with(name("answer"), &answer_reqs, Outcome::Fail(why.clone())),
+            Check::with(name("answer"), case.reqs, Outcome::Fail(why.clone())),
             Check::with(
                 name("nothing applied"),
                 case.state_reqs,
@@ -792,12 +791,52 @@ pub(super) fn run(
     }
     let sent = bench.sent_since(mark);
     let mut changes = verdict::roster_changes(&accounts, &bench.accounts());
-    let answer = match &expect {
-        Expect::Error(c) => {
-            answer_reqs.push("PS-69");
-            verdict::error_answer(bench.answer(&ctx.id), *c)
-        }
-        Expect::Result(test) => test(bench.answer(&ctx.id)),
+    let answer = judge(
+        &expect,
+        &ctx.id,
+        &requests,
+        |id| bench.answer(id),
+        &sent,
+        bench.net.is_link_up(A, B),
+        &mut changes,
+    );
+    let answer_reqs = answer_requirements(case, &expect);
+    let mut checks = vec![Check::with(name("answer"), &answer_reqs, answer)];
+    if !case.state_reqs.is_empty() {
+        let state = verdict::intact(&bench.diff(), &changes);
+        checks.push(Check::with(name("nothing applied"), case.state_reqs, state));
+    }
+    (checks, Some(bench.recover()))
+}
+
+/// The requirements the answer check of `case` names: the case's, and PS-69 when the
+/// answer must be an iq error.
+pub(crate) fn answer_requirements(case: &Case, expect: &Expect) -> Vec<&'static str> {
+    let mut reqs = case.reqs.to_vec();
+    if matches!(expect, Expect::Error(_)) {
+        reqs.push("PS-69");
+    }
+    reqs
+}
+
+/// The verdict on what the subject did with a hostile input whose request (if any) has id
+/// `id`, and which carried the requests `requests` (a flood): `answer` gives the subject's
+/// answer to a request id, `sent` is everything the subject sent since the input (stream
+/// errors included), `link_up` whether the stream the input came on is still up. A repair the
+/// subject sent for an input it must not act on is added to `changes` (for the state check).
+/// Shared by the simulation's bench and the wire suite (`conformance::wire::hostile`).
+pub(crate) fn judge<'a>(
+    expect: &Expect,
+    id: &str,
+    requests: &[String],
+    answer: impl Fn(&str) -> Option<&'a Element>,
+    sent: &[&'a Element],
+    link_up: bool,
+    changes: &mut Vec<String>,
+) -> Outcome {
+    match expect {
+        Expect::Error(c) => verdict::error_answer(answer(id), *c),
+        Expect::Result(test) => test(answer(id)),
         Expect::NotActedOn => {
             if let Some(r) = sent
                 .iter()
@@ -805,24 +844,22 @@ pub(super) fn run(
             {
                 changes.push(format!("a repair was sent: {}", show(r)));
             }
-            match verdict::result_answer(bench.answer(&ctx.id)) {
+            match verdict::result_answer(answer(id)) {
                 Ok(_) => Outcome::Pass,
-                Err(_) => verdict::error_answer(bench.answer(&ctx.id), BadFormat),
+                Err(_) => verdict::error_answer(answer(id), BadFormat),
             }
         }
-        Expect::Discarded => verdict::discarded(&sent),
-        Expect::Stream(condition) => {
-            verdict::stream_closed(&sent, condition, &ctx.id, bench.net.is_link_up(A, B))
-        }
+        Expect::Discarded => verdict::discarded(sent),
+        Expect::Stream(condition) => verdict::stream_closed(sent, condition, id, link_up),
         Expect::Answered(refusals) => verdict::all_answered(
-            requests.iter().map(|id| (id.as_str(), bench.answer(id))),
+            requests.iter().map(|id| (id.as_str(), answer(id))),
             refusals,
         ),
         Expect::Refused(refusal) => {
             // A refusal may end the session: what follows it is then out of order.
             let answers: Vec<_> = requests
                 .iter()
-                .map(|id| (id.as_str(), bench.answer(id)))
+                .map(|id| (id.as_str(), answer(id)))
                 .collect();
             let refused = answers
                 .iter()
@@ -836,13 +873,7 @@ pub(super) fn run(
                 other => other,
             }
         }
-    };
-    let mut checks = vec![Check::with(name("answer"), &answer_reqs, answer)];
-    if !case.state_reqs.is_empty() {
-        let state = verdict::intact(&bench.diff(), &changes);
-        checks.push(Check::with(name("nothing applied"), case.state_reqs, state));
     }
-    (checks, Some(bench.recover()))
 }
 
 /// Every case on a fresh bench, then one check that the subject recovered after each.

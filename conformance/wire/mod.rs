@@ -9,7 +9,9 @@
 //!
 //! - **the peer domain's server**: this crate's reference server (the `serve` code) in this
 //!   process ([`peer`]), federating with the subject over s2s with XEP-0220 dialback through
-//!   two relays ([`relay`]) that capture every element and can cut the link;
+//!   two relays ([`relay`]) that capture every element and can cut the link; and, in the
+//!   `hostile` scenario, a hostile peer of the same domain on s2s streams of the suite's own
+//!   ([`hostile`]);
 //! - **the subject's users and the peer's users**: real c2s clients ([`client`]) that register
 //!   or log in, subscribe through the RFC 6121 flows, go online and offline, and record every
 //!   presence they are shown ([`people`]).
@@ -34,6 +36,7 @@
 
 pub mod client;
 pub mod control;
+pub mod hostile;
 pub mod junit;
 pub mod peer;
 pub mod people;
@@ -241,6 +244,7 @@ pub async fn run(
                     "peer-crash" => scenarios::peer_crash(&mut w).await,
                     "mismatch" => scenarios::mismatch(&mut w).await,
                     "blocking" => scenarios::blocking(&mut w).await,
+                    "hostile" => hostile::hostile(&mut w).await,
                     "legacy" => scenarios::legacy(&mut w).await,
                     other => Err(format!("no body for {other}").into()),
                 };

@@ -18,6 +18,11 @@ use super::Result;
 use super::wait::wait_until;
 use crate::serve::{Bound, Config, run_until, storage::Storage};
 
+/// The dialback secret of the suite's peer (XEP-0185): the suite's hostile streams
+/// authenticate as the peer domain with keys made from it, which the peer, as the domain's
+/// authoritative server, confirms ([`super::hostile`]).
+pub const DIALBACK_SECRET: &str = "presence-sync conformance peer";
+
 /// How the peer runs: with the extension (the reference engine), or as a legacy RFC 6121
 /// server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +107,7 @@ impl EmbeddedPeer {
         };
         let toml = format!(
             "domain = '{}'\nc2s = '{c2s}'\ns2s = '{s2s}'\ndatabase = '{}'\nregistration = true\n\
-             log = 'warn'\ndialback-secret = 'presence-sync conformance peer'\n\
+             log = 'warn'\ndialback-secret = '{DIALBACK_SECRET}'\n\
              [peers]\n'{}' = '{}'\n",
             self.domain,
             self.database.display(),

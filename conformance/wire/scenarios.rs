@@ -45,7 +45,7 @@ pub struct Scenario {
 }
 
 /// Every wire scenario, in the order they run.
-pub const ALL: [Scenario; 10] = [
+pub const ALL: [Scenario; 11] = [
     Scenario {
         name: "discovery",
         about: "stream feature and service discovery; the set-up's subscriptions and login storms converge",
@@ -89,6 +89,11 @@ pub const ALL: [Scenario; 10] = [
     Scenario {
         name: "blocking",
         about: "users block contacts of the other domain (XEP-0191) and unblock them, with presence at domain level",
+        needs: Needs::Sync,
+    },
+    Scenario {
+        name: "hostile",
+        about: "the suite, as the peer domain on s2s streams of its own (dialback), sends malformed, oversized, spoofed, too-deep inputs and floods, and holds stalled connections; unauthenticated streams try to synchronize",
         needs: Needs::Sync,
     },
     Scenario {

@@ -226,6 +226,11 @@ impl Wire {
         Ok(())
     }
 
+    /// The account of the subject's user `i` (as provisioned by the set-up).
+    pub fn our_account(&self, i: usize) -> Option<&Account> {
+        self.accounts.0.get(i)
+    }
+
     /// Every person, subject users first.
     pub fn people(&mut self) -> Vec<&mut Person> {
         self.ours.iter_mut().chain(self.theirs.iter_mut()).collect()
