@@ -260,6 +260,15 @@ pub(super) fn edge_sets(w: &World) -> (BTreeSet<Edge>, BTreeSet<Edge>) {
     (ea, eb)
 }
 
+/// The first differences between the edge sets the two servers project, as problems.
+fn edge_set_differences(w: &World) -> Vec<String> {
+    let (ea, eb) = edge_sets(w);
+    ea.symmetric_difference(&eb)
+        .take(5)
+        .map(|e| format!("edge sets differ afterwards: {e:?}"))
+        .collect()
+}
+
 /// Every roster item of every user of the world.
 fn items(w: &World) -> BTreeMap<(BareJid, BareJid), Subscription> {
     let mut out = BTreeMap::new();
@@ -454,12 +463,7 @@ fn cancelled_during_descent(w: &mut World) -> Check {
             _ => None,
         })
         .collect();
-    let (ea, eb) = edge_sets(w);
-    problems.extend(
-        ea.symmetric_difference(&eb)
-            .take(5)
-            .map(|e| format!("edge sets differ afterwards: {e:?}")),
-    );
+    problems.extend(edge_set_differences(w));
     Check::empty(name, &reqs, &problems)
 }
 
@@ -507,12 +511,7 @@ fn reply_to_blocker(w: &mut World) -> Check {
              answer to the repair did not reach it"
         ));
     }
-    let (ea, eb) = edge_sets(w);
-    problems.extend(
-        ea.symmetric_difference(&eb)
-            .take(5)
-            .map(|e| format!("edge sets differ afterwards: {e:?}")),
-    );
+    problems.extend(edge_set_differences(w));
     Check::empty(name, &reqs, &problems)
 }
 
