@@ -309,7 +309,7 @@ fn federation(n: u64) -> Federation {
 
 /// Two synchronised servers with everybody logged in.
 fn synced_net(fed: &Federation) -> Net<Server> {
-    let servers = fed.build(|d| Server::with_sync(d, Flavour::Prosody, SyncSetup::default(), 7));
+    let servers = fed.build(|d| Server::with_sync(d, Flavour::Prosody, SyncSetup::every_peer(), 7));
     let mut net = Net::new(1);
     for s in servers {
         net.add_host(s);

@@ -15,7 +15,7 @@
 //! use presence_sync::server::{Flavour, Server, SyncSetup};
 //! use presence_sync::sim::{LinkConfig, Net};
 //!
-//! let sync = |d: &str, seed| Server::with_sync(d, Flavour::Prosody, SyncSetup::default(), seed);
+//! let sync = |d: &str, seed| Server::with_sync(d, Flavour::Prosody, SyncSetup::every_peer(), seed);
 //! // One roster item towards b.example: something to synchronize, so a hello (XEP PS-93).
 //! let mut a = sync("a.example", 1);
 //! let u = BareJid::new("u@a.example").unwrap();

@@ -158,6 +158,13 @@ pub trait Implementation: Send + Sync {
     /// A running server for `domain` that supports the extension, with no users. `seed`
     /// stands in for its random source (epochs), so that a run is reproducible.
     fn server(&self, domain: &str, seed: u64) -> Box<dyn Subject>;
+
+    /// The small-peer threshold its servers are configured with (XEP PS-93): they start no
+    /// session with a peer that shares at most this many edges. The XEP's default unless the
+    /// implementation says otherwise; the hub scenario judges PS-93 against it.
+    fn small_peer(&self) -> u64 {
+        crate::engine::SMALL_PEER
+    }
 }
 
 /// This crate's [`Server`] with the sync engine: the reference implementation, or, with a
@@ -183,6 +190,31 @@ impl Default for Reference {
 }
 
 impl Reference {
+    /// The reference engine as the suite's own peer: XEP defaults except the small-peer
+    /// threshold (PS-93), 0, so that it starts a session with the subject in the small worlds
+    /// of the benches and the tiny preset; the subject answers its hello (PS-17) whatever its
+    /// own threshold.
+    pub fn peer() -> Reference {
+        Reference {
+            setup: SyncSetup::every_peer(),
+            name: "the suite's peer (reference, no small-peer threshold)".into(),
+            ..Reference::default()
+        }
+    }
+
+    /// The reference as the subject of a world whose pairs share fewer edges than the XEP's
+    /// default small-peer threshold (the `tiny` preset's dozen): threshold 0, so that it starts
+    /// the sessions the scenarios test instead of keeping RFC 6121 (PS-93), and says so in
+    /// its name.
+    pub fn for_small_worlds() -> Reference {
+        let r = Reference::default();
+        Reference {
+            setup: SyncSetup::every_peer(),
+            name: format!("{} with small-peer threshold 0", r.name),
+            ..r
+        }
+    }
+
     /// The reference engine with `mutation` (see [`super::mutants`]).
     pub fn mutated(mutation: Mutation) -> Reference {
         let mut r = Reference::default();
@@ -212,6 +244,10 @@ impl Implementation for Reference {
             self.setup.clone(),
             seed,
         ))
+    }
+
+    fn small_peer(&self) -> u64 {
+        self.setup.config.small_peer
     }
 }
 

@@ -18,7 +18,7 @@ const PROSODY: Flavour = Flavour::Prosody;
 const EJABBERD: Flavour = Flavour::Ejabberd { multicast: false };
 
 fn sync_server(domain: &str, flavour: Flavour, seed: u64) -> Server {
-    Server::with_sync(domain, flavour, SyncSetup::default(), seed)
+    Server::with_sync(domain, flavour, SyncSetup::every_peer(), seed)
 }
 
 /// The world between two servers running the extension (ejabberd-like, which adds no
@@ -705,4 +705,108 @@ fn accounts_loaded_from_storage_are_served_like_accounts_present_at_boot() {
     login_all(&mut net, &B_USERS);
     assert_truth(&net);
     assert!(!net.host(A).view(&jid("juliet@a.example")).is_empty());
+}
+
+/// A server at the XEP's defaults, small-peer threshold included (PS-93).
+fn default_server(domain: &str, flavour: Flavour, seed: u64) -> Server {
+    Server::with_sync(domain, flavour, SyncSetup::default(), seed)
+}
+
+/// Stanzas and bytes of every kind in every direction since the last reset; resets.
+fn kinds(net: &mut Net<Server>) -> Vec<(String, String, String, u64, u64)> {
+    let out = net
+        .stats()
+        .iter()
+        .map(|(f, t, k, c)| (f.to_owned(), t.to_owned(), k.to_owned(), c.stanzas, c.bytes))
+        .collect();
+    net.reset_stats();
+    out
+}
+
+/// XEP PS-93: the support world's pair shares 9 edges, a small peer at the default threshold.
+/// Neither server sends a hello, both keep RFC 6121 (the same stanzas, kind by kind, as two
+/// Prosody-like servers without the extension), and every user sees the truth.
+#[test]
+fn a_small_peer_gets_no_hello_and_exactly_rfc6121() {
+    let mut net = world_of(default_server(A, PROSODY, 1), default_server(B, PROSODY, 2));
+    net.drive();
+    assert_eq!(traffic(&mut net), (0, 0), "no hello to a small peer");
+    for (d, p) in [(A, B), (B, A)] {
+        let s = net.host(d).session(p).expect("a session object");
+        assert_eq!(s.mode(), Mode::Small);
+        assert!(!s.replaces_rfc6121());
+        assert_eq!(s.edges().len(), 9);
+        assert!(
+            events_since(&net, d, 0).contains(&Event::SmallPeer { edges: 9 }),
+            "{d} reports the small peer"
+        );
+    }
+    let mut legacy = world_of(Server::new(A, PROSODY), Server::new(B, PROSODY));
+    legacy.drive();
+    for n in [&mut net, &mut legacy] {
+        login_all(n, &A_USERS);
+        login_all(n, &B_USERS);
+        assert_truth(n);
+    }
+    let ours = kinds(&mut net);
+    assert!(ours.iter().any(|(_, _, k, _, _)| k == "presence/probe"));
+    assert_eq!(ours, kinds(&mut legacy));
+}
+
+/// PS-93 and PS-17 with different thresholds: b.example starts sessions with every peer, a.example
+/// (the edge driver) keeps RFC 6121 with small ones. b.example's hello, sent after its wait for
+/// the driver's (PS-16), is answered, and the session starts on both sides.
+#[test]
+fn a_small_peers_hello_is_answered_and_starts_the_session() {
+    let mut net = world_of(default_server(A, PROSODY, 1), sync_server(B, PROSODY, 2));
+    net.drive();
+    assert_eq!(traffic(&mut net), (0, 0));
+    net.drive_for(Duration::from_secs(3));
+    assert_eq!(kind(&net, B, A, "iq/set/hello"), 1);
+    assert_eq!(kind(&net, A, B, "iq/result/hello"), 1);
+    assert!(synchronized(&net));
+    assert!(net.host(A).session(B).unwrap().replaces_rfc6121());
+    net.reset_stats();
+    login_all(&mut net, &A_USERS);
+    login_all(&mut net, &B_USERS);
+    assert_truth(&net);
+    assert_eq!(probes(&net), 0, "no probes in a session (PS-66)");
+}
+
+/// PS-93: a small peer whose shared edges grow past the threshold gets its hello exchange at
+/// once; until then none crosses. Presence is right before, during and after.
+#[test]
+fn a_small_peer_that_grows_past_the_threshold_starts_a_session() {
+    let mut net = world_of(default_server(A, PROSODY, 1), default_server(B, PROSODY, 2));
+    net.drive();
+    login_all(&mut net, &A_USERS);
+    login_all(&mut net, &B_USERS);
+    net.reset_stats();
+    let edges = |net: &Net<Server>| net.host(A).session(B).unwrap().edges().len();
+    let mut i = 0;
+    while edges(&net) <= presence_sync::engine::SMALL_PEER {
+        assert_eq!(
+            kind(&net, A, B, "iq/set/hello"),
+            0,
+            "at {} edges",
+            edges(&net)
+        );
+        let (x, y) = (jid(&format!("x{i}@{A}")), jid(&format!("y{i}@{B}")));
+        net.with_host(A, |s, _| s.add_user(&x));
+        net.with_host(B, |s, _| s.add_user(&y));
+        net.with_host(A, |s, _| s.subscribe(&x, &y));
+        net.drive();
+        net.with_host(B, |s, _| s.approve(&y, &x));
+        net.drive();
+        i += 1;
+        assert_truth(&net);
+    }
+    assert_eq!(edges(&net), presence_sync::engine::SMALL_PEER + 1);
+    assert_eq!(
+        kind(&net, A, B, "iq/set/hello"),
+        1,
+        "the edge driver's hello"
+    );
+    assert!(synchronized(&net));
+    assert_truth(&net);
 }

@@ -32,7 +32,7 @@ fn assert_truth(net: &Net<Server>) {
 fn net_of(fed: &Federation, sync: bool) -> Net<Server> {
     let servers = fed.build(|d| {
         if sync {
-            Server::with_sync(d, Flavour::Prosody, SyncSetup::default(), 7)
+            Server::with_sync(d, Flavour::Prosody, SyncSetup::every_peer(), 7)
         } else {
             Server::new(d, Flavour::Prosody)
         }

@@ -80,7 +80,8 @@ fn run_suite(
 fn serve_config(a: &Lease, peer: &Lease) -> String {
     format!(
         "domain = 'a.test'\nc2s = '{}'\ns2s = '{}'\ndatabase = 'a.sqlite'\nregistration = true\n\
-         pid-file = 'a.pid'\nlog = 'presence_sync=info'\n[peers]\n'b.test' = '{}'\n",
+         pid-file = 'a.pid'\nlog = 'presence_sync=info'\n\
+         [sync]\nsmall-peer = 0\n[peers]\n'b.test' = '{}'\n",
         a.c2s(),
         a.s2s(),
         peer.s2s()

@@ -649,7 +649,7 @@ fn user(s: &str) -> BareJid {
 }
 
 fn sync(domain: &str, seed: u64) -> Recorder<Server> {
-    let setup = SyncSetup::default();
+    let setup = SyncSetup::every_peer();
     Recorder::new(Server::with_sync(domain, Flavour::Prosody, setup, seed))
 }
 

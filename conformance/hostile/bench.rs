@@ -185,6 +185,11 @@ pub struct Bench {
     next_id: u64,
 }
 
+/// How long the bench waits after linking for the peer's hello when the subject sends none:
+/// the peer's wait for the edge driver's hello (PS-16, [`crate::engine::Config::hello_wait`]),
+/// and a second more.
+const HELLO_WAIT: Duration = Duration::from_secs(3);
+
 /// Users of [`A`] and of [`B`].
 pub const A_USERS: [&str; 3] = ["alice@a.example", "anne@a.example", "amy@a.example"];
 /// Users of [`B`].
@@ -197,6 +202,13 @@ impl Bench {
     /// Linked, then alice (away, "reading"), anne, bob (dnd, "busy") and ben log in; amy
     /// and bea stay offline. The network is quiet at the end.
     pub fn new(imp: &dyn Implementation, peer: &Reference, seed: u64) -> Bench {
+        Bench::sized(imp, peer, seed, 0)
+    }
+
+    /// [`Bench::new`] with `extra` more `both` subscriptions between offline users
+    /// (`x{i}@a.example`–`y{i}@b.example`): with more than [`crate::engine::SMALL_PEER`] / 2
+    /// of them the pair is no small peer (PS-93), so the subject itself starts the session.
+    pub fn sized(imp: &dyn Implementation, peer: &Reference, seed: u64, extra: usize) -> Bench {
         let mut net = Net::new(seed);
         net.add_host(Tap::new(imp.server(A, seed), false));
         net.add_host(Tap::new(peer.server(B, seed ^ 0x5eed), true));
@@ -223,6 +235,16 @@ impl Bench {
                         s.set_roster_item(&b, &a, both);
                     }
                 }
+                for i in 0..extra {
+                    let (x, y) = (jid(&format!("x{i}@{A}")), jid(&format!("y{i}@{B}")));
+                    if domain == A {
+                        s.add_user(&x);
+                        s.set_roster_item(&x, &y, both);
+                    } else {
+                        s.add_user(&y);
+                        s.set_roster_item(&y, &x, both);
+                    }
+                }
                 if domain == A {
                     let to = Subscription::named(NamedState::To);
                     s.set_roster_item(&jid("alice@a.example"), &jid("carol@c.example"), to);
@@ -238,6 +260,9 @@ impl Bench {
             next_id: 0,
         };
         bench.settle();
+        // A subject that keeps RFC 6121 with this small peer (PS-93) sends no hello; the
+        // peer's comes after its wait for the edge driver's (PS-16).
+        bench.run_for(HELLO_WAIT);
         bench.login(
             "alice@a.example",
             "home",

@@ -724,7 +724,7 @@ pub(super) fn run(
     seed: u64,
 ) -> (Vec<Check>, Option<Vec<String>>) {
     let name = |what: &str| format!("hostile: {}: {what}", case.name);
-    let mut bench = Bench::new(imp, &Reference::default(), seed);
+    let mut bench = Bench::new(imp, &Reference::peer(), seed);
     let not_run = |why: String| {
         let checks = vec![
             Check::with(

@@ -14,6 +14,10 @@ use crate::conformance::subject::{Implementation, Reference};
 use crate::digest::HashAlgo;
 use crate::wire::{StreamFeature, WireElement, ns};
 
+/// Extra subscriptions of the benches where the subject must send the hello itself (PS-4):
+/// enough that the pair is no small peer at the XEP's default threshold (PS-93).
+const LARGE: usize = crate::engine::SMALL_PEER as usize / 2 + 1;
+
 /// The prefix of the XEP-0300 hash features.
 const HASH_FEATURE: &str = "urn:xmpp:hash-function-text-names:";
 
@@ -146,14 +150,14 @@ pub(super) fn checks(imp: &dyn Implementation, seed: u64) -> Vec<Check> {
 
     let mut sha_only = Reference::default();
     sha_only.setup.config.algos = vec![HashAlgo::Sha256];
-    let bench = Bench::new(imp, &sha_only, seed);
+    let bench = Bench::sized(imp, &sha_only, seed, LARGE);
     out.push(Check::with(
         "discovery: with a peer advertising only sha-256, the session uses sha-256",
         &["PS-2", "PS-4"],
         hash_verdict(&hello_hashes(&bench), HashAlgo::Sha256, &left(&bench)),
     ));
 
-    let bench = Bench::new(imp, &Reference::default(), seed);
+    let bench = Bench::sized(imp, &Reference::default(), seed, LARGE);
     let both = if algos.contains("blake3") {
         HashAlgo::Blake3
     } else {

@@ -71,7 +71,7 @@ fn stuck_or(bench: &Bench, verdict: impl FnOnce() -> Outcome) -> Outcome {
 
 /// The oversized-presence checks (see [`super::oversized_checks`]).
 pub(super) fn checks(imp: &dyn Implementation, seed: u64) -> Vec<Check> {
-    let mut bench = Bench::new(imp, &Reference::default(), seed);
+    let mut bench = Bench::new(imp, &Reference::peer(), seed);
     let Some(neg) = bench.negotiated() else {
         let why = Outcome::NotExercised("no hello exchange was seen".into());
         return vec![Check::with("oversized: no session", &["PS-41"], why)];

@@ -241,7 +241,7 @@ fn states_are_reduced_to_the_effective_max_bytes_of_the_peer() {
     // The peer accepts 4096 bytes, the subject 65536: a 6000-byte status is reduced (PS-41)
     // before and during the session, and every stanza fits.
     use super::bench::{A, B, Bench, presence};
-    let mut small = Reference::default();
+    let mut small = Reference::peer();
     small.setup.config.limits.max_bytes = 4096;
     let huge = "y".repeat(6000);
     let full = || presence(Show::Away, &[("", huge.as_str()), ("en", "short")]);

@@ -46,7 +46,7 @@ fn small_limits(ctx: &Ctx<'_>) -> Body {
     // PS-85 on the answers of repairs completes).
     let spec = ctx.spec.clone().with_users(ctx.spec.users.max(USERS));
     let fed = spec.generate(&[A, B]);
-    let mut peer = Reference::default();
+    let mut peer = Reference::peer();
     peer.setup.config.limits.max_bytes = MAX_BYTES;
     let mut w = World::new(&fed, &[A], |d| {
         if d == A {

@@ -53,7 +53,7 @@ impl Ctx<'_> {
             if d == A {
                 self.imp.server(d, self.seed)
             } else {
-                Reference::default().server(d, self.seed ^ 0x5eed)
+                Reference::peer().server(d, self.seed ^ 0x5eed)
             }
         });
         w.log_in_all(self.fed);

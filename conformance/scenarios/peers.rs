@@ -609,8 +609,15 @@ fn hub(ctx: &Ctx<'_>) -> Body {
     ));
     let shared = fed.edges_with(HUB);
     body.buckets = peer_buckets(&shared, HUB, &phase, &baseline);
-    body.check("no-hello-to-idle-peers", hellos_to_idle_peers(&w, &shared));
-    body.check("first-edge-starts-session", first_edge(&mut w, &shared));
+    let threshold = ctx.imp.small_peer();
+    body.check(
+        "no-hello-to-small-peers",
+        hellos_to_small_peers(&w, &shared, threshold),
+    );
+    body.check(
+        "small-peer-grows",
+        small_peer_grows(&mut w, &shared, threshold),
+    );
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
@@ -696,81 +703,83 @@ fn is_hello(stanza: &minidom::Element) -> bool {
     stanza.name() == "iq" && stanza.has_child("hello", ns::PRESENCE_SYNC)
 }
 
-/// PS-93: the hub sends no hello to the peers that share no edge with it (`shared` lists the
-/// others), in its whole run, restarts included.
-fn hellos_to_idle_peers(w: &World, shared: &BTreeMap<String, u64>) -> Check {
-    let idle = w.domains().len() - 1 - shared.len();
+/// PS-93: the hub sends no hello to its small peers (those that share at most `threshold`
+/// edges with it, the subject's threshold; `shared` lists the peers that share any), in its
+/// whole run, restarts included.
+fn hellos_to_small_peers(w: &World, shared: &BTreeMap<String, u64>, threshold: u64) -> Check {
+    let small = |peer: &str| shared.get(peer).copied().unwrap_or(0) <= threshold;
+    let count = w
+        .domains()
+        .iter()
+        .filter(|d| d.as_str() != HUB && small(d))
+        .count();
     let sent: Vec<String> = w
         .net
         .host(HUB)
         .records()
         .iter()
         .filter_map(|r| match &r.kind {
-            RecordKind::Out { peer, stanza, .. }
-                if !shared.contains_key(peer) && is_hello(stanza) =>
-            {
-                Some(format!("at {}: a hello to {peer}", r.time))
+            RecordKind::Out { peer, stanza, .. } if small(peer) && is_hello(stanza) => {
+                Some(format!(
+                    "at {}: a hello to {peer}, which shares {} edges",
+                    r.time,
+                    shared.get(peer).copied().unwrap_or(0)
+                ))
             }
             _ => None,
         })
         .collect();
-    let name = format!("no hello to the {idle} peers that share no edge with the hub");
-    if idle == 0 {
+    let name =
+        format!("no hello to the {count} peers that share at most {threshold} edges with the hub");
+    if count == 0 {
         return Check::with(
             name,
             &["PS-93"],
             crate::conformance::check::Outcome::NotExercised(
-                "every peer shares an edge with the hub".into(),
+                "every peer shares more edges with the hub".into(),
             ),
         );
     }
     Check::empty(name, &["PS-93"], &sent)
 }
 
-/// PS-93 and PS-16 with a peer that shares nothing with the hub: one that never did if the
-/// federation has one (many peers), else the smallest peer after every roster item between
-/// it and the hub was removed. The link between them is cut and restored: no hello crosses
-/// it. Then a user of the hub and an online user of the peer subscribe to each other: the
-/// first edge starts the hello exchange, after which each is shown the other's presence.
-fn first_edge(w: &mut World, shared: &BTreeMap<String, u64>) -> Check {
-    let name =
-        "a peer that shares nothing gets no hello until its first edge, which starts a session";
+/// PS-93 and PS-16 with a small peer (at most `threshold` shared edges, the subject's
+/// threshold): the smallest peer that shares edges with the hub and has an online user
+/// (emptied first if even it shares more than the threshold). The link
+/// between them is cut and restored: no hello crosses it. Then users of the two domains
+/// subscribe to each other, pair by pair: no hello while the pair shares at most the
+/// threshold of edges, a hello exchange once it shares more, after which an online user of
+/// each is shown the other's presence.
+fn small_peer_grows(w: &mut World, shared: &BTreeMap<String, u64>, threshold: u64) -> Check {
+    let name = format!(
+        "a small peer gets no hello until it shares more than {threshold} edges, which starts a session"
+    );
     let reqs = ["PS-16", "PS-93"];
     let not_exercised = |why: &str| {
         Check::with(
-            name,
+            name.clone(),
             &reqs,
             crate::conformance::check::Outcome::NotExercised(why.into()),
         )
     };
-    let Some(u) = w.server(HUB).online().keys().next().cloned() else {
+    let online_user = |w: &World, d: &str| w.server(d).online().keys().next().cloned();
+    let Some(u) = online_user(w, HUB) else {
         return not_exercised("no online user of the hub");
     };
-    let online_user = |w: &World, d: &str| w.server(d).online().keys().next().cloned();
-    let never = w
-        .domains()
-        .into_iter()
-        .filter(|d| d.as_str() != HUB && !shared.contains_key(d.as_str()))
-        .find_map(|d| online_user(w, &d));
-    let q = match never {
-        Some(q) => q,
-        None => {
-            let Some(peer) = shared
-                .iter()
-                .filter(|(d, _)| online_user(w, d).is_some())
-                .min_by_key(|&(_, n)| *n)
-                .map(|(d, _)| d.clone())
-            else {
-                return not_exercised("no peer with an online user");
-            };
-            empty_pair(w, HUB, &peer);
-            match online_user(w, &peer) {
-                Some(q) => q,
-                None => return not_exercised("no online user of the emptied peer"),
-            }
-        }
+    let Some((peer, &n)) = shared
+        .iter()
+        .filter(|(d, _)| online_user(w, d).is_some())
+        .min_by_key(|&(_, n)| *n)
+    else {
+        return not_exercised("no peer with an online user");
     };
-    let peer = q.domain().to_string();
+    let peer = peer.clone();
+    if n > threshold {
+        empty_pair(w, HUB, &peer);
+    }
+    let Some(q) = online_user(w, &peer) else {
+        return not_exercised("no online user of the peer");
+    };
     let hello_with = |w: &World, from: usize| {
         w.net.host(HUB).records()[from..].iter().any(|r| {
             matches!(&r.kind, RecordKind::Out { peer: p, stanza, .. } | RecordKind::In { peer: p, stanza }
@@ -786,23 +795,81 @@ fn first_edge(w: &mut World, shared: &BTreeMap<String, u64>) -> Check {
     w.net.drive_for(Duration::from_secs(5));
     if hello_with(w, relinked) {
         problems.push(format!(
-            "a hello crossed between {HUB} and {peer}, which share nothing, when their link came back"
+            "a hello crossed between {HUB} and {peer}, a small peer, when their link came back"
         ));
     }
-    let from = w.net.host(HUB).records().len();
-    w.act(HUB, |s| s.subscribe(&u, &q));
-    w.net.drive();
-    w.act(&peer, |s| s.approve(&q, &u));
-    w.net.drive();
-    w.act(&peer, |s| s.subscribe(&q, &u));
-    w.net.drive();
-    w.act(HUB, |s| s.approve(&u, &q));
-    w.net.drive();
-    w.net.drive_for(Duration::from_secs(5));
-    if !hello_with(w, from) {
-        problems.push(format!(
-            "no hello between {HUB} and {peer} after the first edge"
-        ));
+    // Pairs of users with nothing between them, the online pair first.
+    let users =
+        |w: &World, d: &str| -> Vec<BareJid> { w.server(d).accounts().keys().cloned().collect() };
+    let (hub_users, peer_users) = (users(w, HUB), users(w, &peer));
+    let unrelated = |w: &World, a: &BareJid, b: &BareJid| {
+        w.server(HUB)
+            .accounts()
+            .get(a)
+            .is_some_and(|x| x.roster.get(b).is_none())
+            && w.server(&peer)
+                .accounts()
+                .get(b)
+                .is_some_and(|x| x.roster.get(a).is_none())
+    };
+    let mut pairs = vec![(u.clone(), q.clone())];
+    for a in &hub_users {
+        for b in &peer_users {
+            if pairs.len() > threshold as usize {
+                break;
+            }
+            if (a, b) != (&u, &q) && unrelated(w, a, b) {
+                pairs.push((a.clone(), b.clone()));
+            }
+        }
+    }
+    if !unrelated(w, &u, &q) {
+        return not_exercised("the online users already share a roster item");
+    }
+    let edges = |w: &World| {
+        w.server(HUB)
+            .accounts()
+            .values()
+            .flat_map(|a| a.roster.iter())
+            .filter(|(c, _)| c.domain().as_str() == peer)
+            .map(|(_, sub)| {
+                usize::from(sub.to() || sub.pending_out())
+                    + usize::from(sub.from() || sub.pending_in())
+            })
+            .sum::<usize>() as u64
+    };
+    let mut grown = false;
+    for (a, b) in pairs {
+        let from = w.net.host(HUB).records().len();
+        let before = edges(w);
+        w.act(HUB, |s| s.subscribe(&a, &b));
+        w.net.drive();
+        w.act(&peer, |s| s.approve(&b, &a));
+        w.net.drive();
+        w.act(&peer, |s| s.subscribe(&b, &a));
+        w.net.drive();
+        w.act(HUB, |s| s.approve(&a, &b));
+        w.net.drive();
+        w.net.drive_for(Duration::from_secs(5));
+        let after = edges(w);
+        let hello = hello_with(w, from);
+        if after <= threshold && hello {
+            problems.push(format!(
+                "a hello crossed between {HUB} and {peer} at {after} shared edges (from {before})"
+            ));
+        }
+        if after > threshold {
+            if !hello && before <= threshold {
+                problems.push(format!(
+                    "no hello between {HUB} and {peer} when their shared edges grew from {before} to {after}"
+                ));
+            }
+            grown = true;
+            break;
+        }
+    }
+    if !grown {
+        return not_exercised("not enough unrelated users to grow the peer past the threshold");
     }
     if !w.server(HUB).view(&u).is_some_and(|v| v.contains_key(&q)) {
         problems.push(format!("{u} is not shown {q}'s presence"));

@@ -334,7 +334,7 @@ fn priority(ctx: &Ctx<'_>) -> Body {
         .with_users(ctx.spec.users.max(PRIORITY_USERS))
         .with_active(PRIORITY_ACTIVE);
     let fed = spec.generate(&[A, B]);
-    let mut peer = Reference::default();
+    let mut peer = Reference::peer();
     peer.setup.config.limits.max_items = PRIORITY_MAX_ITEMS;
     let mut w = World::new(&fed, &[A], |d| {
         if d == A {

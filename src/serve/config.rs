@@ -17,6 +17,7 @@
 //! max-bytes = 65536
 //! window = 4
 //! leaf-items = 16
+//! small-peer = 40                 # XEP PS-93: RFC 6121 with peers sharing at most this many edges
 //!
 //! [stream]
 //! max-stanza-bytes = 262144
@@ -80,9 +81,9 @@ fn default_log() -> String {
     "info".to_owned()
 }
 
-/// `[sync]`.
+/// `[sync]`: every key is optional, with the XEP's default.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields, default, rename_all = "kebab-case")]
 pub struct SyncConfig {
     /// The extension is offered and used with peers that offer it.
     pub enabled: bool,
@@ -94,6 +95,9 @@ pub struct SyncConfig {
     pub window: u32,
     /// XEP §Hello `leaf-items`.
     pub leaf_items: u32,
+    /// XEP PS-93: no session is started with a peer that shares at most this many edges
+    /// (RFC 6121 with it); 0 starts one with every peer that shares an edge.
+    pub small_peer: u64,
 }
 
 impl Default for SyncConfig {
@@ -105,6 +109,7 @@ impl Default for SyncConfig {
             max_bytes: d.max_bytes,
             window: d.window,
             leaf_items: d.leaf_items,
+            small_peer: crate::engine::SMALL_PEER,
         }
     }
 }
@@ -230,9 +235,18 @@ mod tests {
         let c = Config::parse(
             "domain = 'a.test'\nc2s = '127.0.0.2:5222'\ns2s = '127.0.0.2:5269'\n\
              database = '/tmp/a.sqlite'\nregistration = true\n[peers]\n'b.test' = '127.0.0.3:5269'\n\
-             [sync]\nenabled = true\nmax-items = 128\nmax-bytes = 65536\nwindow = 4\nleaf-items = 16\n",
+             [sync]\nenabled = true\nmax-items = 128\nmax-bytes = 65536\nwindow = 4\nleaf-items = 16\n\
+             small-peer = 0\n",
         )
         .unwrap();
+        assert_eq!(c.sync.small_peer, 0);
+        let partial = Config::parse(
+            "domain = 'a.test'\ns2s = '127.0.0.2:5269'\ndatabase = 'x'\n[sync]\nwindow = 8\n",
+        )
+        .unwrap();
+        assert_eq!(partial.sync.small_peer, crate::engine::SMALL_PEER);
+        assert_eq!(partial.sync.window, 8);
+        assert!(partial.sync.enabled);
         assert_eq!(c.peers["b.test"].port(), 5269);
         assert_eq!(c.sync.limits().max_items, 128);
         assert_eq!(c.stream.limits(), StreamLimits::DEFAULT);

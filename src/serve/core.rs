@@ -1194,8 +1194,8 @@ mod tests {
     fn a_hello_that_wins_the_race_with_our_stream_is_kept_until_the_link_is_up() {
         // a.test is the edge driver (PS-16): it sends its hello as soon as its link is up,
         // since the two share an edge (PS-93).
-        let mut a = Server::with_sync("a.test", Flavour::Prosody, SyncSetup::default(), 1);
-        let mut b = Server::with_sync("b.test", Flavour::Prosody, SyncSetup::default(), 2);
+        let mut a = Server::with_sync("a.test", Flavour::Prosody, SyncSetup::every_peer(), 1);
+        let mut b = Server::with_sync("b.test", Flavour::Prosody, SyncSetup::every_peer(), 2);
         let u = BareJid::new("u@a.test").expect("a JID");
         let v = BareJid::new("v@b.test").expect("a JID");
         a.add_user(&u);

@@ -114,6 +114,7 @@ pub async fn run_until(
     let mut server = if config.sync.enabled {
         let session = SessionConfig {
             limits: config.sync.limits(),
+            small_peer: config.sync.small_peer,
             mutation,
             ..SessionConfig::default()
         };

@@ -153,6 +153,17 @@ impl Default for SyncSetup {
     }
 }
 
+impl SyncSetup {
+    /// The XEP defaults except the small-peer threshold (PS-93), which is 0: a session with
+    /// every peer that shares an edge. For the small worlds of tests and of the conformance
+    /// suite's own peers, where a session must exist to be tested.
+    pub fn every_peer() -> SyncSetup {
+        let mut setup = SyncSetup::default();
+        setup.config.small_peer = 0;
+        setup
+    }
+}
+
 impl Server {
     /// A running server for `domain`, without users.
     ///
@@ -704,9 +715,15 @@ impl Host for Server {
         if self.s2s_receive(now, peer, &stanza) {
             return;
         }
+        // A small peer (PS-93) is in the legacy mode here but its session answers a hello.
+        let small = self
+            .volatile
+            .sessions
+            .get(peer)
+            .is_some_and(|s| s.mode() == crate::engine::Mode::Small);
         match self.volatile.peer(peer).mode {
-            PeerMode::Legacy => self.legacy_receive(peer, stanza),
-            PeerMode::Sync => {
+            PeerMode::Legacy if !small => self.legacy_receive(peer, stanza),
+            PeerMode::Legacy | PeerMode::Sync => {
                 if !self.sync_receive(now, peer, &stanza) {
                     self.legacy_receive(peer, stanza);
                 }

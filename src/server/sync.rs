@@ -150,9 +150,12 @@ impl Server {
             let session = self.new_session(peer);
             self.volatile.sessions.insert(peer.to_owned(), session);
         }
-        self.volatile.peer(peer).mode = PeerMode::Sync;
         if let Some(s) = self.volatile.sessions.get_mut(peer) {
             s.link_up(now, features);
+            // A small peer (PS-93) or a legacy one keeps RFC 6121; the events say so.
+            if s.replaces_rfc6121() {
+                self.volatile.peer(peer).mode = PeerMode::Sync;
+            }
         }
         self.drain_session(peer);
     }
@@ -371,9 +374,19 @@ impl Server {
         self.drain_session(peer);
     }
 
-    /// Sends what the session with `peer` produced and carries out its events.
+    /// Sends what the session with `peer` produced and carries out its events; a session that
+    /// has left the small-peer path (PS-93: its hello is on its way) puts the peer in the sync
+    /// mode.
     pub(super) fn drain_session(&mut self, peer: &str) {
         loop {
+            let Some(session) = self.volatile.sessions.get_mut(peer) else {
+                return;
+            };
+            if session.replaces_rfc6121() {
+                if let Some(record) = self.volatile.peers.get_mut(peer) {
+                    record.mode = PeerMode::Sync;
+                }
+            }
             let Some(session) = self.volatile.sessions.get_mut(peer) else {
                 return;
             };
@@ -425,6 +438,28 @@ impl Server {
                         self.push(&stanza.from, &stanza.to);
                         self.roster_changed(&stanza.from, &stanza.to, before, after);
                     }
+                }
+            }
+            Event::SessionStarted => {
+                // A session, whatever the mode before (a small peer's RFC 6121, PS-93).
+                self.volatile.peer(peer).mode = PeerMode::Sync;
+                self.sync_log
+                    .push((self.volatile.now, peer.to_owned(), Event::SessionStarted));
+            }
+            Event::SmallPeer { edges } => {
+                self.sync_log.push((
+                    self.volatile.now,
+                    peer.to_owned(),
+                    Event::SmallPeer { edges },
+                ));
+                // PS-93: RFC 6121 with a small peer; if this server had been replacing it
+                // (a session's link came back after the grace period), its users' probes and
+                // presence are owed as after a login.
+                let record = self.volatile.peer(peer);
+                let was_sync = record.mode == PeerMode::Sync;
+                record.mode = PeerMode::Legacy;
+                if was_sync {
+                    self.legacy_takeover(peer);
                 }
             }
             Event::Fallback(reason) => {

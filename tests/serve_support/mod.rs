@@ -36,7 +36,8 @@ pub fn config(
 ) -> String {
     format!(
         "domain = '{domain}'\nc2s = '{}'\ns2s = '{}'\ndatabase = 'data.sqlite'\n\
-         registration = true\nlog = 'presence_sync=debug'\n{extra}\n[peers]\n'{peer}' = '{peer_addr}'\n",
+         registration = true\nlog = 'presence_sync=debug'\n{extra}\n[sync]\nsmall-peer = 0\n\
+         [peers]\n'{peer}' = '{peer_addr}'\n",
         lease.c2s(),
         lease.s2s()
     )

@@ -48,7 +48,7 @@ impl Replica {
     pub fn new(a: &str, b: &str, users: &[BareJid], both: &[(BareJid, BareJid)]) -> Replica {
         let mut net = Net::new(1);
         for (i, d) in [a, b].into_iter().enumerate() {
-            let server = Server::with_sync(d, Flavour::Prosody, SyncSetup::default(), i as u64);
+            let server = Server::with_sync(d, Flavour::Prosody, SyncSetup::every_peer(), i as u64);
             net.add_host(server);
         }
         for u in users {

@@ -140,7 +140,8 @@ impl Session {
         self.live = None;
         self.requests.clear();
         self.pre_dirty.clear();
-        if self.mode == Mode::Legacy {
+        if matches!(self.mode, Mode::Legacy | Mode::Small) {
+            // A small peer's hello that failed: RFC 6121 goes on (PS-93).
             return;
         }
         self.mode = Mode::Suspended;

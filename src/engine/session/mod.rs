@@ -55,6 +55,10 @@
 //! - A cache holder whose cache holds at least [`crate::engine::presence_sync::deep_start`]
 //!   entries starts its descent with splits of the 16 children of the root (PS-35), a round
 //!   trip less than a split of the root.
+//! - The small-peer threshold of PS-93 is [`Config::small_peer`], the XEP's default 40
+//!   ([`SMALL_PEER`]): with a peer that shares at most that many edges and of which nothing is
+//!   cached, the session stays in [`Mode::Small`] (RFC 6121, [`Event::SmallPeer`]) until the
+//!   edges grow past it or the peer's hello arrives.
 //! - Received requests are answered at once, so the window of incoming requests is never
 //!   exceeded here (PS-86 lets only a receiver that queues requests refuse them); the
 //!   window this side keeps is its own (PS-50).
@@ -98,6 +102,10 @@ const SECOND: u64 = 1_000_000;
 /// The budget refills by one every [`HELLO_INTERVAL`].
 const HELLO_BURST: u32 = 7;
 
+/// The XEP's default small-peer threshold (PS-93): the largest number of shared edges for
+/// which RFC 6121 costs no more than a session, measured on the hub scenario.
+pub const SMALL_PEER: u64 = 40;
+
 /// Tunables of a session (XEP defaults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -119,6 +127,10 @@ pub struct Config {
     /// How long the side that is not the edge driver waits for the driver's hello before
     /// sending its own (PS-16), µs.
     pub hello_wait: u64,
+    /// The small-peer threshold of PS-93: with a peer that shares at most this many edges and
+    /// of which nothing is cached, this side starts no session and applies RFC 6121 (a hello
+    /// of the peer is still answered). 0: only peers that share nothing.
+    pub small_peer: u64,
     /// A deliberate fault, for proving that the conformance suite catches it
     /// (`conformance/mutants.rs`). Always `None` in a real server.
     pub mutation: Option<Mutation>,
@@ -158,6 +170,7 @@ impl Default for Config {
             max_failures: 3,
             max_descents: 3,
             hello_wait: 2 * SECOND,
+            small_peer: SMALL_PEER,
             mutation: None,
         }
     }
@@ -207,6 +220,10 @@ pub enum Mode {
     Suspended,
     /// RFC 6121 unchanged: the peer lacks the extension, or sessions kept failing.
     Legacy,
+    /// RFC 6121 with a small peer (PS-93): the pair shares at most [`Config::small_peer`]
+    /// edges and nothing is cached, so this side starts no session; a hello of the peer, or
+    /// the edges growing past the threshold, starts one.
+    Small,
 }
 
 /// Why the session fell back to RFC 6121.
@@ -265,6 +282,14 @@ pub enum Event {
     /// RFC 6121 from now on: the server voids nothing more, probes and broadcasts as if its
     /// users had just logged in (PS-58).
     Fallback(FallbackReason),
+    /// The peer is small (PS-93): RFC 6121 applies to it until a session starts
+    /// ([`Event::SessionStarted`]). Nothing of the peer is cached or shown from a cache; if
+    /// the server had been replacing RFC 6121 towards it, it probes and broadcasts as if its
+    /// users had just logged in (as for PS-58).
+    SmallPeer {
+        /// The edges the pair shares.
+        edges: u64,
+    },
     /// More mismatches than the threshold of PS-65: repairs are suspended, the operator is
     /// alerted.
     RepairsSuspended {
@@ -547,7 +572,7 @@ impl Session {
     /// True while the server must not probe the peer's users nor send them per-edge
     /// broadcasts (PS-66): in the synchronized and suspended modes.
     pub fn replaces_rfc6121(&self) -> bool {
-        self.mode != Mode::Legacy
+        !matches!(self.mode, Mode::Legacy | Mode::Small)
     }
 
     /// True once both the edge set and the cache are verified in the current session.
@@ -659,11 +684,22 @@ impl Session {
     }
 
     /// The first hello of a link (PS-16): the edge driver's at once, the other server's after
-    /// `hello_wait` if none arrived; none while there is nothing to synchronize with the peer
-    /// (PS-93), until the first edge appears ([`Session::update_edges`]).
+    /// `hello_wait` if none arrived; none with a small peer (PS-93), which gets RFC 6121
+    /// until the edges grow past the threshold ([`Session::update_edges`]).
     fn start_hello(&mut self, now: Time) {
-        if self.nothing_to_synchronize() {
+        if self.is_small() {
+            if self.mode != Mode::Small {
+                self.mode = Mode::Small;
+                self.events.push_back(Event::SmallPeer {
+                    edges: self.edges.len(),
+                });
+            }
             return;
+        }
+        // A session is wanted: no more RFC 6121 towards the peer (PS-66), the suspended mode
+        // until the exchange completes.
+        if self.mode == Mode::Small {
+            self.mode = Mode::Suspended;
         }
         if self.driver {
             self.send_hello(now);
@@ -672,13 +708,10 @@ impl Session {
         }
     }
 
-    /// True if the session has nothing to synchronize with the peer (PS-93): no edge, so no
-    /// published state, and no cached presence of the peer to verify.
-    pub fn nothing_to_synchronize(&self) -> bool {
-        self.edges.is_empty()
-            && self.published.is_empty()
-            && self.cache.is_empty()
-            && self.shown.is_empty()
+    /// True if the peer is small (PS-93): the pair shares at most [`Config::small_peer`] edges
+    /// and this side holds no cached presence of the peer to verify.
+    pub fn is_small(&self) -> bool {
+        self.edges.len() <= self.config.small_peer && self.cache.is_empty() && self.shown.is_empty()
     }
 
     /// The s2s link to the peer is lost: the session ends, the caches stay, unverified, for
@@ -687,6 +720,12 @@ impl Session {
         self.link_up = false;
         self.hello_at = None;
         self.retry_at = None;
+        if self.mode == Mode::Small {
+            // RFC 6121 has nothing to do on a link loss; a hello in flight is forgotten.
+            self.requests.clear();
+            self.pre_dirty.clear();
+            return;
+        }
         if self.mode == Mode::Legacy {
             return;
         }
@@ -721,10 +760,10 @@ impl Session {
 
     /// A roster change of a local user towards the peer: `removed` edges are no longer
     /// projected, `added` are (XEP §Sets and Roles, PS-6).
-    /// A session that had nothing to synchronize and gains its first edge with the link up
-    /// starts its hello exchange now (PS-93).
+    /// A small peer whose edges grow past the threshold with the link up gets its hello
+    /// exchange now (PS-93).
     pub fn update_edges(&mut self, now: Time, removed: &[Edge], added: &[Edge]) {
-        let idle = self.nothing_to_synchronize();
+        let was_small = self.is_small();
         for e in removed {
             self.edges.remove(e);
         }
@@ -737,7 +776,9 @@ impl Session {
                 .requests
                 .values()
                 .any(|r| matches!(r, Request::Hello(..)));
-        if idle && self.link_up && self.live.is_none() && self.mode == Mode::Suspended && !waiting {
+        let startable = matches!(self.mode, Mode::Suspended | Mode::Small);
+        let grew = was_small && !self.is_small();
+        if grew && self.link_up && self.live.is_none() && startable && !waiting {
             self.start_hello(now);
         }
     }
