@@ -66,6 +66,12 @@ pub(crate) struct Volatile {
     pub epoch: Epoch,
     /// The extension's session with each peer that advertised it in this boot.
     pub sessions: BTreeMap<String, Session>,
+    /// The next timer of each session that has one, indexed by time: the earliest is found
+    /// without visiting every session (a server federated with many domains). Kept by
+    /// `Server::drain_session`, the step after every input to a session.
+    pub timers: BTreeSet<(SimTime, String)>,
+    /// Each session's entry in `timers`.
+    pub timer_of: HashMap<String, SimTime>,
     /// Online users who are active now (XEP §Priority Ordering).
     pub active: BTreeSet<BareJid>,
     /// Remote contact → local users with a roster item for it: who to serve when a cached

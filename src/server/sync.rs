@@ -204,10 +204,10 @@ impl Server {
     pub(super) fn sync_timeout(&mut self, now: SimTime) {
         let due: Vec<String> = self
             .volatile
-            .sessions
+            .timers
             .iter()
-            .filter(|(_, s)| s.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(p, _)| p.clone())
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, p)| p.clone())
             .collect();
         for peer in due {
             self.with_session(&peer, |s, dir| s.handle_timeout(now, dir));
@@ -216,11 +216,27 @@ impl Server {
 
     /// The earliest timer of all sessions.
     pub(super) fn sync_poll_timeout(&self) -> Option<SimTime> {
-        self.volatile
+        self.volatile.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Re-reads the next timer of the session with `peer` into the index.
+    fn index_timer(&mut self, peer: &str) {
+        let next = self
+            .volatile
             .sessions
-            .values()
-            .filter_map(Session::poll_timeout)
-            .min()
+            .get(peer)
+            .and_then(Session::poll_timeout);
+        let v = &mut self.volatile;
+        if v.timer_of.get(peer).copied() == next {
+            return;
+        }
+        if let Some(old) = v.timer_of.remove(peer) {
+            v.timers.remove(&(old, peer.to_owned()));
+        }
+        if let Some(t) = next {
+            v.timer_of.insert(peer.to_owned(), t);
+            v.timers.insert((t, peer.to_owned()));
+        }
     }
 
     /// Every session announces the shutdown (PS-54).
@@ -265,6 +281,8 @@ impl Server {
                 &item_edges(user, contact, before),
                 &item_edges(user, contact, after),
             );
+            // A hello the new edges started (PS-93) goes now.
+            self.drain_session(&peer);
         }
         // PS-49: a subscription that ends (or begins) changes what the user is shown of the
         // cache at once, whatever changed the roster; the publisher's entry may not change
@@ -378,6 +396,11 @@ impl Server {
     /// has left the small-peer path (PS-93: its hello is on its way) puts the peer in the sync
     /// mode.
     pub(super) fn drain_session(&mut self, peer: &str) {
+        self.drain_session_events(peer);
+        self.index_timer(peer);
+    }
+
+    fn drain_session_events(&mut self, peer: &str) {
         loop {
             let Some(session) = self.volatile.sessions.get_mut(peer) else {
                 return;
