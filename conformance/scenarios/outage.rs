@@ -427,6 +427,38 @@ fn failing_sessions(ctx: &Ctx<'_>) -> Body {
             &phase.diff,
         ),
     );
+    // PS-58: legacy only until the streams are re-established. With hellos delivered again,
+    // new streams bring a session and the views stay right.
+    w.net.clear_filter();
+    w.net.partition(A, B);
+    w.net.drive();
+    let from = w.net.host(A).records().len();
+    w.net.repair(A, B);
+    w.net.drive_for(Duration::from_secs(10));
+    let hellos = w.net.host(A).records()[from..]
+        .iter()
+        .filter(|r| match &r.kind {
+            RecordKind::Out { stanza, .. } | RecordKind::In { stanza, .. } => {
+                stanza.name() == "iq" && stanza.has_child("hello", crate::wire::ns::PRESENCE_SYNC)
+            }
+            _ => false,
+        })
+        .count();
+    let mut problems = w.diff();
+    if hellos < 2 {
+        problems.insert(
+            0,
+            format!("{hellos} hello stanzas on the new streams, not an exchange"),
+        );
+    }
+    body.check(
+        "retry-on-new-streams",
+        Check::empty(
+            "after the fallback, re-established streams bring a new hello exchange, and every user sees exactly its contacts' presence",
+            &["PS-58", "PS-16"],
+            &problems,
+        ),
+    );
     body.phase = Some(phase);
     body.worlds.push(w);
     body

@@ -178,6 +178,7 @@ impl Session {
             self.void_cache(VoidReason::Fallback);
         }
         self.cache_epoch = None;
+        self.fallback = Some(reason.clone());
         self.events.push_back(Event::Fallback(reason));
     }
 }

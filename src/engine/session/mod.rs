@@ -402,6 +402,8 @@ pub struct Session {
     requests: BTreeMap<String, Request>,
     next_id: u64,
     failures: u32,
+    /// Why the session is in the legacy mode, if it is.
+    fallback: Option<FallbackReason>,
     grace_deadline: Option<Time>,
     retry_at: Option<Time>,
     hello_at: Option<Time>,
@@ -498,6 +500,7 @@ impl Session {
             requests: BTreeMap::new(),
             next_id: 0,
             failures: 0,
+            fallback: None,
             grace_deadline: None,
             retry_at: None,
             hello_at: None,
@@ -664,7 +667,13 @@ impl Session {
         // New streams: the peer may send its hellos at once again (PS-20).
         self.hello_budget = (HELLO_BURST, now);
         if self.mode == Mode::Legacy {
-            return;
+            // PS-58: failed sessions make the peer legacy only until the streams are
+            // re-established; a peer without the extension stays legacy (PS-5).
+            if !matches!(self.fallback, Some(FallbackReason::Failures(_))) {
+                return;
+            }
+            self.mode = Mode::Suspended;
+            self.fallback = None;
         }
         let feature = features
             .iter()
