@@ -299,6 +299,7 @@ impl World {
         }
         let expected = self.truth();
         let mut deliveries = self.deliveries();
+        self.net.take_touched();
         let mut wrong: Vec<usize> = self
             .net
             .hosts()
@@ -323,16 +324,19 @@ impl World {
                 Some(t) => !self.net.step_until(t),
                 None => self.net.drive_bounded(1).is_ok(),
             };
-            let now_deliveries = self.deliveries();
-            if now_deliveries != deliveries {
-                last_change = self.net.now();
-                let changed = self.net.hosts().zip(deliveries.iter().zip(&now_deliveries));
-                for (h, (node, (old, new))) in changed.enumerate() {
-                    if old != new {
-                        wrong[h] = self.active_wrong(&***node, &expected);
-                    }
+            // Only hosts that had an input can have delivered something.
+            let mut changed = false;
+            for h in self.net.take_touched() {
+                let node = self.net.host_at(h);
+                let new = node.deliveries();
+                if new != deliveries[h] {
+                    deliveries[h] = new;
+                    wrong[h] = self.active_wrong(&***node, &expected);
+                    changed = true;
                 }
-                deliveries = now_deliveries;
+            }
+            if changed {
+                last_change = self.net.now();
                 match (all_right(&wrong), active_since) {
                     (true, None) => {
                         let total = self.net.stats().total().stanzas;

@@ -36,6 +36,8 @@ pub(crate) struct Slot<H> {
     /// Incremented when the host crashes or shuts down: notices for an earlier boot are
     /// not given to the next one.
     pub boot: u64,
+    /// The host had an input since the last [`Net::take_touched`].
+    pub touched: bool,
 }
 
 /// A deterministic network of [`Host`]s over in-memory s2s links.
@@ -110,6 +112,8 @@ pub struct Net<H: Host> {
     pub(crate) stats: Stats,
     pub(crate) tracing: bool,
     pub(crate) log: Vec<Event>,
+    /// Hosts with an input since the last [`Net::take_touched`], each once.
+    touched: Vec<usize>,
 }
 
 /// Mutable access to one host; when dropped, the driver drains what the host wants to send
@@ -160,6 +164,7 @@ impl<H: Host> Net<H> {
             stats: Stats::default(),
             tracing: false,
             log: Vec::new(),
+            touched: Vec::new(),
         }
     }
 
@@ -178,6 +183,7 @@ impl<H: Host> Net<H> {
             timer: None,
             timer_generation: 0,
             boot: 0,
+            touched: false,
         });
         self.by_domain.insert(domain, index);
         self.after_input(index, 0);
@@ -223,6 +229,21 @@ impl<H: Host> Net<H> {
         let result = f(&mut self.hosts[index].host, self.now);
         self.after_input(index, 0);
         result
+    }
+
+    /// The host at `index` in [`Net::hosts`] order (panics if there is none).
+    pub fn host_at(&self, index: usize) -> &H {
+        &self.hosts[index].host
+    }
+
+    /// The indexes (in [`Net::hosts`] order) of the hosts that had an input since the last
+    /// call, each once: what an observer after every event has to look at again, without
+    /// visiting every host (a hub with many peers).
+    pub fn take_touched(&mut self) -> Vec<usize> {
+        for &h in &self.touched {
+            self.hosts[h].touched = false;
+        }
+        std::mem::take(&mut self.touched)
     }
 
     /// Every host, in the order they were added.
@@ -329,6 +350,10 @@ impl<H: Host> Net<H> {
     /// then reschedules its timer. A host that is not running sends nothing: whatever it
     /// queued is discarded.
     pub(crate) fn after_input(&mut self, h: usize, cause: u32) {
+        if !self.hosts[h].touched {
+            self.hosts[h].touched = true;
+            self.touched.push(h);
+        }
         if self.hosts[h].state != HostState::Up {
             while self.hosts[h].host.poll_transmit().is_some() {}
             return;
