@@ -18,10 +18,11 @@ use super::workload::{Federation, Spec};
 use super::world::{Phase, World};
 use crate::server::Flavour;
 
+mod hub;
+pub use hub::PeerBucket;
 mod limits;
 mod outage;
 mod peers;
-pub use peers::PeerBucket;
 mod restart;
 
 /// The implementation under test's domain in two-domain scenarios (the edge driver).

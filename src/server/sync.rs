@@ -150,12 +150,10 @@ impl Server {
             let session = self.new_session(peer);
             self.volatile.sessions.insert(peer.to_owned(), session);
         }
+        // A small peer (PS-93) or a legacy one keeps RFC 6121 (the events say so); the others
+        // enter the sync mode in `drain_session`.
         if let Some(s) = self.volatile.sessions.get_mut(peer) {
             s.link_up(now, features);
-            // A small peer (PS-93) or a legacy one keeps RFC 6121; the events say so.
-            if s.replaces_rfc6121() {
-                self.volatile.peer(peer).mode = PeerMode::Sync;
-            }
         }
         self.drain_session(peer);
     }
@@ -396,20 +394,20 @@ impl Server {
     /// has left the small-peer path (PS-93: its hello is on its way) puts the peer in the sync
     /// mode.
     pub(super) fn drain_session(&mut self, peer: &str) {
+        let replaces = self
+            .volatile
+            .sessions
+            .get(peer)
+            .is_some_and(Session::replaces_rfc6121);
+        if replaces {
+            self.volatile.peer(peer).mode = PeerMode::Sync;
+        }
         self.drain_session_events(peer);
         self.index_timer(peer);
     }
 
     fn drain_session_events(&mut self, peer: &str) {
         loop {
-            let Some(session) = self.volatile.sessions.get_mut(peer) else {
-                return;
-            };
-            if session.replaces_rfc6121() {
-                if let Some(record) = self.volatile.peers.get_mut(peer) {
-                    record.mode = PeerMode::Sync;
-                }
-            }
             let Some(session) = self.volatile.sessions.get_mut(peer) else {
                 return;
             };
