@@ -41,9 +41,12 @@ pub struct DomainState<'a> {
 /// What every user of `domains` is entitled to see of every contact in `domains`. Contacts in
 /// domains not given are ignored. Only non-empty entries appear.
 pub fn entitled(domains: &[DomainState<'_>]) -> View {
+    // The domains by name: a federation may have 10^5 of them (the hub scenario).
+    let by_name: std::collections::HashMap<&str, &DomainState<'_>> =
+        domains.iter().map(|d| (d.domain, d)).collect();
     // The account of a contact and its available resources, if it is online.
     let contact = |jid: &BareJid| -> Option<(&Account, &Resources)> {
-        let d = domains.iter().find(|d| d.domain == jid.domain().as_str())?;
+        let d = by_name.get(jid.domain().as_str())?;
         let resources = d.online.get(jid).filter(|r| !r.is_empty())?;
         Some((d.accounts.get(jid)?, resources))
     };
