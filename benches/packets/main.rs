@@ -11,6 +11,13 @@
 //! trips against edges, log-log, one line per scheme, three panels per scenario, stale runs
 //! marked with a cross) to `packets.svg` beside it.
 //!
+//! After the sizes, the **hub** rows (`hub.rs`): the conformance suite's `hub` scenario with
+//! 10^3, 10^4 and 10^5 peer domains (`PRESENCE_SYNC_BENCH_HUB_PEERS` caps them, default
+//! 10^5), per peer-size bucket against RFC 6121, with the wall time and peak memory of each
+//! run; written to `hub.csv` beside the others, columns
+//! `peers,bucket,bucket_peers,edges,scheme,stanzas,bytes`. A failing check of the scenario
+//! fails the bench as a run that did not converge does.
+//!
 //! # Workloads and scripts
 //!
 //! For each size (10^3, 10^4, 10^5, 10^6 cross-domain edges: the conformance workload
@@ -106,6 +113,7 @@
 //! (both directions); mismatch, the edges in which the two servers' sets differ.
 
 mod floor;
+mod hub;
 mod negentropy;
 mod plot;
 mod sets;
@@ -644,6 +652,25 @@ fn main() {
     for n in sizes {
         results.push(run_size(n, t0));
     }
+    let max_hub = hub::max_peers();
+    let mut hubs = Vec::new();
+    for peers in hub::PEERS.into_iter().filter(|&p| p <= max_hub) {
+        log(t0, &format!("hub with {peers} peer domains..."));
+        let r = hub::run(peers);
+        log(
+            t0,
+            &format!(
+                "hub with {peers} peer domains: {:.1} s, {}",
+                r.seconds,
+                if r.failed.is_empty() {
+                    "passed".to_owned()
+                } else {
+                    format!("FAILED: {}", r.failed.join("; "))
+                }
+            ),
+        );
+        hubs.push(r);
+    }
     let rows: Vec<Row> = results
         .iter()
         .flat_map(|r| r.rows.iter().cloned())
@@ -656,6 +683,9 @@ fn main() {
     for scenario in scenario_names() {
         let of: Vec<&Row> = rows.iter().filter(|r| r.scenario == scenario).collect();
         print!("{}", table(&scenario, &of));
+    }
+    if !hubs.is_empty() {
+        print!("{}", hub::table(&hubs));
     }
 
     // CSV and plot.
@@ -681,6 +711,8 @@ fn main() {
     }
     let csv_path = dir.join("packets.csv");
     std::fs::write(&csv_path, csv).expect("writing packets.csv");
+    let hub_path = dir.join("hub.csv");
+    std::fs::write(&hub_path, hub::csv(&hubs)).expect("writing hub.csv");
     // Per scenario, three panels side by side: stanzas, bytes, round trips.
     let names = scenario_names();
     type Metric = fn(&Row) -> u64;
@@ -720,7 +752,12 @@ fn main() {
     );
     let svg_path = dir.join("packets.svg");
     std::fs::write(&svg_path, svg).expect("writing packets.svg");
-    println!("\nwrote {} and {}", csv_path.display(), svg_path.display());
+    println!(
+        "\nwrote {}, {} and {}",
+        csv_path.display(),
+        hub_path.display(),
+        svg_path.display()
+    );
 
     // The targets.
     let largest = results.last().expect("one size");
@@ -829,10 +866,30 @@ fn main() {
             largest.ext_setup_seconds
         );
     }
-    let failures: Vec<&String> = results.iter().flat_map(|r| &r.failures).collect();
+    for r in &hubs {
+        let ok = hub::never_worse(r);
+        all_ok &= ok;
+        println!(
+            "- hub with {} peer domains: every peer-size bucket at or below RFC 6121\n  \
+             in stanzas and in bytes (issue 18): {}",
+            r.peers,
+            verdict(ok)
+        );
+    }
+    let mut failures: Vec<String> = results
+        .iter()
+        .flat_map(|r| r.failures.iter().cloned())
+        .collect();
+    failures.extend(hubs.iter().filter(|r| !r.failed.is_empty()).map(|r| {
+        format!(
+            "hub with {} peers: failed checks: {}",
+            r.peers,
+            r.failed.join("; ")
+        )
+    }));
     if !failures.is_empty() {
         println!(
-            "\nERROR: the extension did not converge in {} run(s):",
+            "\nERROR: the extension did not converge (or the hub's checks failed) in {} run(s):",
             failures.len()
         );
         for f in &failures {
@@ -850,7 +907,7 @@ fn main() {
     );
     if !failures.is_empty() {
         eprintln!(
-            "packets: FAILED: presence-sync did not converge in {} run(s) (rows marked '*')",
+            "packets: FAILED: presence-sync did not converge or a hub check failed in {} run(s)",
             failures.len()
         );
         std::process::exit(1);
