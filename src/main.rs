@@ -98,7 +98,9 @@ enum Command {
         /// Test a running server over the network instead, as its target file (TOML)
         /// describes it: addresses, the peer domain the suite plays, how accounts are made,
         /// how it is restarted (README "Test your own server"). --users is then the number of
-        /// users on each side (default 6).
+        /// users on each side (default: 6, or more so that they share more edges with the
+        /// server than its small-peer threshold, the target's `small-peer`, 40 if not given:
+        /// 11 users).
         #[arg(long, value_name = "FILE")]
         target: Option<PathBuf>,
         /// With --target: write the results as JUnit XML (one test case per scenario).
@@ -167,7 +169,7 @@ fn main() -> ExitCode {
                     return ExitCode::SUCCESS;
                 }
                 let opts = conformance::wire::Options {
-                    users: users.map_or(6, |u| u as usize),
+                    users: users.map(|u| u as usize),
                     scenarios,
                     require_all,
                     work: None,

@@ -68,8 +68,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// What a wire run does.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Users on each side.
-    pub users: usize,
+    /// Users on each side; `None`: [`Options::users_for`] the target.
+    pub users: Option<usize>,
     /// Scenarios to run (all if `None`).
     pub scenarios: Option<Vec<String>>,
     /// Fail the run on a MUST that no check exercised (a wire run judges only what it ran
@@ -83,7 +83,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            users: 6,
+            users: None,
             scenarios: None,
             require_all: false,
             work: None,
@@ -94,17 +94,39 @@ impl Default for Options {
 /// The most users a side the suite makes.
 pub const MAX_USERS: usize = 200;
 
+/// The fewest users a side the suite makes by default.
+pub const MIN_USERS: usize = 6;
+
+/// Edges the set-up makes per user of a side ([`world`]: each subject user shares a mutual
+/// subscription with one peer user, follows a second and is followed by a third).
+pub const EDGES_PER_USER: usize = 4;
+
 impl Options {
+    /// Users on each side against `target`: the given number, or by default the fewest (at
+    /// least [`MIN_USERS`]) whose world shares more edges with the server than its
+    /// small-peer threshold (XEP PS-93), so that the server runs the extension with the
+    /// suite's peer instead of keeping RFC 6121 with it (40, the XEP's default: 11 users, 44
+    /// edges), at most [`MAX_USERS`].
+    pub fn users_for(&self, target: &Target) -> usize {
+        self.users.unwrap_or_else(|| {
+            let needed = target.small_peer() / EDGES_PER_USER as u64 + 1;
+            usize::try_from(needed)
+                .unwrap_or(MAX_USERS)
+                .clamp(MIN_USERS, MAX_USERS)
+        })
+    }
+
     /// Checks the options.
     ///
     /// # Errors
     /// What is wrong, naming the flag.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.users < 3 || self.users > MAX_USERS {
-            return Err(format!(
-                "--users {}: a wire run needs between 3 and {MAX_USERS} users a side",
-                self.users
-            ));
+        if let Some(users) = self.users {
+            if !(3..=MAX_USERS).contains(&users) {
+                return Err(format!(
+                    "--users {users}: a wire run needs between 3 and {MAX_USERS} users a side"
+                ));
+            }
         }
         if let Some(names) = &self.scenarios {
             for n in names {
@@ -180,7 +202,8 @@ pub async fn run(
     let mut w = Wire::new(target, &work).await.map_err(|e| e.to_string())?;
     progress(Progress::SetUp("accounts, logins and subscriptions"));
     let setup_mark = w.mark();
-    let setup_diffs = match w.set_up(opts.users, &tag).await {
+    let users = opts.users_for(target);
+    let setup_diffs = match w.set_up(users, &tag).await {
         Ok(_) => Vec::new(),
         Err(e) if e.to_string().contains("views differ") => vec![e.to_string()],
         Err(e) => return Err(format!("set-up: {e}")),
@@ -285,7 +308,7 @@ pub async fn run(
         progress(Progress::Done(&run));
         runs.push(run);
     }
-    let edges = (opts.users * 4) as u64;
+    let edges = (users * EDGES_PER_USER) as u64;
     Ok(Report {
         implementation: format!(
             "{} over the wire ({}: {})",
@@ -299,7 +322,7 @@ pub async fn run(
         ),
         workload: Workload {
             preset: "wire".to_owned(),
-            users: opts.users as u32,
+            users: users as u32,
             edges,
             online: 1.0,
             active: 0.0,

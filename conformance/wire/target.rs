@@ -6,6 +6,7 @@
 //! domain = "a.test"                  # the domain under test
 //! c2s = "127.0.0.2:5222"             # where its clients connect (plaintext on loopback)
 //! s2s = "127.0.0.2:5269"             # where its peers connect
+//! small-peer = 40                    # its small-peer threshold (XEP PS-93; default 40)
 //!
 //! [peer]                             # the domain the suite plays
 //! domain = "b.test"
@@ -47,6 +48,11 @@ pub struct Target {
     pub c2s: SocketAddr,
     /// Its s2s listener.
     pub s2s: SocketAddr,
+    /// Its small-peer threshold (XEP PS-93): the shared edges up to which it keeps RFC 6121
+    /// with a peer and sends no hello. The suite makes the world it shares with the server
+    /// larger than that ([`super::Options::users_for`]). Default: the XEP's, 40.
+    #[serde(default, rename = "small-peer")]
+    pub small_peer: Option<u64>,
     /// The peer domain the suite plays.
     pub peer: Peer,
     /// Provisioning of test accounts.
@@ -195,6 +201,12 @@ impl Target {
         Ok(target)
     }
 
+    /// The server's small-peer threshold (XEP PS-93): the target's, or the XEP's default.
+    pub fn small_peer(&self) -> u64 {
+        self.small_peer
+            .unwrap_or(crate::engine::SMALL_PEER as u64)
+    }
+
     /// The name shown in the reports.
     pub fn name(&self) -> String {
         self.name.clone().unwrap_or_else(|| self.domain.clone())
@@ -224,6 +236,28 @@ mod tests {
         assert!(matches!(&t.accounts, Accounts::Register { prefix } if prefix == "ps"));
         assert!(t.control.cannot_crash().is_some());
         assert!(t.control.cannot_stop().is_some());
+    }
+
+    #[test]
+    fn the_world_is_made_larger_than_the_small_peer_threshold() {
+        use super::super::{EDGES_PER_USER, MAX_USERS, Options};
+        let users = |extra: &str, given: Option<usize>| {
+            let t = Target::parse(&MINIMAL.replacen("[peer]", &format!("{extra}\n[peer]"), 1))
+                .expect("parses");
+            Options {
+                users: given,
+                ..Options::default()
+            }
+            .users_for(&t)
+        };
+        // The XEP's default threshold, 40: 11 users share 44 edges.
+        assert_eq!(users("", None), 11);
+        assert!(11 * EDGES_PER_USER > 40 && 10 * EDGES_PER_USER <= 40);
+        assert_eq!(users("small-peer = 0", None), 6);
+        assert_eq!(users("small-peer = 100", None), 26);
+        assert_eq!(users("small-peer = 100000", None), MAX_USERS);
+        // --users wins.
+        assert_eq!(users("", Some(4)), 4);
     }
 
     #[test]
