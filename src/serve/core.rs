@@ -59,20 +59,24 @@ pub enum Input {
         resource: Option<String>,
         /// Where its stanzas go.
         tx: mpsc::Sender<ToClient>,
-        /// The full JID bound, or why not.
-        reply: oneshot::Sender<Result<FullJid, String>>,
+        /// The full JID bound and the connection's [`ConnId`], or why not.
+        reply: oneshot::Sender<Result<(FullJid, ConnId), String>>,
     },
     /// A stanza from a bound client.
     Client {
         /// The client.
         jid: FullJid,
+        /// The connection it came on.
+        conn: ConnId,
         /// The stanza, in `jabber:client`.
         stanza: Element,
     },
-    /// A bound client is gone.
+    /// A bound client's connection is gone.
     Unbind {
         /// The client.
         jid: FullJid,
+        /// The connection that ended.
+        conn: ConnId,
     },
     /// XEP-0077: create an account (the c2s task derived its credentials).
     Register {
@@ -123,6 +127,18 @@ pub enum Input {
     },
 }
 
+/// The connection a full JID is bound on, given by [`Input::Bind`] and carried by the
+/// connection's later [`Input::Client`] and [`Input::Unbind`].
+///
+/// When a second connection binds a full JID that is already bound, the new session wins (RFC
+/// 6120 §7.7.2.2): the old connection is told to close with `<conflict/>` and the JID is bound
+/// to the new one. The old connection's task does not know that: whatever it sends until it
+/// has read the close (a stanza in flight, and the `Unbind` it sends when it ends) names the
+/// same JID, and is ignored because its `ConnId` is not the one bound now. A counter of the
+/// core, never reused while it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnId(u64);
+
 /// What the core sends a client task.
 #[derive(Debug)]
 pub enum ToClient {
@@ -145,6 +161,8 @@ pub enum ToPeer {
 #[derive(Debug)]
 struct Client {
     tx: mpsc::Sender<ToClient>,
+    /// The connection it is bound on.
+    conn: ConnId,
     /// It asked for the roster: it gets roster pushes (RFC 6121 §2.1.6).
     roster: bool,
     /// It asked for the block list: it gets block pushes (XEP-0191 §3.3).
@@ -181,6 +199,8 @@ pub struct Core {
     /// Accounts changed by the input being handled.
     dirty: BTreeSet<BareJid>,
     next_id: u64,
+    /// The last [`ConnId`] given.
+    last_conn: u64,
 }
 
 impl Core {
@@ -211,6 +231,7 @@ impl Core {
             outbox: Vec::new(),
             dirty: BTreeSet::new(),
             next_id: 0,
+            last_conn: 0,
         })
     }
 
@@ -273,8 +294,17 @@ impl Core {
             } => {
                 let _ = reply.send(self.bind(user, resource, tx));
             }
-            Input::Client { jid, stanza } => self.client_stanza(&jid, stanza),
-            Input::Unbind { jid } => self.unbind(&jid),
+            // A connection that was replaced (see [`ConnId`]) no longer speaks for the JID.
+            Input::Client { jid, conn, stanza } => {
+                if self.bound_on(&jid, conn) {
+                    self.client_stanza(&jid, stanza);
+                }
+            }
+            Input::Unbind { jid, conn } => {
+                if self.bound_on(&jid, conn) {
+                    self.unbind(&jid);
+                }
+            }
             Input::Register {
                 user,
                 credentials,
@@ -344,12 +374,17 @@ impl Core {
         }
     }
 
+    /// Whether `jid` is bound on the connection `conn`.
+    fn bound_on(&self, jid: &FullJid, conn: ConnId) -> bool {
+        self.clients.get(jid).is_some_and(|c| c.conn == conn)
+    }
+
     fn bind(
         &mut self,
         user: BareJid,
         resource: Option<String>,
         tx: mpsc::Sender<ToClient>,
-    ) -> Result<FullJid, String> {
+    ) -> Result<(FullJid, ConnId), String> {
         if !self.server.accounts().contains_key(&user) {
             return Err("no such account".into());
         }
@@ -359,11 +394,16 @@ impl Core {
         let jid = user
             .with_resource_str(&resource)
             .map_err(|e| format!("bad resource: {e}"))?;
-        // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>.
+        // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>
+        // (§4.9.3.3). It ends here: its presence, if it was available, goes unavailable now,
+        // before the new session can send any. What its connection still sends, its final
+        // Unbind included, carries the old ConnId and is ignored.
         if let Some(old) = self.clients.get(&jid) {
             let _ = old.tx.try_send(ToClient::Close("conflict"));
             self.unbind(&jid);
         }
+        self.last_conn += 1;
+        let conn = ConnId(self.last_conn);
         self.by_user
             .entry(user.clone())
             .or_default()
@@ -372,6 +412,7 @@ impl Core {
             jid.clone(),
             Client {
                 tx,
+                conn,
                 roster: false,
                 blocklist: false,
                 available: false,
@@ -379,7 +420,7 @@ impl Core {
             },
         );
         tracing::debug!(%jid, "bound");
-        Ok(jid)
+        Ok((jid, conn))
     }
 
     fn unbind(&mut self, jid: &FullJid) {
