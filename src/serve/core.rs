@@ -9,7 +9,8 @@
 //!     flush: 1. drain Server::poll_client: client stanzas to buffer, changed accounts
 //!            2. persist every changed account (one storage transaction), before anything is sent
 //!            3. client stanzas (acknowledgements, pushes, presence) to the c2s tasks
-//!            4. Server::poll_transmit to the s2s tasks of each peer
+//!            4. Server::poll_transmit to the s2s tasks of each peer (a stream error: the
+//!               stream to the peer is reopened, see Core::reopen)
 //!            5. the timer from Server::poll_timeout
 //! ```
 //!
@@ -113,6 +114,16 @@ pub enum Input {
         /// The stanza.
         stanza: Element,
     },
+    /// A stanza whose `from` is of no domain authenticated on the incoming stream it came
+    /// on, where `peer` is authenticated (RFC 6120 §4.9.3.9, XEP PS-71). The s2s task has
+    /// already closed that stream with `<invalid-from/>`; the model closes the stream in its
+    /// own books (see `Core::reopen` for what follows on our stream to `peer`).
+    InvalidFrom {
+        /// The domain authenticated on the stream.
+        peer: String,
+        /// The stanza.
+        stanza: Element,
+    },
     /// A stanza for `peer` that could not be sent.
     Undeliverable {
         /// The peer domain.
@@ -155,6 +166,9 @@ pub enum ToPeer {
     Stanza(Element),
     /// Close the stream cleanly, then answer.
     Close(oneshot::Sender<()>),
+    /// Close the stream cleanly and open a new one, as after a loss (an authenticated stream
+    /// only; see `Core::reopen`).
+    Reopen,
 }
 
 /// One bound client.
@@ -348,6 +362,15 @@ impl Core {
                 } else {
                     self.peer_stanza(now, &peer, stanza);
                 }
+            }
+            Input::InvalidFrom { peer, stanza } => {
+                // Straight to the model, never to a client. Its stream-level check rejects it
+                // (the `from` is not of `peer`: the s2s task found it of no domain
+                // authenticated on the stream), counts it, ends the session as on a link loss
+                // (PS-56) and transmits the stream error, which `flush` turns into the
+                // reopening of our stream (`reopen`).
+                tracing::warn!(%peer, from = ?stanza.attr("from"), "invalid-from on the peer's stream");
+                self.server.handle_stanza(now, &peer, stanza);
             }
             Input::Undeliverable { peer, stanza } => {
                 self.server.handle_undeliverable(now, &peer, stanza);
@@ -1021,10 +1044,44 @@ impl Core {
         }
         while let Some(Transmit { peer, stanza }) = self.server.poll_transmit() {
             if xml::is_stream_error(&stanza) {
-                // The model closed the stream (PS-71): the peer's task does it on the wire.
-                tracing::warn!(%peer, "stream error to the peer");
+                self.reopen(&peer, &stanza);
+                continue;
             }
             self.send_peer(&peer, stanza);
+        }
+    }
+
+    /// The model closed the link to `peer` with the stream error `error`. Its only one is
+    /// `<invalid-from/>` (RFC 6120 §4.9.3.9, XEP PS-71), for a stanza that arrived on the
+    /// peer's stream to us ([`Input::InvalidFrom`]): that stream, not ours, is the one
+    /// closed with the error (§4.9.1.1: the stream on which the error occurred), and its task
+    /// has done it. The error is not sent on our stream, which did nothing wrong.
+    ///
+    /// Our stream is closed cleanly and opened again (a new dialback, then
+    /// [`Input::LinkDown`] and [`Input::LinkUp`]) rather than kept:
+    /// - the model treats the link as lost at once (the session ends as on a link loss, the
+    ///   peer is suspended, PS-56) and reads nothing more from the peer until the link comes
+    ///   up again (`crate::server::s2s`); here the link comes up only when our stream
+    ///   authenticates, so a kept stream would leave the peer unheard for good;
+    /// - a session runs on the pair of streams and ends when they are lost (XEP §Sessions;
+    ///   PS-58 "until the s2s streams are re-established"): the next one starts, with a hello
+    ///   exchange, on a new pair, as in the simulator, where a stream error partitions the
+    ///   link in both directions (`crate::sim::Transmit`).
+    ///
+    /// What was sent before leaves first (the same queue); what follows waits for the new
+    /// stream.
+    fn reopen(&mut self, peer: &str, error: &Element) {
+        tracing::warn!(
+            %peer,
+            condition = ?xml::stream_error_condition(error),
+            "the peer's stream was closed with a stream error; ours is reopened"
+        );
+        let queued = self
+            .peers
+            .get(peer)
+            .is_some_and(|tx| tx.try_send(ToPeer::Reopen).is_ok());
+        if !queued {
+            tracing::warn!(%peer, "cannot reopen the stream to the peer (queue full or no task)");
         }
     }
 
