@@ -27,7 +27,7 @@ use xmpp_parsers::iq::Iq;
 use super::auth::register::{Decision, Registration};
 use super::auth::{Failure, MECHANISMS, Sasl, Step};
 use super::conn::{ConnError, Reader, STANZA_DEADLINE, Writer, condition};
-use super::core::{Input, ToClient};
+use super::core::{ConnId, Input, ToClient};
 use super::xml::{self, BIND, CLIENT, SASL, STANZAS, TLS, el, set};
 use crate::stream::{StreamEvent, StreamLimits};
 
@@ -193,7 +193,7 @@ where
         }
     };
     tracing::debug!(%user, %addr, "authenticated");
-    let (jid, rx) = match bind(ctx, &mut reader, &mut writer, &user).await {
+    let (jid, conn, rx) = match bind(ctx, &mut reader, &mut writer, &user).await {
         Ok(Some(bound)) => bound,
         Ok(None) => return,
         Err(e) => {
@@ -203,7 +203,7 @@ where
             return;
         }
     };
-    session(ctx, reader, writer, jid, rx).await;
+    session(ctx, reader, writer, jid, conn, rx).await;
 }
 
 /// Stream negotiation up to SASL success; `None` if the client went away cleanly.
@@ -413,13 +413,14 @@ async fn register(ctx: &C2s, iq: Element) -> Option<Element> {
     Some(Element::from(answer))
 }
 
-/// The restarted stream up to a bound resource; `None` if the client left.
+/// The restarted stream up to a bound resource (and the connection's id in the core); `None`
+/// if the client left.
 async fn bind<R, W>(
     ctx: &C2s,
     reader: &mut Reader<R>,
     writer: &mut Writer<W>,
     user: &BareJid,
-) -> Result<Option<(FullJid, mpsc::Receiver<ToClient>)>, ConnError>
+) -> Result<Option<(FullJid, ConnId, mpsc::Receiver<ToClient>)>, ConnError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -473,7 +474,7 @@ where
             return Ok(None);
         }
         match bound.await {
-            Ok(Ok(jid)) => {
+            Ok(Ok((jid, conn))) => {
                 let answer = el("iq", CLIENT)
                     .attr("type", "result")
                     .attr("id", id.as_str())
@@ -484,7 +485,7 @@ where
                     )
                     .build();
                 writer.send(&answer).await?;
-                return Ok(Some((jid, rx)));
+                return Ok(Some((jid, conn, rx)));
             }
             _ => {
                 let e = el("iq", CLIENT)
@@ -509,6 +510,7 @@ async fn session<R, W>(
     mut reader: Reader<R>,
     mut writer: Writer<W>,
     jid: FullJid,
+    conn: ConnId,
     mut rx: mpsc::Receiver<ToClient>,
 ) where
     R: AsyncRead + Unpin,
@@ -538,7 +540,7 @@ async fn session<R, W>(
                     }
                     // RFC 6120 §8.1.2.1: the server stamps the sender's full JID.
                     set(&mut s, "from", jid.to_string());
-                    if ctx.core.send(Input::Client { jid: jid.clone(), stanza: s }).await.is_err() {
+                    if ctx.core.send(Input::Client { jid: jid.clone(), conn, stanza: s }).await.is_err() {
                         break;
                     }
                 }
@@ -551,5 +553,7 @@ async fn session<R, W>(
             },
         }
     }
-    let _ = ctx.core.send(Input::Unbind { jid }).await;
+    // The core ignores it if another connection has bound the JID since (RFC 6120
+    // §7.7.2.2; see `ConnId`).
+    let _ = ctx.core.send(Input::Unbind { jid, conn }).await;
 }

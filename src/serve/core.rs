@@ -9,7 +9,8 @@
 //!     flush: 1. drain Server::poll_client: client stanzas to buffer, changed accounts
 //!            2. persist every changed account (one storage transaction), before anything is sent
 //!            3. client stanzas (acknowledgements, pushes, presence) to the c2s tasks
-//!            4. Server::poll_transmit to the s2s tasks of each peer
+//!            4. Server::poll_transmit to the s2s tasks of each peer (a stream error: the
+//!               stream to the peer is reopened, see Core::reopen)
 //!            5. the timer from Server::poll_timeout
 //! ```
 //!
@@ -59,20 +60,24 @@ pub enum Input {
         resource: Option<String>,
         /// Where its stanzas go.
         tx: mpsc::Sender<ToClient>,
-        /// The full JID bound, or why not.
-        reply: oneshot::Sender<Result<FullJid, String>>,
+        /// The full JID bound and the connection's [`ConnId`], or why not.
+        reply: oneshot::Sender<Result<(FullJid, ConnId), String>>,
     },
     /// A stanza from a bound client.
     Client {
         /// The client.
         jid: FullJid,
+        /// The connection it came on.
+        conn: ConnId,
         /// The stanza, in `jabber:client`.
         stanza: Element,
     },
-    /// A bound client is gone.
+    /// A bound client's connection is gone.
     Unbind {
         /// The client.
         jid: FullJid,
+        /// The connection that ended.
+        conn: ConnId,
     },
     /// XEP-0077: create an account (the c2s task derived its credentials).
     Register {
@@ -109,6 +114,16 @@ pub enum Input {
         /// The stanza.
         stanza: Element,
     },
+    /// A stanza whose `from` is of no domain authenticated on the incoming stream it came
+    /// on, where `peer` is authenticated (RFC 6120 §4.9.3.9, XEP PS-71). The s2s task has
+    /// already closed that stream with `<invalid-from/>`; the model closes the stream in its
+    /// own books (see `Core::reopen` for what follows on our stream to `peer`).
+    InvalidFrom {
+        /// The domain authenticated on the stream.
+        peer: String,
+        /// The stanza.
+        stanza: Element,
+    },
     /// A stanza for `peer` that could not be sent.
     Undeliverable {
         /// The peer domain.
@@ -122,6 +137,18 @@ pub enum Input {
         done: oneshot::Sender<()>,
     },
 }
+
+/// The connection a full JID is bound on, given by [`Input::Bind`] and carried by the
+/// connection's later [`Input::Client`] and [`Input::Unbind`].
+///
+/// When a second connection binds a full JID that is already bound, the new session wins (RFC
+/// 6120 §7.7.2.2): the old connection is told to close with `<conflict/>` and the JID is bound
+/// to the new one. The old connection's task does not know that: whatever it sends until it
+/// has read the close (a stanza in flight, and the `Unbind` it sends when it ends) names the
+/// same JID, and is ignored because its `ConnId` is not the one bound now. A counter of the
+/// core, never reused while it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnId(u64);
 
 /// What the core sends a client task.
 #[derive(Debug)]
@@ -139,12 +166,17 @@ pub enum ToPeer {
     Stanza(Element),
     /// Close the stream cleanly, then answer.
     Close(oneshot::Sender<()>),
+    /// Close the stream cleanly and open a new one, as after a loss (an authenticated stream
+    /// only; see `Core::reopen`).
+    Reopen,
 }
 
 /// One bound client.
 #[derive(Debug)]
 struct Client {
     tx: mpsc::Sender<ToClient>,
+    /// The connection it is bound on.
+    conn: ConnId,
     /// It asked for the roster: it gets roster pushes (RFC 6121 §2.1.6).
     roster: bool,
     /// It asked for the block list: it gets block pushes (XEP-0191 §3.3).
@@ -181,6 +213,8 @@ pub struct Core {
     /// Accounts changed by the input being handled.
     dirty: BTreeSet<BareJid>,
     next_id: u64,
+    /// The last [`ConnId`] given.
+    last_conn: u64,
 }
 
 impl Core {
@@ -211,6 +245,7 @@ impl Core {
             outbox: Vec::new(),
             dirty: BTreeSet::new(),
             next_id: 0,
+            last_conn: 0,
         })
     }
 
@@ -273,8 +308,17 @@ impl Core {
             } => {
                 let _ = reply.send(self.bind(user, resource, tx));
             }
-            Input::Client { jid, stanza } => self.client_stanza(&jid, stanza),
-            Input::Unbind { jid } => self.unbind(&jid),
+            // A connection that was replaced (see [`ConnId`]) no longer speaks for the JID.
+            Input::Client { jid, conn, stanza } => {
+                if self.bound_on(&jid, conn) {
+                    self.client_stanza(&jid, stanza);
+                }
+            }
+            Input::Unbind { jid, conn } => {
+                if self.bound_on(&jid, conn) {
+                    self.unbind(&jid);
+                }
+            }
             Input::Register {
                 user,
                 credentials,
@@ -319,6 +363,15 @@ impl Core {
                     self.peer_stanza(now, &peer, stanza);
                 }
             }
+            Input::InvalidFrom { peer, stanza } => {
+                // Straight to the model, never to a client. Its stream-level check rejects it
+                // (the `from` is not of `peer`: the s2s task found it of no domain
+                // authenticated on the stream), counts it, ends the session as on a link loss
+                // (PS-56) and transmits the stream error, which `flush` turns into the
+                // reopening of our stream (`reopen`).
+                tracing::warn!(%peer, from = ?stanza.attr("from"), "invalid-from on the peer's stream");
+                self.server.handle_stanza(now, &peer, stanza);
+            }
             Input::Undeliverable { peer, stanza } => {
                 self.server.handle_undeliverable(now, &peer, stanza);
             }
@@ -344,12 +397,17 @@ impl Core {
         }
     }
 
+    /// Whether `jid` is bound on the connection `conn`.
+    fn bound_on(&self, jid: &FullJid, conn: ConnId) -> bool {
+        self.clients.get(jid).is_some_and(|c| c.conn == conn)
+    }
+
     fn bind(
         &mut self,
         user: BareJid,
         resource: Option<String>,
         tx: mpsc::Sender<ToClient>,
-    ) -> Result<FullJid, String> {
+    ) -> Result<(FullJid, ConnId), String> {
         if !self.server.accounts().contains_key(&user) {
             return Err("no such account".into());
         }
@@ -359,11 +417,16 @@ impl Core {
         let jid = user
             .with_resource_str(&resource)
             .map_err(|e| format!("bad resource: {e}"))?;
-        // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>.
+        // RFC 6120 §7.7.2.2: the new session wins; the old one is closed with <conflict/>
+        // (§4.9.3.3). It ends here: its presence, if it was available, goes unavailable now,
+        // before the new session can send any. What its connection still sends, its final
+        // Unbind included, carries the old ConnId and is ignored.
         if let Some(old) = self.clients.get(&jid) {
             let _ = old.tx.try_send(ToClient::Close("conflict"));
             self.unbind(&jid);
         }
+        self.last_conn += 1;
+        let conn = ConnId(self.last_conn);
         self.by_user
             .entry(user.clone())
             .or_default()
@@ -372,6 +435,7 @@ impl Core {
             jid.clone(),
             Client {
                 tx,
+                conn,
                 roster: false,
                 blocklist: false,
                 available: false,
@@ -379,7 +443,7 @@ impl Core {
             },
         );
         tracing::debug!(%jid, "bound");
-        Ok(jid)
+        Ok((jid, conn))
     }
 
     fn unbind(&mut self, jid: &FullJid) {
@@ -980,10 +1044,44 @@ impl Core {
         }
         while let Some(Transmit { peer, stanza }) = self.server.poll_transmit() {
             if xml::is_stream_error(&stanza) {
-                // The model closed the stream (PS-71): the peer's task does it on the wire.
-                tracing::warn!(%peer, "stream error to the peer");
+                self.reopen(&peer, &stanza);
+                continue;
             }
             self.send_peer(&peer, stanza);
+        }
+    }
+
+    /// The model closed the link to `peer` with the stream error `error`. Its only one is
+    /// `<invalid-from/>` (RFC 6120 §4.9.3.9, XEP PS-71), for a stanza that arrived on the
+    /// peer's stream to us ([`Input::InvalidFrom`]): that stream, not ours, is the one
+    /// closed with the error (§4.9.1.1: the stream on which the error occurred), and its task
+    /// has done it. The error is not sent on our stream, which did nothing wrong.
+    ///
+    /// Our stream is closed cleanly and opened again (a new dialback, then
+    /// [`Input::LinkDown`] and [`Input::LinkUp`]) rather than kept:
+    /// - the model treats the link as lost at once (the session ends as on a link loss, the
+    ///   peer is suspended, PS-56) and reads nothing more from the peer until the link comes
+    ///   up again (`crate::server::s2s`); here the link comes up only when our stream
+    ///   authenticates, so a kept stream would leave the peer unheard for good;
+    /// - a session runs on the pair of streams and ends when they are lost (XEP §Sessions;
+    ///   PS-58 "until the s2s streams are re-established"): the next one starts, with a hello
+    ///   exchange, on a new pair, as in the simulator, where a stream error partitions the
+    ///   link in both directions (`crate::sim::Transmit`).
+    ///
+    /// What was sent before leaves first (the same queue); what follows waits for the new
+    /// stream.
+    fn reopen(&mut self, peer: &str, error: &Element) {
+        tracing::warn!(
+            %peer,
+            condition = ?xml::stream_error_condition(error),
+            "the peer's stream was closed with a stream error; ours is reopened"
+        );
+        let queued = self
+            .peers
+            .get(peer)
+            .is_some_and(|tx| tx.try_send(ToPeer::Reopen).is_ok());
+        if !queued {
+            tracing::warn!(%peer, "cannot reopen the stream to the peer (queue full or no task)");
         }
     }
 

@@ -12,6 +12,11 @@
 //!   peer's authoritative server over our outgoing stream to it (`<db:verify/>`), and the
 //!   stanzas of an authenticated stream go to the core. A `<db:verify/>` of the peer about a
 //!   key we sent is answered from our secret.
+//! - **`<invalid-from/>`**: a stanza on an incoming stream whose `from` is of no domain
+//!   authenticated on that stream closes that stream with the stream error (RFC 6120
+//!   §4.9.3.9, XEP PS-71); nothing more is read from it, and the stanza goes to the core as
+//!   [`Input::InvalidFrom`] (the model's bookkeeping), which then has our outgoing stream to
+//!   the peer reopened ([`ToPeer::Reopen`], see `Core::reopen`).
 //!
 //! Every wait is bounded ([`STANZA_DEADLINE`]), every stanza is read through the stream
 //! layer's bounds, and a peer that breaks them gets the RFC 6120 §4.9 stream error.
@@ -120,6 +125,8 @@ pub async fn peer_out(
                 msg = rx.recv() => match msg {
                     Some(ToPeer::Stanza(s)) => enqueue(&ctx, &peer, &mut queue, s).await,
                     Some(ToPeer::Close(done)) => { let _ = done.send(()); return; }
+                    // The stream is down already; the next one is new.
+                    Some(ToPeer::Reopen) => {}
                     None => return,
                 },
                 // A peer waits for our verdict on its stream: connect now rather than let
@@ -279,6 +286,15 @@ async fn out_stream(
                         enqueue(ctx, peer, queue, s).await;
                     }
                 }
+                Some(ToPeer::Reopen) => {
+                    // The model closed the link after <invalid-from/> on the peer's stream
+                    // (Core::reopen): this stream ends cleanly and a new one is opened, as
+                    // after a loss. A stream not yet authenticated is no link yet: kept.
+                    if up {
+                        writer.close().await;
+                        break "reopened after a stream error on the peer's stream".to_owned();
+                    }
+                }
                 Some(ToPeer::Close(done)) => {
                     // Whatever is queued still goes out, then the stream ends (PS-54: the
                     // shutdown announcement is among it).
@@ -410,24 +426,35 @@ async fn incoming(ctx: Arc<S2s>, tcp: TcpStream, addr: SocketAddr) {
                 if xml::is_stream_error(&stanza) {
                     return;
                 }
-                // The first authenticated domain the stanza's `from` belongs to; the model's
-                // stream-level check closes the stream for any other (PS-71, RFC 6120
-                // §4.9.3.9).
+                // The authenticated domain the stanza's `from` belongs to.
                 let from_domain = stanza
                     .attr("from")
                     .and_then(|f| jid::Jid::new(f).ok())
                     .map(|j| j.domain().to_string());
-                let peer = {
+                let (peer, foreign) = {
                     let auth = authenticated.lock().expect("not poisoned");
                     match from_domain.filter(|d| auth.contains(d)) {
-                        Some(d) => Some(d),
-                        None => auth.first().cloned(),
+                        Some(d) => (Some(d), false),
+                        None => (auth.first().cloned(), true),
                     }
                 };
                 let Some(peer) = peer else {
                     writer.fail("not-authorized", Some("dialback first")).await;
                     return;
                 };
+                if foreign {
+                    // RFC 6120 §4.9.3.9, XEP PS-71: this stream, the one that carried it, is
+                    // closed with <invalid-from/>, and nothing more is read from it. The
+                    // stanza goes to the model for its bookkeeping only (never to a client).
+                    let text = format!(
+                        "stanza from {:?} is not from a domain authenticated on this stream",
+                        stanza.attr("from").unwrap_or_default()
+                    );
+                    tracing::info!(%peer, %addr, "{text}: <invalid-from/>");
+                    writer.fail("invalid-from", Some(&text)).await;
+                    let _ = ctx.core.send(Input::InvalidFrom { peer, stanza }).await;
+                    return;
+                }
                 if ctx.core.send(Input::Peer { peer, stanza }).await.is_err() {
                     return;
                 }
