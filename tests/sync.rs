@@ -810,3 +810,40 @@ fn a_small_peer_that_grows_past_the_threshold_starts_a_session() {
     assert!(synchronized(&net));
     assert_truth(&net);
 }
+
+/// PS-93 and PS-17 on a link that came up with nothing shared (as a new federation does):
+/// b.example starts sessions with every peer, a.example keeps RFC 6121 with small ones. Users
+/// log in, then subscribe to each other across the link: b.example's hello, sent once the
+/// pair shares an edge, is answered, the session starts, and every user sees the truth.
+#[test]
+fn a_hello_after_the_first_shared_edge_is_answered_by_a_small_peer() {
+    let users: Vec<&str> = A_USERS.iter().chain(B_USERS.iter()).copied().collect();
+    let mut net = pair_unconnected(
+        default_server(A, PROSODY, 1),
+        sync_server(B, PROSODY, 2),
+        &users,
+    );
+    net.connect(A, B, presence_sync::sim::LinkConfig::default());
+    net.drive();
+    login_all(&mut net, &users);
+    net.drive_for(Duration::from_secs(3));
+    assert_eq!(kind(&net, B, A, "iq/set/hello"), 0, "nothing shared yet");
+    for (x, y) in A_USERS.iter().zip(B_USERS.iter()) {
+        let (x, y) = (jid(x), jid(y));
+        net.with_host(A, |s, _| s.subscribe(&x, &y));
+        net.drive();
+        net.with_host(B, |s, _| s.approve(&y, &x));
+        net.drive();
+        net.with_host(B, |s, _| s.subscribe(&y, &x));
+        net.drive();
+        net.with_host(A, |s, _| s.approve(&x, &y));
+        net.drive();
+        net.drive_for(Duration::from_secs(3));
+        assert_truth(&net);
+    }
+    let hellos = kind(&net, B, A, "iq/set/hello");
+    assert!(hellos >= 1, "b.example's hello");
+    assert_eq!(kind(&net, A, B, "iq/result/hello"), hellos, "each answered");
+    assert!(synchronized(&net));
+    assert_truth(&net);
+}

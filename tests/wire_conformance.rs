@@ -151,7 +151,12 @@ async fn against_serve(
         }
         let mut first = Process::spawn("a.test", command, dir.path())?;
         wait_for_port(a.s2s(), Duration::from_secs(20)).await?;
-        let result = run_suite(dir.path(), &serve_target(&a, &peer, mutation), scenarios, &[]);
+        let result = run_suite(
+            dir.path(),
+            &serve_target(&a, &peer, mutation),
+            scenarios,
+            &[],
+        );
         // The server the suite restarted is not this test's child: stop it by its PID file.
         stop_by_pid_file(&dir.path().join("a.pid"));
         let _ = first.terminate(Duration::from_secs(5));

@@ -6,8 +6,9 @@
 //! implementation, so its checks judge the run (the end state against the ground truth, the
 //! audit, PS-93) as the suite does; the RFC 6121 columns are the same script between
 //! Prosody-like servers. Wall time and the process's peak resident memory are measured per
-//! size (the peak is reset before each run through `/proc/self/clear_refs`, so it is the
-//! peak of that run, over what the process already held).
+//! size: the peak is reset before each run through `/proc/self/clear_refs`, so it is the peak
+//! of that run, plus whatever the process still held from the runs before it (the hubs run
+//! first, smallest first, so that is at most what the previous hub left).
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -161,7 +162,8 @@ pub fn table(runs: &[HubRun]) -> String {
     }
     let _ = writeln!(
         s,
-        "wall: both worlds (presence-sync and RFC 6121), the checks and the audit."
+        "wall: both worlds (presence-sync and RFC 6121), the checks and the audit.\n\
+         peak RSS: of the process during the run, what earlier runs left included."
     );
     s
 }

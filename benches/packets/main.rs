@@ -11,7 +11,7 @@
 //! trips against edges, log-log, one line per scheme, three panels per scenario, stale runs
 //! marked with a cross) to `packets.svg` beside it.
 //!
-//! After the sizes, the **hub** rows (`hub.rs`): the conformance suite's `hub` scenario with
+//! Before the sizes, the **hub** rows (`hub.rs`): the conformance suite's `hub` scenario with
 //! 10^3, 10^4 and 10^5 peer domains (`PRESENCE_SYNC_BENCH_HUB_PEERS` caps them, default
 //! 10^5), per peer-size bucket against RFC 6121, with the wall time and peak memory of each
 //! run; written to `hub.csv` beside the others, columns
@@ -648,10 +648,7 @@ fn main() {
         "packet comparison: sizes {} (PRESENCE_SYNC_BENCH_MAX_EDGES={max})",
         listed.join(", ")
     );
-    let mut results = Vec::new();
-    for n in sizes {
-        results.push(run_size(n, t0));
-    }
+    // The hubs first, on a process that holds little yet: their peak memory is measured.
     let max_hub = hub::max_peers();
     let mut hubs = Vec::new();
     for peers in hub::PEERS.into_iter().filter(|&p| p <= max_hub) {
@@ -670,6 +667,10 @@ fn main() {
             ),
         );
         hubs.push(r);
+    }
+    let mut results = Vec::new();
+    for n in sizes {
+        results.push(run_size(n, t0));
     }
     let rows: Vec<Row> = results
         .iter()

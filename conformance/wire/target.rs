@@ -203,8 +203,7 @@ impl Target {
 
     /// The server's small-peer threshold (XEP PS-93): the target's, or the XEP's default.
     pub fn small_peer(&self) -> u64 {
-        self.small_peer
-            .unwrap_or(crate::engine::SMALL_PEER as u64)
+        self.small_peer.unwrap_or(crate::engine::SMALL_PEER as u64)
     }
 
     /// The name shown in the reports.
