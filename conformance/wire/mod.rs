@@ -66,7 +66,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// What a wire run does.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
     /// Users on each side; `None`: [`Options::users_for`] the target.
     pub users: Option<usize>,
@@ -78,17 +78,6 @@ pub struct Options {
     /// Where the suite's peer keeps its database and the start command its log (a new
     /// directory under the system's temporary directory if `None`).
     pub work: Option<PathBuf>,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            users: None,
-            scenarios: None,
-            require_all: false,
-            work: None,
-        }
-    }
 }
 
 /// The most users a side the suite makes.
