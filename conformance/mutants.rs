@@ -41,12 +41,23 @@ pub struct Mutant {
     pub implementation: Box<dyn Implementation>,
 }
 
-/// Every broken variant.
+/// Every broken variant, with the XEP's default small-peer threshold (PS-93).
 pub fn all() -> Vec<Mutant> {
+    all_with_small_peer(crate::engine::SMALL_PEER)
+}
+
+/// Every broken variant, each with the small-peer threshold `small_peer` (PS-93): that of the
+/// implementation they stand beside, so that a world where it starts sessions has them too
+/// (the `tiny` preset runs the reference with 0).
+pub fn all_with_small_peer(small_peer: u64) -> Vec<Mutant> {
+    let with = |mut r: Reference| {
+        r.setup.config.small_peer = small_peer;
+        r
+    };
     let m = |name, breaks, mutation| Mutant {
         name,
         breaks,
-        implementation: Box::new(Reference::mutated(mutation)),
+        implementation: Box::new(with(Reference::mutated(mutation))),
     };
     vec![
         m(
@@ -82,15 +93,15 @@ pub fn all() -> Vec<Mutant> {
         Mutant {
             name: "drop-all-batches",
             breaks: &["PS-43", "PS-44"],
-            implementation: Box::new(DropBatches(Reference::default())),
+            implementation: Box::new(DropBatches(with(Reference::default()))),
         },
         Mutant {
             name: "inactive-first",
             breaks: &["PS-53"],
-            implementation: Box::new(Reference::with_policy(
+            implementation: Box::new(with(Reference::with_policy(
                 "reference syncing inactive users first",
                 Arc::new(InactiveFirst),
-            )),
+            ))),
         },
     ]
 }

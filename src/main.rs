@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use presence_sync::conformance::progress::Tick;
 use presence_sync::conformance::workload::Preset;
-use presence_sync::conformance::{self, Options, Progress, subject::Reference};
+use presence_sync::conformance::{self, Options, Progress};
 use presence_sync::digest::descent::simulate;
 use presence_sync::digest::{EdgeDigest, HashAlgo, PairHasher, Prefix};
 use presence_sync::workload::{
@@ -429,13 +429,7 @@ fn conformance(
     write_xep: bool,
 ) -> ExitCode {
     let started = Instant::now();
-    // The tiny preset's pairs share a dozen edges, below the default small-peer threshold
-    // (XEP PS-93): its scenarios test sessions, so the reference starts them there.
-    let imp = if opts.preset == Preset::Tiny {
-        Reference::for_small_worlds()
-    } else {
-        Reference::default()
-    };
+    let imp = opts.reference();
     let tty = std::io::stderr().is_terminal();
     // On a terminal, a spinner shows what the current scenario is doing (building servers, a
     // login storm, the measured phase) with its counts; elsewhere, one line per scenario.
