@@ -698,6 +698,13 @@ impl Host for Server {
         let record = self.volatile.peer(peer);
         record.link_up = false;
         match record.mode {
+            // A peer that probed (see `probed`): the session it kept aside is suspended as in
+            // the sync mode, and the next link starts over.
+            PeerMode::Legacy if record.probed => {
+                record.probed = false;
+                record.mode = PeerMode::Sync;
+                self.sync_link_down(now, peer);
+            }
             // Neither server sends or changes anything: remote presence stays shown (BRIEF §3
             // row 4).
             PeerMode::Legacy => {}
@@ -715,12 +722,25 @@ impl Host for Server {
         if self.s2s_receive(now, peer, &stanza) {
             return;
         }
-        // A small peer (PS-93) is in the legacy mode here but its session answers a hello.
-        let small = self
-            .volatile
-            .sessions
-            .get(peer)
-            .is_some_and(|s| s.mode() == crate::engine::Mode::Small);
+        // PS-66, PS-93: a server in the sync or suspended mode never probes, so a probe from
+        // the peer while no session is established says that the peer applies RFC 6121 with
+        // this server (its threshold is higher, or it fell back): so does this server, until a
+        // session starts. Otherwise this server's presence changes, and the unavailable
+        // presence of its shutdown, would reach the peer's users by no path at all.
+        let session_mode = self.volatile.sessions.get(peer).map(Session::mode);
+        let is_probe = stanza.name() == "presence" && stanza.attr("type") == Some("probe");
+        if is_probe
+            && self.volatile.peer(peer).mode == PeerMode::Sync
+            && session_mode != Some(crate::engine::Mode::Synchronized)
+        {
+            let record = self.volatile.peer(peer);
+            record.probed = true;
+            record.mode = PeerMode::Legacy;
+        }
+        // A small peer (PS-93), or one that probed, is in the legacy mode here but its session
+        // answers a hello.
+        let small =
+            session_mode == Some(crate::engine::Mode::Small) || self.volatile.peer(peer).probed;
         match self.volatile.peer(peer).mode {
             PeerMode::Legacy if !small => self.legacy_receive(peer, stanza),
             PeerMode::Legacy | PeerMode::Sync => {

@@ -45,6 +45,11 @@ pub struct Peer {
     /// This server closed the stream with a stream error (PS-71) and reads nothing more from
     /// it until the link comes up again.
     pub stream_closed: bool,
+    /// The peer probed a user of this server while no session was established: it applies
+    /// RFC 6121 with this server (a small peer, PS-93, or one that fell back, PS-58), so this
+    /// server is in the legacy mode with it too, its session kept aside, until a session starts
+    /// or the link is lost (PS-66).
+    pub probed: bool,
 }
 
 /// What the server holds in memory only (crate-internal: read it through the getters of

@@ -399,7 +399,7 @@ impl Server {
             .sessions
             .get(peer)
             .is_some_and(Session::replaces_rfc6121);
-        if replaces {
+        if replaces && !self.volatile.peer(peer).probed {
             self.volatile.peer(peer).mode = PeerMode::Sync;
         }
         self.drain_session_events(peer);
@@ -462,8 +462,11 @@ impl Server {
                 }
             }
             Event::SessionStarted => {
-                // A session, whatever the mode before (a small peer's RFC 6121, PS-93).
-                self.volatile.peer(peer).mode = PeerMode::Sync;
+                // A session, whatever the mode before (a small peer's RFC 6121, PS-93, or a
+                // peer that probed).
+                let record = self.volatile.peer(peer);
+                record.mode = PeerMode::Sync;
+                record.probed = false;
                 self.sync_log
                     .push((self.volatile.now, peer.to_owned(), Event::SessionStarted));
             }
