@@ -261,6 +261,41 @@ impl Wire {
         }
     }
 
+    /// Waits, at most `within`, until a hello answer (an iq result carrying a hello) has
+    /// crossed the link, either way, after `since`; true if one did. A subject that is small
+    /// for the suite's peer (XEP PS-93) keeps RFC 6121 until the peer's hello, sent only after
+    /// the peer's wait (PS-16), starts the session: a check that needs the session waits for
+    /// it, since RFC 6121 may set the views right before.
+    pub async fn session_after(&self, since: Instant, within: Duration) -> bool {
+        let answered = |c: &super::relay::Captured| {
+            c.at >= since
+                && c.element.name() == "iq"
+                && c.element.attr("type") == Some("result")
+                && c.element.has_child("hello", crate::wire::ns::PRESENCE_SYNC)
+        };
+        let started = Instant::now();
+        loop {
+            let seen = self.outgoing.stats().captured.iter().any(answered)
+                || self.incoming.stats().captured.iter().any(answered);
+            if seen {
+                return true;
+            }
+            if started.elapsed() >= within {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// When the subject last started (its last restart event, or the wire run's start).
+    pub fn last_start(&self) -> Instant {
+        self.events
+            .iter()
+            .rev()
+            .find(|(_, k)| matches!(k, RecordKind::Restart))
+            .map_or(self.start, |(t, _)| *t)
+    }
+
     /// Where the relays stand now.
     pub fn mark(&self) -> Mark {
         Mark::now(&self.outgoing.stats(), &self.incoming.stats())
