@@ -249,7 +249,7 @@ fn packet_table(csv: &str) -> String {
                     let n = |i: usize| r[i].parse::<u64>().expect("a count");
                     let stale = r[7] == "false";
                     match (n(4), stale) {
-                        (0, true) if s == "mismatch" => "0 (never repaired)".to_owned(),
+                        (0, true) if s == "mismatch" => "0 (not repaired)".to_owned(),
                         (0, true) => "0 (stale)".to_owned(),
                         (st, stale) => format!(
                             "{} / {} / {}{}",

@@ -72,7 +72,9 @@ def load():
 
 def cell(r, scenario):
     stanzas, nbytes, rtt = int(r["stanzas"]), int(r["bytes"]), int(r["round_trips"])
-    if r["scheme"] in ("rfc6121", "xep0033") and stanzas == 0:
+    # A run that left stale or missing presence (the CSV's `converged` column): RFC 6121 does
+    # nothing after a link loss or a mismatch. With nothing changed, nothing is stale.
+    if stanzas == 0 and r.get("converged", "false") == "false":
         return "0 (not repaired)" if scenario == "mismatch" else "0 (stale)"
     return f"{grouped(stanzas)} / {size(nbytes)} / {rtt}"
 
@@ -102,7 +104,8 @@ def report_part(top, cells):
         out.append(f"| {name} (`{key}`) | {diffs} | "
                    + " | ".join(cell(cells[(key, s)], key) for s, _ in SCHEMES) + " |")
     text = TXT.read_text(encoding="utf-8").splitlines()
-    start = next((i for i, l in enumerate(text) if l.startswith("Targets of issue")), None)
+    start = next((i for i, l in enumerate(text)
+                  if l.startswith(("Targets (measured figures)", "Targets of issue"))), None)
     if start is not None:
         targets = [l for l in text[start:] if l.strip()]
         out += ["", "The targets, as the same run printed them:", "", "```text", *targets, "```"]
