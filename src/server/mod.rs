@@ -722,10 +722,10 @@ impl Host for Server {
         if self.s2s_receive(now, peer, &stanza) {
             return;
         }
-        // PS-66, PS-93: a server in the sync or suspended mode never probes, so a probe from
-        // the peer while no session is established says that the peer applies RFC 6121 with
-        // this server (its threshold is higher, or it fell back): so does this server, until a
-        // session starts. Otherwise this server's presence changes, and the unavailable
+        // PS-67 (PS-66, PS-93): a server in the sync or suspended mode never probes, so a
+        // probe from the peer while no session is established says that the peer applies RFC
+        // 6121 with this server (its threshold is higher, or it fell back): so does this
+        // server, until a session starts. Otherwise this server's presence changes, and the unavailable
         // presence of its shutdown, would reach the peer's users by no path at all.
         let session_mode = self.volatile.sessions.get(peer).map(Session::mode);
         let is_probe = stanza.name() == "presence" && stanza.attr("type") == Some("probe");
