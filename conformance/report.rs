@@ -343,7 +343,7 @@ impl Report {
                     b.ours.1,
                     b.rfc6121.0,
                     b.rfc6121.1,
-                    b.ours.1 as f64 / b.rfc6121.1.max(1) as f64
+                    b.byte_ratio()
                 );
             }
             let _ = writeln!(out, "ratio: bytes of the implementation over RFC 6121's.");

@@ -107,11 +107,7 @@ fn the_counts_in_the_prose_are_current() {
 fn the_packet_table_is_the_stored_bench_run() {
     const BEGIN: &str = "<!-- packets: benches/results/packets.csv (tests/readme.rs) -->\n";
     const END: &str = "<!-- /packets -->";
-    let csv = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/benches/results/packets.csv"
-    ))
-    .expect("benches/results/packets.csv");
+    let csv = stored("packets.csv");
     let table = packet_table(&csv);
     bless_or_compare(BEGIN, END, &table);
 }
@@ -122,11 +118,7 @@ fn the_packet_table_is_the_stored_bench_run() {
 fn the_bench_block_is_the_stored_bench_run() {
     const BEGIN: &str = "<!-- bench: benches/results/packets.txt (tests/readme.rs) -->\n";
     const END: &str = "<!-- /bench -->";
-    let txt = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/benches/results/packets.txt"
-    ))
-    .expect("benches/results/packets.txt");
+    let txt = stored("packets.txt");
     let hub = txt
         .find("== hub:")
         .map(|i| {
@@ -140,6 +132,12 @@ fn the_bench_block_is_the_stored_bench_run() {
         .expect("the targets in packets.txt");
     let block = format!("```text\n{hub}\n\n{targets}\n```\n");
     bless_or_compare(BEGIN, END, &block);
+}
+
+/// The file `name` of the stored bench run (`benches/results/`).
+fn stored(name: &str) -> String {
+    let path = format!("{}/benches/results/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// Writes `text` between `begin` and `end` in README.md with `PRESENCE_SYNC_BLESS` set, or

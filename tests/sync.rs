@@ -848,15 +848,10 @@ fn a_hello_after_the_first_shared_edge_is_answered_by_a_small_peer() {
     assert_truth(&net);
 }
 
-/// PS-93, PS-55: presence a small peer's side learned through RFC 6121 is under the session's
-/// authority once a session starts. a.example (threshold 40, 9 shared edges: b.example is
-/// small for it) crashes and restarts: it keeps RFC 6121, its users' login storm probes
-/// b.example's users and is answered. b.example (threshold 0) held a cache of a.example, so it
-/// sends a hello, which a.example answers: a session. b.example then shuts down gracefully
-/// (one `<shutdown/>`, no per-user unavailable presence): a.example's users must be shown none
-/// of b.example's users.
-#[test]
-fn presence_learned_through_rfc6121_goes_with_the_peers_shutdown() {
+/// a.example (threshold 40, the edge driver; the 9 shared edges make b.example small for it)
+/// and b.example (threshold 0), everybody logged in and right; then a.example crashes,
+/// restarts, and its users log in again at once, under RFC 6121 with b.example.
+fn small_driver_restarted() -> Net<Server> {
     let mut net = world_of(default_server(A, PROSODY, 1), sync_server(B, PROSODY, 2));
     net.drive_for(Duration::from_secs(3));
     login_all(&mut net, &A_USERS);
@@ -866,6 +861,19 @@ fn presence_learned_through_rfc6121_goes_with_the_peers_shutdown() {
     net.drive_for(Duration::from_secs(5));
     net.restart(A);
     login_all(&mut net, &A_USERS);
+    net
+}
+
+/// PS-93, PS-55: presence a small peer's side learned through RFC 6121 is under the session's
+/// authority once a session starts. a.example (threshold 40, 9 shared edges: b.example is
+/// small for it) crashes and restarts: it keeps RFC 6121, its users' login storm probes
+/// b.example's users and is answered. b.example (threshold 0) held a cache of a.example, so it
+/// sends a hello, which a.example answers: a session. b.example then shuts down gracefully
+/// (one `<shutdown/>`, no per-user unavailable presence): a.example's users must be shown none
+/// of b.example's users.
+#[test]
+fn presence_learned_through_rfc6121_goes_with_the_peers_shutdown() {
+    let mut net = small_driver_restarted();
     net.drive_for(Duration::from_secs(5));
     assert_truth(&net);
     assert!(synchronized(&net), "b.example's hello started a session");
@@ -879,15 +887,7 @@ fn presence_learned_through_rfc6121_goes_with_the_peers_shutdown() {
 /// comes only after its wait; b.example shuts down within that wait.
 #[test]
 fn a_shutdown_within_the_hello_wait_of_a_small_peer() {
-    let mut net = world_of(default_server(A, PROSODY, 1), sync_server(B, PROSODY, 2));
-    net.drive_for(Duration::from_secs(3));
-    login_all(&mut net, &A_USERS);
-    login_all(&mut net, &B_USERS);
-    assert_truth(&net);
-    net.crash(A);
-    net.drive_for(Duration::from_secs(5));
-    net.restart(A);
-    login_all(&mut net, &A_USERS);
+    let mut net = small_driver_restarted();
     assert_truth(&net);
     net.shutdown(B);
     net.drive_for(Duration::from_secs(5));

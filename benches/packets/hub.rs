@@ -40,14 +40,7 @@ pub struct HubRun {
 
 /// The largest hub of the run: `PRESENCE_SYNC_BENCH_HUB_PEERS` (default 10^5).
 pub fn max_peers() -> usize {
-    match std::env::var("PRESENCE_SYNC_BENCH_HUB_PEERS") {
-        Ok(v) => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| panic!("PRESENCE_SYNC_BENCH_HUB_PEERS={v:?} is not a number")),
-        Err(_) => 100_000,
-    }
+    super::env_count("PRESENCE_SYNC_BENCH_HUB_PEERS", 100_000)
 }
 
 /// Runs the hub scenario with `peers` peer domains.
@@ -117,7 +110,7 @@ pub fn table(runs: &[HubRun]) -> String {
                 b.ours.1,
                 b.rfc6121.0,
                 b.rfc6121.1,
-                b.ours.1 as f64 / b.rfc6121.1.max(1) as f64
+                b.byte_ratio()
             );
         }
         let ((s1, b1), (s2, b2)) = r.total;

@@ -573,13 +573,21 @@ fn run_size(target: u64, t0: Instant) -> SizeResult {
 }
 
 fn max_edges() -> u64 {
-    match std::env::var("PRESENCE_SYNC_BENCH_MAX_EDGES") {
+    env_count("PRESENCE_SYNC_BENCH_MAX_EDGES", 1_000_000)
+}
+
+/// The count in the environment variable `name` (`1_000` or `1000`), or `default` if unset.
+///
+/// # Panics
+/// If it is set and not a number.
+fn env_count<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
         Ok(v) => v
             .trim()
             .replace('_', "")
             .parse()
-            .unwrap_or_else(|_| panic!("PRESENCE_SYNC_BENCH_MAX_EDGES={v:?} is not a number")),
-        Err(_) => 1_000_000,
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
     }
 }
 

@@ -93,6 +93,13 @@ pub struct PeerBucket {
     pub rfc6121: (u64, u64),
 }
 
+impl PeerBucket {
+    /// Bytes of the implementation over RFC 6121's (the tables' `ratio`).
+    pub fn byte_ratio(&self) -> f64 {
+        self.ours.1 as f64 / self.rfc6121.1.max(1) as f64
+    }
+}
+
 /// The costs per peer-size bucket: `edges` gives each peer's shared edges with `hub`.
 pub fn peer_buckets(
     edges: &BTreeMap<String, u64>,
