@@ -1,5 +1,4 @@
-//! CPU and memory of the engine (issue 6, "CPU and memory"): what `benches/digests.rs` does not
-//! already measure.
+//! CPU and memory of the engine: what `benches/digests.rs` does not already measure.
 //!
 //! `benches/digests.rs` times the bare digest (`EdgeDigest` keyed by workload index) at
 //! 10^5, 10^6 and 10^7 edges: its build, one remove + insert at 10^6, and the local comparison

@@ -1,4 +1,4 @@
-//! CPU and memory of the digests (foundation issue): build for 10^5, 10^6 and 10^7 edges, one
+//! CPU and memory of the digests: build for 10^5, 10^6 and 10^7 edges, one
 //! incremental update, and the comparison of two 10^6-edge trees differing in 100 edges.
 //!
 //! Run with `cargo bench --bench digests`. Memory per edge and the build rate of each size are

@@ -1,4 +1,4 @@
-//! Memory per peer session (issue 18, "memory per idle peer session"): the heap one
+//! Memory per peer session: the heap one
 //! [`Session`] holds for a peer with 0, 10, 100 and 10^4 shared edges, at rest (the state a
 //! server keeps for every peer it federates with, between changes).
 //!

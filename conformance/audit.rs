@@ -25,8 +25,8 @@
 //! - **Limits**: the effective limits of a session are the minimum of
 //!   [`AuditContext::limits`] and of the limits of the latest hellos of both sides on the
 //!   current link (an absent attribute counting as its default). `AuditContext::limits` is
-//!   therefore an upper bound; set it to what the hosts are configured with if that exceeds
-//!   the XEP defaults.
+//!   therefore an upper bound: the limits the suite's peer announces (lower them where a
+//!   scenario's peer announces less).
 //! - **Boots**: `Restart` records separate boots. Stanzas a crashed host queues (which the
 //!   driver discards) are ignored.
 //! - **Requests** are matched with their answers by iq id, per peer; requests in flight when
@@ -68,15 +68,15 @@ mod tests;
 /// What the audit cannot infer from the records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditContext {
-    /// Upper bound of the effective limits of every session (see the module docs); the XEP
-    /// defaults by default.
+    /// Upper bound of the effective limits of every session (see the module docs); by
+    /// default the limits the suite's peer (the reference) announces.
     pub limits: Limits,
 }
 
 impl Default for AuditContext {
     fn default() -> Self {
         AuditContext {
-            limits: Limits::DEFAULT,
+            limits: crate::engine::LIMITS,
         }
     }
 }

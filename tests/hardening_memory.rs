@@ -170,6 +170,9 @@ fn fanouts(probe: &mut Probe) -> usize {
 fn fill_cache(probe: &mut Probe) -> usize {
     let epoch = probe.peer_epoch();
     let status = "s".repeat(3_000);
+    // The bound of the session's negotiated limits (a refusal may end the session, after
+    // which `bounds` gives those of this server's own).
+    let bound = probe.session.bounds().cache;
     let mut n = 0;
     loop {
         let item = format!(
@@ -182,7 +185,6 @@ fn fill_cache(probe: &mut Probe) -> usize {
         let out = feed(probe, &q, 1);
         n += 1;
         if out.iter().any(|s| s.attr("type") == Some("error")) {
-            let bound = probe.session.bounds().cache;
             assert_eq!(
                 probe.session.cache().len() as usize,
                 bound,

@@ -144,6 +144,9 @@ fn stored(name: &str) -> String {
 /// asserts that it is there.
 fn bless_or_compare(begin: &str, end: &str, text: &str) {
     if std::env::var_os("PRESENCE_SYNC_BLESS").is_some() {
+        // Tests run in parallel: one rewrite of the file at a time.
+        static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = WRITING.lock().unwrap_or_else(|e| e.into_inner());
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
         let readme = std::fs::read_to_string(path).expect("README.md");
         let i = readme.find(begin).expect("the begin marker") + begin.len();

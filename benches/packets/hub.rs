@@ -1,4 +1,4 @@
-//! The hub rows of the packet comparison (issue 18): one server restarting with 10^3, 10^4 and
+//! The hub rows of the packet comparison: one server restarting with 10^3, 10^4 and
 //! 10^5 peer domains of every size, its costs per peer-size bucket against RFC 6121.
 //!
 //! Each size runs the conformance suite's own `hub` scenario (`presence-sync conformance

@@ -880,7 +880,7 @@ fn main() {
         all_ok &= ok;
         println!(
             "- hub with {} peer domains: every peer-size bucket at or below RFC 6121\n  \
-             in stanzas and in bytes (issue 18): {}",
+             in stanzas and in bytes: {}",
             r.peers,
             verdict(ok)
         );

@@ -25,7 +25,7 @@ pub use presence_set::PresenceSet;
 pub use presence_sync::{CacheChange, Puller, answer};
 pub use repair::{Decision, Holder, RepairStanza, decide, plan};
 pub use session::{
-    ActiveFirst, Config, Directory, Event, FallbackReason, Mode, Mutation, PriorityPolicy,
+    ActiveFirst, Config, Directory, Event, FallbackReason, LIMITS, Mode, Mutation, PriorityPolicy,
     SMALL_PEER, Session, VoidReason,
 };
 pub use time::Time;

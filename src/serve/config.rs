@@ -15,7 +15,7 @@
 //! enabled = true
 //! max-items = 256                 # XEP §Hello limits this server announces
 //! max-bytes = 65536
-//! window = 4
+//! window = 64                     # the largest the XEP allows: a restart pulls faster
 //! leaf-items = 16
 //! small-peer = 40                 # XEP PS-93: RFC 6121 with peers sharing at most this many edges
 //!
@@ -102,7 +102,7 @@ pub struct SyncConfig {
 
 impl Default for SyncConfig {
     fn default() -> SyncConfig {
-        let d = Limits::DEFAULT;
+        let d = crate::engine::LIMITS;
         SyncConfig {
             enabled: true,
             max_items: d.max_items,
