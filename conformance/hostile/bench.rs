@@ -313,6 +313,14 @@ impl Bench {
         });
     }
 
+    /// Logs `user`'s `resource` out.
+    pub fn logout(&mut self, user: &str, resource: &str) {
+        let user = jid(user);
+        let domain = user.domain().as_str().to_owned();
+        self.net
+            .with_host(&domain, |t, _| t.subject_mut().logout(&user, resource));
+    }
+
     /// The server of `domain`.
     pub fn server(&self, domain: &str) -> &dyn Subject {
         self.net.host(domain).subject()

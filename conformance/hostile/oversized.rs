@@ -7,8 +7,11 @@
 //! publisher already published (a domain-level presence), a new publisher (an item in a
 //! batch), and a change during a link loss (an item in a reconcile answer). The reduced
 //! state is the presence without the long status; the reference peer must show it to the
-//! subject's subscribers, and nothing the subject sends may exceed max-bytes. Last, the
-//! reference publishes such a state, and the subject must show the reduced state it gets.
+//! subject's subscribers, and nothing the subject sends may exceed max-bytes. Then the order
+//! of the reduction: two users of the subject get extension elements, one of which is too
+//! large (alone, or only with its attribute), beside a small one and short statuses: only the
+//! large one may go. Last, the reference publishes a state too large, and the subject must
+//! show the reduced state it gets.
 
 use super::bench::{A, B, Bench, presence};
 use crate::conformance::check::{Check, Outcome};
@@ -16,6 +19,7 @@ use crate::conformance::subject::{Implementation, Reference};
 use crate::model::Show;
 use crate::model::truth::{View, differences};
 use crate::sim::wire_len;
+use minidom::Element;
 
 /// The view the XEP promises when `huge` is the only status that makes a state too large:
 /// the truth without that status text, in every view of a contact of another domain.
@@ -32,6 +36,36 @@ pub fn expected_view(truth: &View, huge: &str) -> View {
         }
     }
     view
+}
+
+/// The view the XEP promises when the extension elements of namespace `dropped` are the
+/// largest ones of their publishers' states, and dropping them is enough for each state to fit:
+/// the truth without them in every view of a contact of another domain.
+pub fn without_extensions(truth: &View, dropped: &[&str]) -> View {
+    let mut view = truth.clone();
+    for (viewer, contacts) in view.iter_mut() {
+        for (contact, resources) in contacts.iter_mut() {
+            if contact.domain() == viewer.domain() {
+                continue;
+            }
+            for rp in resources.values_mut() {
+                rp.extensions
+                    .retain(|e| !dropped.contains(&e.ns().as_str()));
+            }
+        }
+    }
+    view
+}
+
+/// An extension element `<x xmlns='urn:example:{name}'/>` with `text`, and `value` in its
+/// attribute `v` unless empty.
+fn extension(name: &str, value: &str, text: &str) -> Element {
+    let mut e = Element::builder("x", format!("urn:example:{name}")).append(text);
+    if !value.is_empty() {
+        let v = rxml::NcName::try_from("v").expect("a valid attribute name");
+        e = e.attr(v, value);
+    }
+    e.build()
 }
 
 /// PS-41, the sender's side: stanzas of `sizes` (bytes) all within `max_bytes`.
@@ -124,6 +158,65 @@ pub(super) fn checks(imp: &dyn Implementation, seed: u64) -> Vec<Check> {
         if bench.stuck.is_some() {
             return out;
         }
+    }
+    // The order of the reduction (PS-41): extension elements before statuses, the largest
+    // first, and no more than needed, but until the item fits. anne: a small extension listed
+    // before one too large for any stanza; amy: the small one and one whose attribute value
+    // and text are each under half of max-bytes and together over it. Only the large ones go;
+    // the statuses stay. alice: two statuses too large, and a short one: both large ones go.
+    let mark = bench.mark();
+    let small = extension("small", "", "s");
+    let half = max_bytes as usize / 2 + 600;
+    let states = [
+        (
+            "anne@a.example",
+            "phone",
+            extension("large", "", &"l".repeat(max_bytes as usize + 1000)),
+        ),
+        (
+            "amy@a.example",
+            "pad",
+            extension("wide", &"v".repeat(half + 100), &"w".repeat(half)),
+        ),
+    ];
+    for (user, resource, large) in states {
+        bench.logout(user, resource);
+        let mut rp = presence(Show::Away, &[("", "short"), ("en", "brief")]);
+        rp.extensions = vec![small.clone(), large];
+        bench.login(user, resource, rp);
+    }
+    let huge_too = "y".repeat(max_bytes as usize + 1000);
+    bench.logout("alice@a.example", "home");
+    let two = [
+        ("", huge.as_str()),
+        ("en", huge_too.as_str()),
+        ("fr", "court"),
+    ];
+    bench.login("alice@a.example", "home", presence(Show::Away, &two));
+    bench.settle();
+    let sizes: Vec<u64> = bench
+        .net
+        .host(A)
+        .sent
+        .iter()
+        .skip(mark)
+        .filter(|(_, peer, _)| peer == B)
+        .map(|(_, _, s)| wire_len(s))
+        .collect();
+    out.push(Check::with(
+        "oversized: large extensions and statuses: every stanza fits max-bytes",
+        &["PS-41", "PS-30"],
+        fits_verdict(&sizes, max_bytes),
+    ));
+    let expected = without_extensions(&bench.truth(), &["urn:example:large", "urn:example:wide"]);
+    let expected = expected_view(&expected_view(&expected, &huge), &huge_too);
+    out.push(Check::with(
+        "oversized: large extensions and statuses: only the largest go, until the item fits",
+        &["PS-41"],
+        stuck_or(&bench, || shown_verdict(&expected, &bench.shown())),
+    ));
+    if bench.stuck.is_some() {
+        return out;
     }
     bench.login("bob@b.example", "desk", full(Show::Dnd));
     bench.settle();

@@ -165,7 +165,10 @@ impl Session {
             let id = self.next_id("presence");
             self.send_query(id, q, Request::Presence(now));
         }
-        let live = self.live.as_mut().expect("checked");
+        // A request that could not be sent has ended the session (`send_request`).
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
         if live.puller.as_ref().is_some_and(Puller::is_done) {
             live.puller = None;
             live.cache_verified = true;
@@ -186,7 +189,9 @@ impl Session {
             live.verify_due = false;
             self.send_hello(now);
         }
-        let live = self.live.as_mut().expect("checked");
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
         if self.edges_verified && live.cache_verified && !live.synchronized_reported {
             live.synchronized_reported = true;
             self.failures = 0;
