@@ -158,6 +158,9 @@ checks! {
         "the epoch of hellos and batches is constant within a boot and new after a restart";
     HelloPacing "hello-pacing" ["PS-20"]
         "no hello to a peer while another hello to it is unanswered (SHOULD)";
+    QueryNodes "query-nodes" ["PS-31"]
+        "a reconcile query names at most max-bytes / 512 (rounded down) <split/> and <ids/> \
+         nodes, so that an answer of hand-backs always fits (SHOULD)";
     AnswerNodes "answer-nodes" ["PS-90"]
         "every <split/> and <ids/> of a reconcile answer names a node of its query or a child \
          of one";

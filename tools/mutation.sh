@@ -39,7 +39,9 @@ for a in "$@"; do
     esac
 done
 # shellcheck disable=SC2086 # $scope and $sharding are lists of options
+# Bounds::memory (a worst-case formula no code of the session calls) is left out: MUTANTS.md.
 exec nice -n 15 cargo mutants --in-place --baseline=skip $scope $sharding \
+    --exclude-re 'Bounds::memory' \
     --timeout=60 --build-timeout=600 \
     --profile=mutants \
     --cargo-arg=--test=conformance \

@@ -73,6 +73,7 @@ impl Auditor<'_> {
         let lim = self.peer(peer).limits(ctx);
         let max = lim.max_items as usize;
         let mut bad = Vec::new();
+        let mut query_bad = Vec::new();
         // Items (batch) and live presence (fanout) carry published state: PS-41.
         let mut size_req = "PS-30";
         for el in ours {
@@ -82,6 +83,18 @@ impl Auditor<'_> {
             };
             match el.name() {
                 "reconcile" => {
+                    // PS-31: room in the answer for a hand-back of every node of a query.
+                    if st.attr("type") == Some("set") {
+                        self.saw(CheckId::QueryNodes);
+                        let (n, most) = (count(&["split", "ids"]), query_nodes(&lim));
+                        if n > most {
+                            let why = format!(
+                                "{n} nodes in a query, more than max-bytes {} / 512 = {most}",
+                                lim.max_bytes
+                            );
+                            query_bad.push(why);
+                        }
+                    }
                     for (names, what) in [
                         (["split", "ids"], "split and ids"),
                         (["edge", "item"], "edges and items"),
@@ -121,6 +134,9 @@ impl Auditor<'_> {
         }
         for (req, why) in bad {
             self.flag(CheckId::Limits, req, t, peer, st, why);
+        }
+        for why in query_bad {
+            self.flag(CheckId::QueryNodes, "PS-31", t, peer, st, why);
         }
     }
 
@@ -532,4 +548,10 @@ fn check_item(
             ));
         }
     }
+}
+
+/// The most `<split/>` and `<ids/>` children a query should name (PS-31): ⌊max-bytes / 512⌋,
+/// at least one.
+fn query_nodes(limits: &Limits) -> usize {
+    (limits.max_bytes as usize / 512).max(1)
 }

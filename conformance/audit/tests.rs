@@ -154,6 +154,8 @@ fn middle() -> Vec<Record> {
         inn(6, &iq(false, "result", "b1", "")),
         inn(6, &iq(false, "set", "b2", &peer_batch())),
         out(6, &iq(true, "result", "b2", "")),
+        out(6, &iq(true, "set", "q1", &query)),
+        inn(7, &iq(false, "result", "q1", &reconcile("presence", ""))),
         out(7, &presence(None, JULIET_R, P, &marker("fanout"))),
         out(8, &repair),
         out_to(9, L, &presence(None, JULIET_R, "escalus@c.example", "")),
@@ -469,6 +471,35 @@ fn reconcile_queries_are_answered_once() {
     );
     let records = with(vec![request(), ok()]);
     assert_eq!(outcome(&records, CheckId::ReconcileAnswered), Outcome::Pass);
+}
+
+#[test]
+fn query_nodes() {
+    // max-bytes 4096: at most 8 nodes in a query (PS-31), whatever max-items allows.
+    let ctx = AuditContext {
+        limits: Limits {
+            max_bytes: 4096,
+            ..Limits::DEFAULT
+        },
+    };
+    let query = |n: usize, ty: &str| {
+        let ids: String = (0..n)
+            .map(|i| format!("<ids prefix='{i:x}' ids=''/>"))
+            .collect();
+        out(5, &iq(true, ty, "r9", &reconcile("edges", &ids)))
+    };
+    fails_with(
+        &with(vec![query(9, "set")]),
+        &ctx,
+        CheckId::QueryNodes,
+        "PS-31",
+    );
+    let records = with(vec![query(8, "set")]);
+    let findings = audit(H, &records, &ctx);
+    assert_eq!(
+        findings[CheckId::QueryNodes as usize].outcome,
+        Outcome::Pass
+    );
 }
 
 #[test]
