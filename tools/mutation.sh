@@ -39,6 +39,9 @@ for a in "$@"; do
     esac
 done
 # shellcheck disable=SC2086 # $scope and $sharding are lists of options
+# The first build of the profile compiles every dependency (about 10 minutes): done here,
+# without the per-mutant build timeout, which would otherwise kill it again and again.
+nice -n 15 cargo build --profile mutants --test conformance
 # Bounds::memory (a worst-case formula no code of the session calls) is left out: MUTANTS.md.
 exec nice -n 15 cargo mutants --in-place --baseline=skip $scope $sharding \
     --exclude-re 'Bounds::memory' \
