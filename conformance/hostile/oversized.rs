@@ -95,6 +95,14 @@ pub fn shown_verdict(expected: &View, shown: &View) -> Outcome {
     }
 }
 
+/// The sizes (bytes) of the stanzas the subject sent to the peer since `mark`.
+fn sizes_to_peer(bench: &Bench, mark: usize) -> Vec<u64> {
+    let sent = bench.net.host(A).sent.iter().skip(mark);
+    sent.filter(|(_, peer, _)| peer == B)
+        .map(|(_, _, s)| wire_len(s))
+        .collect()
+}
+
 /// A failure if the bench gave up on a livelock, else `verdict()`.
 fn stuck_or(bench: &Bench, verdict: impl FnOnce() -> Outcome) -> Outcome {
     match &bench.stuck {
@@ -135,15 +143,7 @@ pub(super) fn checks(imp: &dyn Implementation, seed: u64) -> Vec<Check> {
             bench.net.repair(A, B);
         }
         bench.settle();
-        let sizes: Vec<u64> = bench
-            .net
-            .host(A)
-            .sent
-            .iter()
-            .skip(mark)
-            .filter(|(_, peer, _)| peer == B)
-            .map(|(_, _, s)| wire_len(s))
-            .collect();
+        let sizes = sizes_to_peer(&bench, mark);
         out.push(Check::with(
             format!("oversized: {path}: every stanza fits max-bytes"),
             &["PS-41", "PS-30"],
@@ -194,15 +194,7 @@ pub(super) fn checks(imp: &dyn Implementation, seed: u64) -> Vec<Check> {
     ];
     bench.login("alice@a.example", "home", presence(Show::Away, &two));
     bench.settle();
-    let sizes: Vec<u64> = bench
-        .net
-        .host(A)
-        .sent
-        .iter()
-        .skip(mark)
-        .filter(|(_, peer, _)| peer == B)
-        .map(|(_, _, s)| wire_len(s))
-        .collect();
+    let sizes = sizes_to_peer(&bench, mark);
     out.push(Check::with(
         "oversized: large extensions and statuses: every stanza fits max-bytes",
         &["PS-41", "PS-30"],
