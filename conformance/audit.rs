@@ -159,8 +159,9 @@ checks! {
     HelloPacing "hello-pacing" ["PS-20"]
         "no hello to a peer while another hello to it is unanswered (SHOULD)";
     QueryNodes "query-nodes" ["PS-31"]
-        "a reconcile query names at most max-bytes / 512 (rounded down) <split/> and <ids/> \
-         nodes, so that an answer of hand-backs always fits (SHOULD)";
+        "a reconcile query's <split/> and <ids/> nodes claim at most max-bytes for their \
+         hand-backs (512 bytes a node, 64 an 8-nibble <ids/>), so that an answer of \
+         hand-backs always fits (SHOULD)";
     AnswerNodes "answer-nodes" ["PS-90"]
         "every <split/> and <ids/> of a reconcile answer names a node of its query or a child \
          of one";

@@ -4,7 +4,7 @@
 //! to the published set, never flaps a publisher that stays available, and costs messages in
 //! proportion to the differences.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use jid::BareJid;
 use presence_sync::digest::{HashAlgo, PairHasher, Prefix};
@@ -262,6 +262,59 @@ fn exact_priority_pulls_come_first_and_nested_buckets_wait() {
     check_converged(&published, &cache, &BTreeMap::new(), &out.changes);
     let first: Vec<&BareJid> = out.changes.iter().take(2).map(|c| &c.publisher).collect();
     assert_eq!(first, urgent.iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn urgent_publishers_go_many_to_a_query_and_what_does_not_fit_is_handed_back() {
+    // PS-31 counts an <ids/> of 8 nibbles at 64 bytes, a split at 512: a restarted server
+    // pulls the contacts of its active users up to max-items to a query, not ⌊max-bytes / 512⌋,
+    // and a responder whose items for them do not all fit hands the others back as their ids.
+    for max_bytes in [65_536u32, 16_384] {
+        let limits = Limits {
+            max_bytes,
+            ..Limits::default()
+        };
+        let (mut published, _) = sets(3_000, 0, 5, 2, 2);
+        let present: Vec<BareJid> = (0..1_000)
+            .map(|i| jid(&format!("u{}@a.example", 3 * i)))
+            .collect();
+        let absent = (0..500).map(|i| jid(&format!("away{i}@a.example")));
+        let wanted: Vec<BareJid> = present.iter().cloned().chain(absent).collect();
+        let mut cache = PresenceSet::new(pair(), 2);
+        let urgent: Vec<Prefix> = wanted.iter().map(|j| cache.prefix_of(j, 8)).collect();
+
+        let mut puller = Puller::new(urgent.clone());
+        let q = puller.next_query(&mut cache, &limits).expect("a query");
+        let most = (max_bytes as usize / 64).min(limits.max_items as usize);
+        assert_eq!(q.entries.len(), most, "max-bytes {max_bytes}");
+        assert!(q.entries.len() > max_bytes as usize / 512);
+        let a = answer(&mut published, &q, &limits).expect("an answer of hand-backs fits");
+        let handed_back = a
+            .entries
+            .iter()
+            .filter(|e| matches!(e, ReconcileEntry::Ids(_)))
+            .count();
+        let items = a.items().count();
+        assert!(items > 0, "max-bytes {max_bytes}");
+        if max_bytes == 16_384 {
+            assert!(
+                handed_back > 0,
+                "{items} items in 16 KB: some must be handed back"
+            );
+        }
+
+        let out = run(&mut published, &mut cache, &limits, 4, urgent);
+        check_converged(&published, &cache, &BTreeMap::new(), &out.changes);
+        // Every urgent publisher arrives before any other (hand-backs are asked for with a
+        // lack before the descent from the root brings the rest).
+        let first: BTreeSet<&BareJid> = out
+            .changes
+            .iter()
+            .take(present.len())
+            .map(|c| &c.publisher)
+            .collect();
+        assert_eq!(first, present.iter().collect(), "max-bytes {max_bytes}");
+    }
 }
 
 proptest! {

@@ -86,10 +86,11 @@ impl Auditor<'_> {
                     // PS-31: room in the answer for a hand-back of every node of a query.
                     if st.attr("type") == Some("set") {
                         self.saw(CheckId::QueryNodes);
-                        let (n, most) = (count(&["split", "ids"]), query_nodes(&lim));
-                        if n > most {
+                        let (n, weight) = query_weight(el);
+                        if n > 1 && weight > lim.max_bytes as usize {
                             let why = format!(
-                                "{n} nodes in a query, more than max-bytes {} / 512 = {most}",
+                                "{n} nodes in a query, {weight} bytes of hand-backs (512 a \
+                                 node, 64 an 8-nibble <ids/>), more than max-bytes {}",
                                 lim.max_bytes
                             );
                             query_bad.push(why);
@@ -550,8 +551,15 @@ fn check_item(
     }
 }
 
-/// The most `<split/>` and `<ids/>` children a query should name (PS-31): ⌊max-bytes / 512⌋,
-/// at least one.
-fn query_nodes(limits: &Limits) -> usize {
-    (limits.max_bytes as usize / 512).max(1)
+/// The `<split/>` and `<ids/>` children of a query, and the room their hand-backs claim in
+/// the answer (PS-31): 512 bytes each, 64 for an `<ids/>` of 8 nibbles; a query should claim
+/// at most max-bytes.
+fn query_weight(reconcile: &Element) -> (usize, usize) {
+    let nodes = reconcile
+        .children()
+        .filter(|c| c.ns() == PRESENCE_SYNC && matches!(c.name(), "split" | "ids"));
+    nodes.fold((0, 0), |(n, w), c| {
+        let deep = c.name() == "ids" && c.attr("prefix").is_some_and(|p| p.len() == 8);
+        (n + 1, w + if deep { 64 } else { 512 })
+    })
 }

@@ -475,7 +475,8 @@ fn reconcile_queries_are_answered_once() {
 
 #[test]
 fn query_nodes() {
-    // max-bytes 4096: at most 8 nodes in a query (PS-31), whatever max-items allows.
+    // max-bytes 4096: at most 8 splits or shallow ids in a query (PS-31), whatever max-items
+    // allows.
     let ctx = AuditContext {
         limits: Limits {
             max_bytes: 4096,
@@ -500,6 +501,27 @@ fn query_nodes() {
         findings[CheckId::QueryNodes as usize].outcome,
         Outcome::Pass
     );
+    // An <ids/> of 8 nibbles claims 64 bytes: 64 of them fit 4096, or 7 nodes and 8 of them.
+    let deep = |n: usize, shallow: usize| {
+        let ids: String = (0..n)
+            .map(|i| format!("<ids prefix='{i:08x}' ids=''/>"))
+            .chain((0..shallow).map(|i| format!("<ids prefix='{i:x}' ids=''/>")))
+            .collect();
+        out(5, &iq(true, "set", "r9", &reconcile("presence", &ids)))
+    };
+    for (n, shallow) in [(64, 0), (8, 7)] {
+        let findings = audit(H, &with(vec![deep(n, shallow)]), &ctx);
+        let outcome = &findings[CheckId::QueryNodes as usize].outcome;
+        assert_eq!(*outcome, Outcome::Pass, "{n} deep, {shallow} shallow");
+    }
+    for (n, shallow) in [(65, 0), (9, 7)] {
+        fails_with(
+            &with(vec![deep(n, shallow)]),
+            &ctx,
+            CheckId::QueryNodes,
+            "PS-31",
+        );
+    }
 }
 
 #[test]

@@ -4,8 +4,9 @@
 //! The bounds derive from three numbers the server already has: `E`, the size of its own edge
 //! set towards the peer (its own rosters, never the peer's word); `T`, the repair threshold of
 //! PS-65 for that set (the larger of 1000 and 1% of `E`); and the session's effective
-//! [`Limits`] (window `w`, max-items `m`, max-bytes `b`, leaf-items `l`, and `q`, the node
-//! children a query may carry, ⌊b/512⌋ at most `m`, PS-31).
+//! [`Limits`] (window `w`, max-items `m`, max-bytes `b`, leaf-items `l`, and `q`, the splits
+//! a query may carry, ⌊b/512⌋ at most `m`, PS-31; only splits make nodes wait, and a query of
+//! 8-nibble `<ids/>` may carry up to `m` of those).
 //!
 //! | structure | bound | at the bound |
 //! |---|---|---|

@@ -69,11 +69,16 @@ impl Budget {
 
     /// Takes room for `entries` if all of them fit; false (and nothing taken) otherwise.
     pub(crate) fn take(&mut self, entries: &[ReconcileEntry]) -> bool {
-        self.take_keeping(entries, 0)
+        self.take_keeping(entries, Reserve::default())
     }
 
-    /// Like [`Budget::take`], but leaves room for `handbacks` more hand-backs (PS-31).
-    pub(crate) fn take_keeping(&mut self, entries: &[ReconcileEntry], handbacks: usize) -> bool {
+    /// Like [`Budget::take`], but leaves room for the hand-backs of the nodes still to answer
+    /// (PS-31): their count and their bytes ([`Reserve`]).
+    pub(crate) fn take_keeping(&mut self, entries: &[ReconcileEntry], later: Reserve) -> bool {
+        let Reserve {
+            nodes: handbacks,
+            bytes: handback_bytes,
+        } = later;
         let nodes = entries.iter().filter(|e| is_node(e)).count();
         let items = entries
             .iter()
@@ -82,13 +87,122 @@ impl Budget {
         let bytes: usize = entries.iter().map(entry_bytes).sum();
         if self.nodes + nodes + handbacks > self.max_items
             || self.items + items > self.max_items
-            || bytes + handbacks * HANDBACK_BYTES > self.bytes
+            || bytes + handback_bytes > self.bytes
         {
             return false;
         }
         self.nodes += nodes;
         self.items += items;
         self.bytes -= bytes;
+        true
+    }
+}
+
+/// What an answer keeps free for the hand-backs of the nodes it has still to answer (PS-31).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Reserve {
+    /// Nodes still to answer.
+    pub(crate) nodes: usize,
+    /// The bytes of their hand-backs.
+    pub(crate) bytes: usize,
+}
+
+/// The bytes of the hand-back of node `prefix` of `set` (PS-31): a split of 16 fingerprints,
+/// or at the deepest level the ids under it (one in practice: 8 nibbles are 2^32 buckets).
+pub(crate) fn handback_bytes(set: &mut impl DescentView, prefix: Prefix) -> usize {
+    if prefix.len() < MAX_DEPTH {
+        HANDBACK_BYTES
+    } else {
+        entry_bytes(&ReconcileEntry::Ids(Ids {
+            prefix,
+            ids: IdList(set.ids_under(prefix)),
+        }))
+    }
+}
+
+/// For each node child of a query, in order, the [`Reserve`] of the nodes after it: what its
+/// responses must leave free so that every later node can still be handed back (PS-31).
+pub(crate) fn reserves(set: &mut impl DescentView, nodes: &[&ReconcileEntry]) -> Vec<Reserve> {
+    let mut out = vec![Reserve::default(); nodes.len()];
+    let mut after = Reserve::default();
+    for (i, entry) in nodes.iter().enumerate().rev() {
+        out[i] = after;
+        if let Some(p) = node_prefix(entry) {
+            after.nodes += 1;
+            after.bytes += handback_bytes(set, p);
+        }
+    }
+    out
+}
+
+/// The share of max-bytes a node child of a query claims for its hand-back (PS-31): 512
+/// bytes, and 64 for an `<ids/>` at the deepest level, whose hand-back lists the ids of the
+/// one publisher or edge such a prefix holds in practice.
+pub(crate) fn node_weight(prefix: Prefix) -> usize {
+    if prefix.len() < MAX_DEPTH {
+        NODE_WEIGHT
+    } else {
+        DEEP_NODE_WEIGHT
+    }
+}
+
+/// [`node_weight`] of a split, or of an `<ids/>` above the deepest level.
+pub(crate) const NODE_WEIGHT: usize = 512;
+
+/// [`node_weight`] of an `<ids/>` at the deepest level (8 nibbles): its hand-back with one id
+/// is 52 bytes, with two 64.
+pub(crate) const DEEP_NODE_WEIGHT: usize = 64;
+
+/// The node children a requester puts in one query (PS-31): at most max-items, and at most
+/// max-bytes of [`node_weight`]s, so that an answer made only of hand-backs fits; the first
+/// node always goes. A requester that expects items under its nodes (bucket pulls) also keeps
+/// the expected items within max-items, and their bytes within max-bytes: an answer that
+/// overflows hands nodes back, which costs a round trip.
+#[derive(Debug)]
+pub(crate) struct NodeAllowance {
+    nodes: usize,
+    /// Bytes claimed.
+    weight: usize,
+    /// Items expected, in sixteenths.
+    items16: u64,
+    max_nodes: usize,
+    max_weight: usize,
+}
+
+/// What a node child claims of its query's answer: bytes (at least its [`node_weight`]), and
+/// the items expected under it, in sixteenths of an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Claim {
+    pub(crate) bytes: usize,
+    pub(crate) items16: u64,
+}
+
+impl NodeAllowance {
+    pub(crate) fn new(limits: &Limits) -> NodeAllowance {
+        NodeAllowance {
+            nodes: 0,
+            weight: 0,
+            items16: 0,
+            max_nodes: limits.max_items as usize,
+            max_weight: limits.max_bytes as usize,
+        }
+    }
+
+    /// Counts a node with this claim if the query has room for it; false (nothing counted)
+    /// if not.
+    pub(crate) fn admit(&mut self, claim: Claim) -> bool {
+        let weight = self.weight.saturating_add(claim.bytes);
+        let items16 = self.items16.saturating_add(claim.items16);
+        if self.nodes > 0
+            && (self.nodes >= self.max_nodes
+                || weight > self.max_weight
+                || items16.div_ceil(16) > self.max_nodes as u64)
+        {
+            return false;
+        }
+        self.nodes += 1;
+        self.weight = weight;
+        self.items16 = items16;
         true
     }
 }
@@ -150,8 +264,9 @@ pub(crate) fn fit_node(
     }
 }
 
-/// The most node children a query should carry so that an answer made only of hand-backs
-/// fits (PS-31: ⌊max-bytes / 512⌋, and at most max-items).
+/// The most splits (or `<ids/>` above the deepest level) a query should carry so that an answer
+/// made only of hand-backs fits (PS-31: ⌊max-bytes / 512⌋, and at most max-items); queries of
+/// deepest-level `<ids/>` may carry more ([`NodeAllowance`]).
 pub(crate) fn max_query_nodes(limits: &Limits) -> usize {
     (limits.max_items as usize).min((limits.max_bytes as usize / 512).max(1))
 }

@@ -34,8 +34,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use super::budget::{
-    Budget, NodeKind, PendingNodes, QueueFull, drop_repeated, fit_node, hand_back, is_node,
-    max_query_nodes, node_prefix, queried_prefixes, unrelated_node, wire_step,
+    Budget, Claim, NodeAllowance, NodeKind, PendingNodes, QueueFull, drop_repeated, fit_node,
+    hand_back, is_node, max_query_nodes, node_prefix, node_weight, queried_prefixes, reserves,
+    unrelated_node, wire_step,
 };
 use super::edge_set::EdgeSet;
 use crate::digest::descent;
@@ -67,12 +68,12 @@ pub enum DescentError {
     /// The answer would make more nodes wait than the bound allows.
     Exhausted(usize),
     /// Even the replacement of a node of the query does not fit the answer (PS-31): the query
-    /// carried more nodes than ⌊max-bytes / 512⌋ (`max`), or an 8-nibble node holds more ids
-    /// than fit.
+    /// claimed more than max-bytes for hand-backs (more than `max` splits, or 8 times as many
+    /// 8-nibble `<ids/>`), or an 8-nibble node holds more ids than fit.
     TooManyNodes {
         /// Node children of the query.
         count: usize,
-        /// ⌊max-bytes / 512⌋, at most max-items.
+        /// ⌊max-bytes / 512⌋ splits, at most max-items.
         max: usize,
     },
 }
@@ -91,7 +92,7 @@ impl fmt::Display for DescentError {
             }
             DescentError::TooManyNodes { count, max } => write!(
                 f,
-                "{count} node children whose answers cannot fit max-bytes (at most {max})"
+                "{count} node children whose answers cannot fit max-bytes (at most {max} splits)"
             ),
         }
     }
@@ -287,18 +288,22 @@ impl EdgeReconciler {
             self.only_mine.insert(id, edge);
             q.entries.push(entry);
         }
-        let mut nodes = 0;
-        while nodes < max_query_nodes(limits) {
-            let Some((prefix, kind)) = self.nodes.pop_front() else {
-                break;
+        let mut allowance = NodeAllowance::new(limits);
+        while let Some((prefix, kind)) = self.nodes.pop_front() {
+            let claim = Claim {
+                bytes: node_weight(prefix),
+                items16: 0,
             };
+            if !allowance.admit(claim) {
+                self.nodes.push_front(prefix, kind);
+                break;
+            }
             let entry = PendingNodes::materialize(set, prefix, kind, limits);
             if !budget.take(std::slice::from_ref(&entry)) {
                 self.nodes.push_front(prefix, kind);
                 break;
             }
             q.entries.push(entry);
-            nodes += 1;
         }
         (!q.entries.is_empty()).then(|| self.sent(q, ids))
     }
@@ -323,8 +328,8 @@ impl EdgeReconciler {
             self.received(set, edge);
         }
         let nodes: Vec<&ReconcileEntry> = query.entries.iter().filter(|e| is_node(e)).collect();
-        for (i, entry) in nodes.iter().enumerate() {
-            let later = nodes.len() - i - 1;
+        let reserves = reserves(set, &nodes);
+        for (entry, later) in nodes.iter().zip(reserves) {
             let prefix = node_prefix(entry).expect("a node entry");
             let (mut responses, edges) = match entry {
                 ReconcileEntry::Split(s) => {

@@ -12,17 +12,19 @@
 //! (gone), PS-30 and PS-31 (limits, and an answer that would not fit handed back as a split of
 //! the same prefix), PS-35 (pulls by prefix, in any order).
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use jid::BareJid;
 
 use super::budget::{
-    Budget, NodeKind, PendingNodes, drop_repeated, fit_node, hand_back, is_node, max_query_nodes,
-    node_prefix, queried_prefixes, unrelated_node, wire_step,
+    Budget, Claim, HANDBACK_BYTES, NODE_WEIGHT, NodeAllowance, NodeKind, PendingNodes,
+    drop_repeated, entry_bytes, fit_node, hand_back, is_node, max_query_nodes, node_prefix,
+    node_weight, queried_prefixes, reserves, unrelated_node, wire_step,
 };
 use super::edge_sync::DescentError;
 use super::presence_set::PresenceSet;
 use crate::digest::descent;
+use crate::digest::prefix::MAX_DEPTH;
 use crate::digest::{Prefix, ShortId};
 use crate::model::PublisherPresence;
 use crate::wire::{Gone, IdList, Item, Lack, Limits, Reconcile, ReconcileEntry, ReconcileSet};
@@ -54,8 +56,8 @@ pub fn answer(
     let mut answered: BTreeSet<ShortId> = BTreeSet::new();
     let mut prefixes: HashSet<Prefix> = HashSet::new();
     let nodes: Vec<&ReconcileEntry> = query.entries.iter().filter(|e| is_node(e)).collect();
-    for (i, entry) in nodes.iter().enumerate() {
-        let later = nodes.len() - i - 1;
+    let reserves = reserves(published, &nodes);
+    for (entry, later) in nodes.iter().zip(reserves) {
         let (prefix, mut responses, ids): (Prefix, Vec<ReconcileEntry>, Vec<ShortId>) = match entry
         {
             ReconcileEntry::Split(s) => {
@@ -195,12 +197,26 @@ pub struct Puller {
     root_started: bool,
     /// The node prefixes of each unanswered query, oldest first.
     in_flight: VecDeque<Vec<Prefix>>,
+    /// For each prefix, how many node prefixes of unanswered queries lie at or under it: a
+    /// bucket pull over one of them waits for its answer, so that no item comes twice.
+    in_flight_cover: HashMap<Prefix, u32>,
     queries: usize,
     /// The most prefixes waiting (priority and nodes together), and the most entries the
     /// cache and the lacked ids may reach (XEP §Resource Exhaustion).
     max_nodes: usize,
     max_entries: usize,
+    /// The peer's published count from its hello (0: unknown), for the expected size of the
+    /// answer to a bucket pull.
+    expected_count: u64,
+    /// Bytes and count of the items sampled from answers so far.
+    item_bytes: (u64, u64),
 }
+
+/// The size assumed for an item before any answer has shown one.
+const ITEM_BYTES_GUESS: u64 = 512;
+
+/// Items of each answer sampled for the average item size.
+const ITEMS_SAMPLED: usize = 16;
 
 impl Puller {
     /// A reconciliation that first pulls the buckets `priority` names (each as an `<ids/>` of
@@ -226,9 +242,12 @@ impl Puller {
             stale: Vec::new(),
             root_started: false,
             in_flight: VecDeque::new(),
+            in_flight_cover: HashMap::new(),
             queries: 0,
             max_nodes,
             max_entries,
+            expected_count: 0,
+            item_bytes: (0, 0),
         };
         for p in priority {
             if puller.prioritized.insert(p) {
@@ -236,6 +255,41 @@ impl Puller {
             }
         }
         puller
+    }
+
+    /// Sizes the queries of bucket pulls by the answers they should bring (PS-31 and XEP
+    /// §Priority Ordering): the peer publishes about `count` entries (its hello), so a bucket
+    /// of an empty cache at prefix length k holds about count / 16^k of them. Without it, each
+    /// bucket pull claims the 512 bytes of a split, and a query of them can ask for many times
+    /// what its answer can carry: the responder then hands most of them back.
+    pub fn expecting(mut self, count: u64) -> Puller {
+        self.expected_count = count;
+        self
+    }
+
+    /// The room in its answer that a node child claims (PS-31): [`node_weight`], or for the
+    /// pull of a bucket, the items expected under it that the cache lacks and a hand-back (the
+    /// responder keeps one free for each node after it).
+    fn claim(&self, entry: &ReconcileEntry) -> Claim {
+        match entry {
+            ReconcileEntry::Ids(i) if i.prefix.len() < MAX_DEPTH && self.expected_count > 0 => {
+                // In sixteenths of an item: a bucket often holds one or two.
+                let per_bucket16 = ((self.expected_count << 4) >> (4 * u32::from(i.prefix.len())))
+                    .saturating_sub((i.ids.0.len() as u64) << 4);
+                let (bytes, n) = self.item_bytes;
+                let item = bytes.checked_div(n).unwrap_or(ITEM_BYTES_GUESS);
+                let expected =
+                    usize::try_from(per_bucket16.saturating_mul(item) / 16).unwrap_or(usize::MAX);
+                Claim {
+                    bytes: NODE_WEIGHT.max(expected.saturating_add(HANDBACK_BYTES)),
+                    items16: per_bucket16,
+                }
+            }
+            e => Claim {
+                bytes: node_prefix(e).map_or(NODE_WEIGHT, node_weight),
+                items16: 0,
+            },
+        }
     }
 
     /// Pulls `prefix` next, before anything not yet sent (a user became active, or a
@@ -295,7 +349,7 @@ impl Puller {
     pub fn next_query(&mut self, cache: &mut PresenceSet, limits: &Limits) -> Option<Reconcile> {
         let mut budget = Budget::new(limits);
         // A query leaves room for the hand-backs of its answer (PS-31).
-        let max_nodes = max_query_nodes(limits);
+        let mut allowance = NodeAllowance::new(limits);
         let mut q = Reconcile::new(ReconcileSet::Presence);
         if !self.lack.is_empty() {
             // At most max-items ids per list (PS-82); the rest go in the next query.
@@ -315,7 +369,7 @@ impl Puller {
         }
         let mut nodes = 0;
         let mut deferred = Vec::new();
-        while nodes < max_nodes {
+        loop {
             let (prefix, kind) = if let Some(node) = self.nodes.pop_front() {
                 node
             } else if let Some(p) = self.priority.pop_front() {
@@ -331,10 +385,21 @@ impl Puller {
                     deferred.push(p);
                     continue;
                 }
+                // A bucket pull over a prefix of an unanswered query waits for that answer,
+                // so that no item comes twice.
+                if self.in_flight_cover.contains_key(&p) {
+                    deferred.push(p);
+                    continue;
+                }
                 (p, NodeKind::Ids)
-            } else if !self.root_started && self.in_flight.is_empty() && nodes == 0 {
-                // The descent from the root goes last, once the priority pulls are answered,
-                // so that it finds their buckets already equal.
+            } else if !self.root_started
+                && self.in_flight.is_empty()
+                && nodes == 0
+                && q.entries.is_empty()
+            {
+                // The descent from the root goes last, once the priority pulls are answered
+                // (and the items they handed back asked for and received), so that it finds
+                // their buckets already equal and brings nothing before them.
                 self.root_started = true;
                 if cache.len() >= deep_start(limits) {
                     // A large set: the 16 children of the root are split at once (PS-35), a
@@ -352,6 +417,10 @@ impl Puller {
                 break;
             };
             let entry = PendingNodes::materialize(cache, prefix, kind, limits);
+            if !allowance.admit(self.claim(&entry)) {
+                self.nodes.push_front(prefix, kind);
+                break;
+            }
             if !budget.take(std::slice::from_ref(&entry)) {
                 self.nodes.push_front(prefix, kind);
                 break;
@@ -367,7 +436,13 @@ impl Puller {
         if q.entries.is_empty() {
             return None;
         }
-        self.in_flight.push_back(queried_prefixes(&q));
+        let queried = queried_prefixes(&q);
+        for p in &queried {
+            for len in 0..=p.len() {
+                *self.in_flight_cover.entry(p.truncate(len)).or_default() += 1;
+            }
+        }
+        self.in_flight.push_back(queried);
         self.queries += 1;
         Some(q)
     }
@@ -382,6 +457,17 @@ impl Puller {
         answer: &Reconcile,
     ) -> Result<Vec<CacheChange>, DescentError> {
         let queried = self.in_flight.pop_front().unwrap_or_default();
+        for p in &queried {
+            for len in 0..=p.len() {
+                let at = p.truncate(len);
+                if let Some(n) = self.in_flight_cover.get_mut(&at) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.in_flight_cover.remove(&at);
+                    }
+                }
+            }
+        }
         if let Some(p) = unrelated_node(answer, &queried) {
             return Err(DescentError::Unrelated(p));
         }
@@ -400,6 +486,11 @@ impl Puller {
         let (ids, _) = self.footprint();
         if cache.len() as usize + new_entries + ids + lacked > self.max_entries {
             return Err(DescentError::Exhausted(self.max_entries));
+        }
+        for item in answer.items().take(ITEMS_SAMPLED) {
+            let bytes = entry_bytes(&ReconcileEntry::Item(item.clone()));
+            self.item_bytes.0 = self.item_bytes.0.saturating_add(bytes as u64);
+            self.item_bytes.1 += 1;
         }
         let mut changes = Vec::new();
         let mut answered: BTreeSet<ShortId> = BTreeSet::new();

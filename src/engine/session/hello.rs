@@ -211,7 +211,8 @@ impl Session {
                 Vec::new()
             };
             let bounds = Bounds::new(self.edges.len(), &live.limits);
-            live.puller = Some(Puller::bounded(priority, bounds.pull_nodes, bounds.cache));
+            live.puller =
+                Some(Puller::bounded(priority, bounds.pull_nodes, bounds.cache).expecting(count));
         }
         if self.edges_verified && !was_verified {
             self.release_all();
