@@ -200,6 +200,9 @@ pub struct Puller {
     /// For each prefix, how many node prefixes of unanswered queries lie at or under it: a
     /// bucket pull over one of them waits for its answer, so that no item comes twice.
     in_flight_cover: HashMap<Prefix, u32>,
+    /// Priority prefixes waiting for the answers of the queries in flight under them, in
+    /// priority order: they go back to the front of the priority queue when those are in.
+    awaiting_cover: Vec<Prefix>,
     queries: usize,
     /// The most prefixes waiting (priority and nodes together), and the most entries the
     /// cache and the lacked ids may reach (XEP §Resource Exhaustion).
@@ -243,6 +246,7 @@ impl Puller {
             root_started: false,
             in_flight: VecDeque::new(),
             in_flight_cover: HashMap::new(),
+            awaiting_cover: Vec::new(),
             queries: 0,
             max_nodes,
             max_entries,
@@ -300,8 +304,15 @@ impl Puller {
         if self.prioritized.contains(&prefix) {
             if let Some(i) = self.priority.iter().position(|p| *p == prefix) {
                 self.priority.remove(i);
+            } else if let Some(i) = self.awaiting_cover.iter().position(|p| *p == prefix) {
+                // Still waiting for an answer under it: it goes first once that is in.
+                let p = self.awaiting_cover.remove(i);
+                self.awaiting_cover.insert(0, p);
+                return;
             }
-        } else if self.priority.len() + self.nodes.len() >= self.max_nodes {
+        } else if self.priority.len() + self.nodes.len() + self.awaiting_cover.len()
+            >= self.max_nodes
+        {
             return;
         } else {
             self.prioritized.insert(prefix);
@@ -329,7 +340,7 @@ impl Puller {
             .sum();
         (
             self.lack.len() + stale,
-            self.priority.len() + self.nodes.len(),
+            self.priority.len() + self.nodes.len() + self.awaiting_cover.len(),
         )
     }
 
@@ -337,6 +348,7 @@ impl Puller {
     pub fn is_done(&self) -> bool {
         self.root_started
             && self.priority.is_empty()
+            && self.awaiting_cover.is_empty()
             && self.nodes.is_empty()
             && self.lack.is_empty()
             && self.stale.is_empty()
@@ -369,6 +381,8 @@ impl Puller {
         }
         let mut nodes = 0;
         let mut deferred = Vec::new();
+        // The node prefixes of this query so far.
+        let mut listed: Vec<Prefix> = Vec::new();
         loop {
             let (prefix, kind) = if let Some(node) = self.nodes.pop_front() {
                 node
@@ -377,7 +391,6 @@ impl Puller {
                 // PS-21: a prefix at most once per query. A prefix under one already in the
                 // query is covered by it; one over a prefix already in the query waits for
                 // the next query, so that the answer brings no item twice.
-                let listed: Vec<Prefix> = q.entries.iter().filter_map(node_prefix).collect();
                 if listed.iter().any(|other| other.contains(p)) {
                     continue;
                 }
@@ -388,7 +401,8 @@ impl Puller {
                 // A bucket pull over a prefix of an unanswered query waits for that answer,
                 // so that no item comes twice.
                 if self.in_flight_cover.contains_key(&p) {
-                    deferred.push(p);
+                    self.prioritized.insert(p);
+                    self.awaiting_cover.push(p);
                     continue;
                 }
                 (p, NodeKind::Ids)
@@ -426,6 +440,7 @@ impl Puller {
                 break;
             }
             q.entries.push(entry);
+            listed.push(prefix);
             nodes += 1;
         }
         for p in deferred.into_iter().rev() {
@@ -466,6 +481,17 @@ impl Puller {
                         self.in_flight_cover.remove(&at);
                     }
                 }
+            }
+        }
+        if !self.awaiting_cover.is_empty() {
+            let cover = &self.in_flight_cover;
+            let (ready, still): (Vec<Prefix>, Vec<Prefix>) =
+                std::mem::take(&mut self.awaiting_cover)
+                    .into_iter()
+                    .partition(|p| !cover.contains_key(p));
+            self.awaiting_cover = still;
+            for p in ready.into_iter().rev() {
+                self.priority.push_front(p);
             }
         }
         if let Some(p) = unrelated_node(answer, &queried) {
