@@ -133,6 +133,39 @@ fn link_loss_unchanged(ctx: &Ctx<'_>) -> Body {
             &phase,
         ),
     );
+    // A hello lost inside the grace period: the other side's hello (after its wait, PS-16) or
+    // the retry (PS-57) starts the session, with the caches kept meanwhile (PS-56), so the
+    // state is still equal and nothing is pulled. Timers fire here while no session is live,
+    // which the first outage never does.
+    w.net.partition(A, B);
+    w.net.drive();
+    let mut dropped = false;
+    w.net.set_filter(move |e| {
+        if !dropped && e.stanza.children().any(|c| c.name() == "hello") {
+            dropped = true;
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let retried = w.measure_for(Duration::from_secs(120), |w| w.net.repair(A, B));
+    w.net.clear_filter();
+    let pulled: u64 = retried
+        .kinds
+        .iter()
+        .filter(|k| k.0.contains("reconcile") || k.0.contains("batch"))
+        .map(|k| k.1)
+        .sum();
+    body.check(
+        "lost-hello-keeps-cache",
+        Check::new(
+            "a hello lost within the grace period: the session that follows finds the caches \
+             kept and equal, and pulls nothing",
+            &["PS-56", "PS-57"],
+            pulled == 0 && retried.diff.is_empty(),
+            || format!("{pulled} reconcile and batch stanzas: {:?}", retried.kinds),
+        ),
+    );
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
