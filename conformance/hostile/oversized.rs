@@ -16,42 +16,37 @@
 use super::bench::{A, B, Bench, presence};
 use crate::conformance::check::{Check, Outcome};
 use crate::conformance::subject::{Implementation, Reference};
-use crate::model::Show;
 use crate::model::truth::{View, differences};
+use crate::model::{ResourcePresence, Show};
 use crate::sim::wire_len;
 use minidom::Element;
 
 /// The view the XEP promises when `huge` is the only status that makes a state too large:
 /// the truth without that status text, in every view of a contact of another domain.
 pub fn expected_view(truth: &View, huge: &str) -> View {
-    let mut view = truth.clone();
-    for (viewer, contacts) in view.iter_mut() {
-        for (contact, resources) in contacts.iter_mut() {
-            if contact.domain() == viewer.domain() {
-                continue;
-            }
-            for rp in resources.values_mut() {
-                rp.statuses.retain(|_, text| text != huge);
-            }
-        }
-    }
-    view
+    across_domains(truth, |rp| rp.statuses.retain(|_, text| text != huge))
 }
 
 /// The view the XEP promises when the extension elements of namespace `dropped` are the
 /// largest ones of their publishers' states, and dropping them is enough for each state to fit:
 /// the truth without them in every view of a contact of another domain.
 pub fn without_extensions(truth: &View, dropped: &[&str]) -> View {
+    across_domains(truth, |rp| {
+        rp.extensions
+            .retain(|e| !dropped.contains(&e.ns().as_str()))
+    })
+}
+
+/// `truth` with `reduce` applied to every resource a viewer is shown of a contact of another
+/// domain (what crosses the link, PS-41).
+fn across_domains(truth: &View, reduce: impl Fn(&mut ResourcePresence)) -> View {
     let mut view = truth.clone();
     for (viewer, contacts) in view.iter_mut() {
         for (contact, resources) in contacts.iter_mut() {
             if contact.domain() == viewer.domain() {
                 continue;
             }
-            for rp in resources.values_mut() {
-                rp.extensions
-                    .retain(|e| !dropped.contains(&e.ns().as_str()));
-            }
+            resources.values_mut().for_each(&reduce);
         }
     }
     view

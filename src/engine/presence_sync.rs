@@ -18,8 +18,8 @@ use jid::BareJid;
 
 use super::budget::{
     Budget, Claim, HANDBACK_BYTES, NODE_WEIGHT, NodeAllowance, NodeKind, PendingNodes,
-    drop_repeated, entry_bytes, fit_node, hand_back, is_node, max_query_nodes, node_prefix,
-    node_weight, queried_prefixes, reserves, unrelated_node, wire_step,
+    drop_repeated, fit_node, hand_back, is_node, max_query_nodes, node_prefix, node_weight,
+    reserves, unrelated_node, wire_step,
 };
 use super::edge_sync::DescentError;
 use super::presence_set::PresenceSet;
@@ -27,7 +27,9 @@ use crate::digest::descent;
 use crate::digest::prefix::MAX_DEPTH;
 use crate::digest::{Prefix, ShortId};
 use crate::model::PublisherPresence;
-use crate::wire::{Gone, IdList, Item, Lack, Limits, Reconcile, ReconcileEntry, ReconcileSet};
+use crate::wire::{
+    Gone, IdList, Item, Lack, Limits, Reconcile, ReconcileEntry, ReconcileSet, WireElement,
+};
 
 fn item_of(set: &PresenceSet, publisher: &BareJid) -> ReconcileEntry {
     let presence = set.get(publisher).cloned().unwrap_or_default();
@@ -296,6 +298,24 @@ impl Puller {
         }
     }
 
+    /// Counts the node `prefixes` of a query sent (`add`) or answered in [`Self::in_flight_cover`]:
+    /// each prefix and every prefix above it.
+    fn cover(&mut self, prefixes: &[Prefix], add: bool) {
+        for p in prefixes {
+            for len in 0..=p.len() {
+                let at = p.truncate(len);
+                if add {
+                    *self.in_flight_cover.entry(at).or_default() += 1;
+                } else if let Some(n) = self.in_flight_cover.get_mut(&at) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.in_flight_cover.remove(&at);
+                    }
+                }
+            }
+        }
+    }
+
     /// Pulls `prefix` next, before anything not yet sent (a user became active, or a
     /// domain-level presence named a publisher the cache lacks, PS-48). A prefix already
     /// waiting moves to the front; one more than the bound is dropped (the descent from the
@@ -379,7 +399,6 @@ impl Puller {
             budget.take(std::slice::from_ref(&entry));
             q.entries.push(entry);
         }
-        let mut nodes = 0;
         let mut deferred = Vec::new();
         // The node prefixes of this query so far.
         let mut listed: Vec<Prefix> = Vec::new();
@@ -406,11 +425,7 @@ impl Puller {
                     continue;
                 }
                 (p, NodeKind::Ids)
-            } else if !self.root_started
-                && self.in_flight.is_empty()
-                && nodes == 0
-                && q.entries.is_empty()
-            {
+            } else if !self.root_started && self.in_flight.is_empty() && q.entries.is_empty() {
                 // The descent from the root goes last, once the priority pulls are answered
                 // (and the items they handed back asked for and received), so that it finds
                 // their buckets already equal and brings nothing before them.
@@ -441,7 +456,6 @@ impl Puller {
             }
             q.entries.push(entry);
             listed.push(prefix);
-            nodes += 1;
         }
         for p in deferred.into_iter().rev() {
             if self.prioritized.insert(p) {
@@ -451,13 +465,8 @@ impl Puller {
         if q.entries.is_empty() {
             return None;
         }
-        let queried = queried_prefixes(&q);
-        for p in &queried {
-            for len in 0..=p.len() {
-                *self.in_flight_cover.entry(p.truncate(len)).or_default() += 1;
-            }
-        }
-        self.in_flight.push_back(queried);
+        self.cover(&listed, true);
+        self.in_flight.push_back(listed);
         self.queries += 1;
         Some(q)
     }
@@ -472,17 +481,7 @@ impl Puller {
         answer: &Reconcile,
     ) -> Result<Vec<CacheChange>, DescentError> {
         let queried = self.in_flight.pop_front().unwrap_or_default();
-        for p in &queried {
-            for len in 0..=p.len() {
-                let at = p.truncate(len);
-                if let Some(n) = self.in_flight_cover.get_mut(&at) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.in_flight_cover.remove(&at);
-                    }
-                }
-            }
-        }
+        self.cover(&queried, false);
         if !self.awaiting_cover.is_empty() {
             let cover = &self.in_flight_cover;
             let (ready, still): (Vec<Prefix>, Vec<Prefix>) =
@@ -514,7 +513,7 @@ impl Puller {
             return Err(DescentError::Exhausted(self.max_entries));
         }
         for item in answer.items().take(ITEMS_SAMPLED) {
-            let bytes = entry_bytes(&ReconcileEntry::Item(item.clone()));
+            let bytes = item.to_xml_bytes().map_or(0, |b| b.len());
             self.item_bytes.0 = self.item_bytes.0.saturating_add(bytes as u64);
             self.item_bytes.1 += 1;
         }
