@@ -82,7 +82,7 @@ use super::repair::{Holder, RepairStanza, plan, repairs_suspended};
 use crate::digest::prefix::MAX_DEPTH;
 use crate::digest::{Fingerprint, HashAlgo, NodeValue, PairHasher, depth_for};
 use crate::engine::time::Time;
-use crate::model::{Edge, Epoch, PublisherPresence, Subscription};
+use crate::model::{Edge, Epoch, PublisherPresence};
 use crate::wire::{
     Batch, Direction, Domains, Fanout, Hello, Item, ItemPresence, Limits, Reconcile, ReconcileSet,
     Root, ServerNs, SetName, ShallowPresence, Shutdown, StreamFeature, WireElement, WireError,
@@ -90,136 +90,20 @@ use crate::wire::{
 };
 
 mod cache;
+mod config;
+mod directory;
 mod hello;
 mod receive;
 mod send;
 
-/// One second in [`Time`] units (microseconds).
-const SECOND: u64 = 1_000_000;
+use config::SECOND;
+pub use config::{Config, LIMITS, Mutation, SMALL_PEER};
+pub use directory::{ActiveFirst, Directory, PriorityPolicy};
 
 /// Hellos of the peer accepted at once on a link: the first, and a verification and a
 /// re-verification for each of the three descents a session may make (PS-20, PS-36, PS-38).
 /// The budget refills by one every [`HELLO_INTERVAL`].
 const HELLO_BURST: u32 = 7;
-
-/// The XEP's default small-peer threshold (PS-93): the largest number of shared edges for
-/// which RFC 6121 costs no more than a session, measured on the hub scenario.
-pub const SMALL_PEER: u64 = 40;
-
-/// The limits the reference announces: the XEP's defaults, with the largest window the XEP
-/// allows (XEP §Flow Control and Limits, §Choices Left to Implementations). The window paces
-/// a restart's pull, about one round trip per window of answers (the packet bench's cold
-/// restart at 10^6 edges measures it); the cost is at most window × max-bytes (4 MiB) of a
-/// peer's requests and answers in flight.
-pub const LIMITS: Limits = Limits {
-    window: 64,
-    ..Limits::DEFAULT
-};
-
-/// Tunables of a session (the XEP's defaults, and the reference's [`LIMITS`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    /// Hash algorithms this server supports, preferred first (PS-1: sha-256 is mandatory).
-    pub algos: Vec<HashAlgo>,
-    /// The limits this server announces in its hellos (XEP §Hello).
-    pub limits: Limits,
-    /// How long a cache of a peer stays usable in the suspended mode (PS-56), µs.
-    pub grace: u64,
-    /// After how long an unanswered request ends the session (PS-51), µs.
-    pub request_timeout: u64,
-    /// The first retry delay after a failed session (PS-57), µs; doubled after each failure.
-    pub retry: u64,
-    /// Failed sessions in a row after which the peer is treated as legacy (PS-58).
-    pub max_failures: u32,
-    /// Descents of the edge set in one session after which the peer is treated as legacy
-    /// (PS-38).
-    pub max_descents: u32,
-    /// How long the side that is not the edge driver waits for the driver's hello before
-    /// sending its own (PS-16), µs.
-    pub hello_wait: u64,
-    /// The small-peer threshold of PS-93: with a peer that shares at most this many edges and
-    /// of which nothing is cached, this side starts no session and applies RFC 6121 (a hello
-    /// of the peer is still answered). 0: only peers that share nothing.
-    pub small_peer: u64,
-    /// A deliberate fault, for proving that the conformance suite catches it
-    /// (`conformance/mutants.rs`). Always `None` in a real server.
-    pub mutation: Option<Mutation>,
-}
-
-/// A deliberately broken behaviour of the reference engine: the conformance suite must catch
-/// each one with a failing check that names the requirement it breaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Mutation {
-    /// Keeps the cache of a peer whose epoch changed (breaks PS-13, PS-19).
-    IgnoreNewEpoch,
-    /// Forgets the local fan-out of a cached presence change to one of its subscribers
-    /// (breaks PS-40).
-    ForgetOneSubscriber,
-    /// Shows cached presence to local users who block the publisher or are on its except
-    /// list (breaks PS-9, PS-79).
-    ShowToBlocked,
-    /// Accepts items and domain-level presence for JIDs of a domain other than the peer's
-    /// (breaks PS-39, PS-74).
-    TrustForeignJid,
-    /// After a link loss, resumes the session without a hello exchange, as if nothing could
-    /// have changed (breaks PS-16, PS-37).
-    NeverReverify,
-    /// Sends each live presence change per subscriber, as RFC 6121 broadcasts do, instead of
-    /// once per publisher (breaks PS-44, PS-66).
-    PerEdgePresence,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            algos: vec![HashAlgo::Blake3, HashAlgo::Sha256],
-            limits: LIMITS,
-            grace: 300 * SECOND,
-            request_timeout: 60 * SECOND,
-            retry: 10 * SECOND,
-            max_failures: 3,
-            max_descents: 3,
-            hello_wait: 2 * SECOND,
-            small_peer: SMALL_PEER,
-            mutation: None,
-        }
-    }
-}
-
-/// What a session needs to know about the server's own users.
-pub trait Directory {
-    /// The current roster item of local user `user` for `contact` (PS-63: repairs are decided
-    /// against the state at the time of acting).
-    fn roster_item(&self, user: &BareJid, contact: &BareJid) -> Option<Subscription>;
-    /// Publishers of `peer` whose presence local users want now, each with its rank (0 is
-    /// the most urgent), most wanted first (the server's priority policy, XEP §Priority
-    /// Ordering).
-    fn wanted(&self, peer: &str) -> Vec<(BareJid, u8)>;
-}
-
-/// The order in which a cache holder wants the presence of the peer's publishers (XEP
-/// §Priority Ordering, PS-53): a rank for each local user, from whether the user is online and
-/// active now. Contacts of users with a lower rank are pulled first; users without a rank add
-/// nothing to the front of the queue (their contacts come with the descent from the root).
-pub trait PriorityPolicy: fmt::Debug + Send + Sync {
-    /// The rank of a local user, or None if its contacts need no priority.
-    fn rank(&self, online: bool, active: bool) -> Option<u8>;
-}
-
-/// The default policy of PS-53: the contacts of users who are online and active first (rank
-/// 0), then those of online users (rank 1), then the rest.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ActiveFirst;
-
-impl PriorityPolicy for ActiveFirst {
-    fn rank(&self, online: bool, active: bool) -> Option<u8> {
-        match (online, active) {
-            (true, true) => Some(0),
-            (true, false) => Some(1),
-            _ => None,
-        }
-    }
-}
 
 /// The mode of the server towards the peer (XEP §Sessions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
