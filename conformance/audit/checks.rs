@@ -275,7 +275,7 @@ impl Auditor<'_> {
         if let Some((_, hash)) = hash {
             return match hello.map(|h| h.attr("hash").unwrap_or_default()) {
                 Some(h) if h == hash => {
-                    p.establish(t);
+                    p.establish(t, t);
                     None
                 }
                 Some(h) => Some((
@@ -393,7 +393,10 @@ impl Auditor<'_> {
             self.repair(t, peer, st, r);
         }
         let p = self.peer(peer);
-        if fanout || !p.sync || p.session.is_none() {
+        // On the wire, presence the host sent before it read the answer that established
+        // the session may be recorded after that answer; a host whose request lapsed may
+        // have ended the session (PS-51) and, after three, treat the peer as legacy (PS-58).
+        if fanout || !p.sync || p.session.is_none() || t < p.aware || p.lapsed(t) {
             return;
         }
         self.saw(CheckId::NoPerUserPresence);

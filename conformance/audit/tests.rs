@@ -275,7 +275,10 @@ fn limits() {
         max_bytes: 4096,
         ..Limits::DEFAULT
     };
-    let ctx = AuditContext { limits };
+    let ctx = AuditContext {
+        limits,
+        ..AuditContext::default()
+    };
     let check = |extra: Record, req| fails_with(&with(vec![extra]), &ctx, CheckId::Limits, req);
     let ids: String = (0..3)
         .map(|i| format!("<ids prefix='{i}' ids=''/>"))
@@ -382,6 +385,97 @@ fn hello_with_a_cache_but_no_peer_epoch() {
     );
 }
 
+/// On the wire, the host's stanzas recorded within the in-flight allowance after the answer
+/// that established the session may have crossed it; later ones may not.
+#[test]
+fn on_the_wire_presence_that_crossed_the_session_answer_is_no_finding() {
+    let probe = presence(Some("probe"), JULIET, ROMEO, "");
+    let wire = AuditContext::wire();
+    let in_flight_ms = WIRE_IN_FLIGHT_US / 1000;
+    // The session's answer is received at 2 ms (`prefix`).
+    let crossing = with(vec![out(2 + in_flight_ms - 1, &probe)]);
+    let findings = audit(H, &crossing, &wire);
+    assert_eq!(
+        findings[CheckId::NoPerUserPresence as usize].outcome,
+        Outcome::NotExercised,
+        "{}",
+        show(&findings)
+    );
+    let after = with(vec![out(2 + in_flight_ms, &probe)]);
+    fails_with(&after, &wire, CheckId::NoPerUserPresence, "PS-66");
+    // In simulation the records are the host's own: no allowance.
+    fails(vec![out(3, &probe)], CheckId::NoPerUserPresence, "PS-66");
+    // A session the host established by its own answer is known to it at once.
+    let theirs = vec![
+        up(0, P, true),
+        inn(1, &iq(false, "set", "h7", &hello(E2, None, 0))),
+        out(2, &iq(true, "result", "h7", &hello(E1, Some(E2), 0))),
+        out(3, &probe),
+    ];
+    fails_with(&theirs, &wire, CheckId::NoPerUserPresence, "PS-66");
+}
+
+/// A host whose request went unanswered for the request timeout may have ended the session
+/// (PS-51) and fallen back to RFC 6121 (PS-58): its probes are no finding until a new hello
+/// exchange starts a new session.
+#[test]
+fn after_a_lapsed_request_probes_wait_for_the_next_session() {
+    let probe = presence(Some("probe"), JULIET, ROMEO, "");
+    let query = out(
+        3,
+        &iq(
+            true,
+            "set",
+            "r1",
+            &reconcile("cached", "<split prefix=''/>"),
+        ),
+    );
+    let lapsed = with(vec![query.clone(), out(60_003, &probe)]);
+    assert_eq!(
+        outcome(&lapsed, CheckId::NoPerUserPresence),
+        Outcome::NotExercised
+    );
+    let early = with(vec![query.clone(), out(60_002, &probe)]);
+    fails_with(
+        &early,
+        &AuditContext::default(),
+        CheckId::NoPerUserPresence,
+        "PS-66",
+    );
+    let again = with(vec![
+        query,
+        out(70_000, &iq(true, "set", "h2", &hello(E1, Some(E2), 0))),
+        inn(70_001, &iq(false, "result", "h2", &hello(E2, Some(E1), 0))),
+        out(70_002, &probe),
+    ]);
+    fails_with(
+        &again,
+        &AuditContext::default(),
+        CheckId::NoPerUserPresence,
+        "PS-66",
+    );
+}
+
+/// On the wire, a request received within the in-flight allowance before the records end may
+/// not have reached the host: it is not counted as unanswered.
+#[test]
+fn on_the_wire_a_request_at_the_end_of_the_records_is_in_flight() {
+    let wire = AuditContext::wire();
+    let in_flight_ms = WIRE_IN_FLIGHT_US / 1000;
+    let request = || inn(3, &iq(false, "set", "h9", &hello(E2, Some(E1), 0)));
+    let chat = |ms| out(ms, "<message xmlns='jabber:server' type='chat'/>");
+    let just_before = with(vec![request(), chat(3 + in_flight_ms - 1)]);
+    let findings = audit(H, &just_before, &wire);
+    assert_eq!(
+        findings[CheckId::HelloAnswered as usize].outcome,
+        Outcome::Pass,
+        "{}",
+        show(&findings)
+    );
+    let later = with(vec![request(), chat(3 + in_flight_ms)]);
+    fails_with(&later, &wire, CheckId::HelloAnswered, "PS-17");
+}
+
 #[test]
 fn hellos_must_be_answered() {
     let request = || inn(3, &iq(false, "set", "h9", &hello(E2, Some(E1), 0)));
@@ -482,6 +576,7 @@ fn query_nodes() {
             max_bytes: 4096,
             ..Limits::DEFAULT
         },
+        ..AuditContext::default()
     };
     let query = |n: usize, ty: &str| {
         let ids: String = (0..n)

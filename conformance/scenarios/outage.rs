@@ -492,6 +492,39 @@ fn failing_sessions(ctx: &Ctx<'_>) -> Body {
             &problems,
         ),
     );
+    // PS-58 counts failed sessions, not failed hellos: sessions whose hellos are answered but
+    // whose pulls never are (changes on both sides during an outage, every reconcile query
+    // lost) fail too, and three in a row bring the fallback.
+    w.net.partition(A, B);
+    apply(&mut w, &ctx.fed.churn(ctx.changes, ctx.seed ^ 0x58));
+    w.net.drive();
+    w.net.set_filter(|e| {
+        if e.stanza.children().any(|c| c.name() == "reconcile") {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let pulls = w.measure_for(Duration::from_secs(600), |w| w.net.repair(A, B));
+    w.net.clear_filter();
+    let probes = pulls
+        .kinds
+        .iter()
+        .filter(|k| k.0 == "presence/probe")
+        .map(|k| k.1)
+        .sum::<u64>();
+    let mut problems = pulls.diff.clone();
+    if probes == 0 {
+        problems.insert(0, format!("no probe in {:?}", pulls.kinds));
+    }
+    body.check(
+        "fallback-after-failed-pulls",
+        Check::empty(
+            "sessions that are established but whose pulls are never answered count as failed: after three the peer is treated as legacy, and every user sees exactly its contacts' presence",
+            &["PS-51", "PS-58"],
+            &problems,
+        ),
+    );
     body.phase = Some(phase);
     body.worlds.push(w);
     body

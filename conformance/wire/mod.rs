@@ -273,7 +273,7 @@ pub async fn run(
                 });
                 w.settle().await;
                 let records = w.records_since(&mark);
-                let findings = audit::audit(&target.domain, &records, &AuditContext::default());
+                let findings = audit::audit(&target.domain, &records, &AuditContext::wire());
                 let mut checks = body.checks;
                 checks.extend(crate::conformance::scenarios::merge_audits(
                     std::iter::once(findings),
