@@ -53,12 +53,13 @@ use jid::{BareJid, Jid};
 use minidom::Element;
 
 use super::record::{Record, RecordKind};
+use crate::digest::ShortId;
 use crate::model::Epoch;
 use crate::sim::{SimTime, stanza_kind, wire_len};
 use crate::wire::ns::PRESENCE_SYNC;
 use crate::wire::{
-    Direction, Hello, Limits, Malformed, Repair, Shutdown, StreamFeature, SyncElement, WireElement,
-    WireError,
+    Direction, Hello, Limits, Malformed, Reconcile, ReconcileEntry, ReconcileSet, Repair, Shutdown,
+    StreamFeature, SyncElement, WireElement, WireError,
 };
 
 mod checks;
@@ -188,6 +189,9 @@ checks! {
     AnswerNodes "answer-nodes" ["PS-90"]
         "every <split/> and <ids/> of a reconcile answer names a node of its query or a child \
          of one";
+    ReAsks "re-asks" ["PS-32", "PS-84"]
+        "an id the host lacked and asks for again goes in a query with no <split/> or <ids/>, \
+         and no id of the edge set is asked for a third time within one descent (SHOULD)";
 }
 
 impl CheckId {
@@ -368,6 +372,9 @@ struct Peer {
     probes: BTreeMap<(BareJid, BareJid), Option<SimTime>>,
     /// Repairs sent since the latest session began: (publisher, subscriber).
     repairs: BTreeSet<(BareJid, BareJid)>,
+    /// How often the host has asked for each id in a `<lack/>` since the latest hello, per
+    /// set (PS-32, PS-84): a hello ends a descent.
+    lacked: BTreeMap<(ReconcileSet, ShortId), u32>,
 }
 
 impl Peer {
@@ -630,6 +637,7 @@ impl Auditor<'_> {
                     self.saw(CheckId::HelloAnswered);
                     let hash = h.attr("hash").unwrap_or_default().to_owned();
                     let p = self.peer(peer);
+                    p.lacked.clear();
                     p.hellos_in.insert(id, (t, hash));
                     note_peer_hello(p, h);
                 } else if let Some(r) = child(st, "reconcile") {
@@ -660,6 +668,7 @@ impl Auditor<'_> {
                 let hello = child(st, "hello");
                 if let Some(h) = hello {
                     note_peer_hello(p, h);
+                    p.lacked.clear();
                 }
                 if p.hellos_out.remove(&id).is_some() && hello.is_some() {
                     p.establish(t, t.plus_micros(in_flight));

@@ -234,6 +234,9 @@ impl Auditor<'_> {
                     let epoch = b.attr("epoch").and_then(|e| e.parse().ok());
                     self.own_epoch(t, peer, st, epoch);
                 }
+                if let Some(r) = child(st, "reconcile") {
+                    self.re_asks(t, peer, st, r);
+                }
             }
             Some(ty @ ("result" | "error")) => {
                 if let Some((check, req, why)) = self.answer(t, peer, st, ty, hello) {
@@ -241,6 +244,45 @@ impl Auditor<'_> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// PS-32, PS-84: the ids a query of the host lacks that it lacked before in this
+    /// descent go in a query of their own, and no edge id is asked for a third time.
+    fn re_asks(&mut self, t: SimTime, peer: &str, st: &Element, r: &Element) {
+        let Ok(query) = Reconcile::parse_element(r) else {
+            return; // strict-syntax reports it
+        };
+        let p = self.peer(peer);
+        let (mut again, mut third) = (0, 0);
+        let mut nodes = false;
+        for entry in &query.entries {
+            match entry {
+                ReconcileEntry::Split(_) | ReconcileEntry::Ids(_) => nodes = true,
+                ReconcileEntry::Lack(l) => {
+                    for id in &l.ids.0 {
+                        let n = p.lacked.entry((query.set, *id)).or_default();
+                        *n += 1;
+                        again += usize::from(*n >= 2);
+                        third += usize::from(*n > 2 && query.set == ReconcileSet::Edges);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if again == 0 {
+            return;
+        }
+        self.saw(CheckId::ReAsks);
+        if nodes {
+            let why = format!(
+                "asks again for {again} ids in a query that also carries <split/> or <ids/>"
+            );
+            self.flag(CheckId::ReAsks, "PS-84", t, peer, st, why);
+        }
+        if third > 0 {
+            let why = format!("asks a third time for {third} ids of the edge set in one descent");
+            self.flag(CheckId::ReAsks, "PS-32", t, peer, st, why);
         }
     }
 
@@ -343,6 +385,8 @@ impl Auditor<'_> {
         if let Ok(hello) = Hello::parse_element(h) {
             self.peer(peer).host_limits = Some(hello.limits());
         }
+        // A hello ends a descent (PS-32).
+        self.peer(peer).lacked.clear();
         let epoch = h.attr("epoch").and_then(|e| e.parse().ok());
         self.own_epoch(t, peer, st, epoch);
     }

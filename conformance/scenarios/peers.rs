@@ -363,10 +363,48 @@ fn mismatch(ctx: &Ctx<'_>) -> Body {
         cancelled_during_descent(&mut w),
     );
     body.check("repair-reply-to-blocker", reply_to_blocker(&mut w));
+    body.check("unrepairable-falls-back", unrepairable(ctx, &mismatches));
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
     body
+}
+
+/// PS-38: the same mismatches, but every repair is lost, so the edge roots still differ after
+/// each descent (as when the two servers normalize some JID differently). After three
+/// descents the subject must end the session and treat the peer as legacy: RFC 6121 probes
+/// go out.
+fn unrepairable(ctx: &Ctx<'_>, mismatches: &[Mismatch]) -> Check {
+    let mut w = ctx.pair();
+    w.net.partition(A, B);
+    for m in mismatches {
+        w.act(m.domain(), |s| m.apply(s));
+    }
+    w.net.drive();
+    w.net.set_filter(|e| {
+        if e.stanza.name() == "presence" && e.stanza.has_child("repair", ns::PRESENCE_SYNC) {
+            crate::sim::Verdict::Drop
+        } else {
+            crate::sim::Verdict::Deliver
+        }
+    });
+    let phase = w.measure_for(Duration::from_secs(600), |w| w.net.repair(A, B));
+    w.net.clear_filter();
+    let count = |kind: &str| {
+        phase
+            .kinds
+            .iter()
+            .filter(|k| k.0 == kind)
+            .map(|k| k.1)
+            .sum::<u64>()
+    };
+    let (probes, hellos) = (count("presence/probe"), count("iq/set/hello"));
+    Check::new(
+        "edge roots that still differ after three descents (every repair lost) end the session: the peer is treated as legacy and RFC 6121 probes go out",
+        &["PS-38"],
+        probes > 0,
+        || format!("no probe in 600 s ({hellos} hellos): {:?}", phase.kinds),
+    )
 }
 
 /// A user of A and a user of B with no roster item for each other (online or not).

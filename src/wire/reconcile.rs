@@ -17,7 +17,7 @@ use crate::wire::malformed::Malformed;
 use crate::wire::ns;
 
 /// Which set a reconcile is about (XEP §Reconciliation, `set` attribute).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ReconcileSet {
     /// `edges`: the edge set, driven by the domain whose name sorts first.
     Edges,
