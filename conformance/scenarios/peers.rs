@@ -364,10 +364,62 @@ fn mismatch(ctx: &Ctx<'_>) -> Body {
     );
     body.check("repair-reply-to-blocker", reply_to_blocker(&mut w));
     body.check("unrepairable-falls-back", unrepairable(ctx, &mismatches));
+    body.check("mass-mismatch-suspends-repairs", mass_mismatch(ctx));
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
     body
+}
+
+/// PS-65: more mismatches than the default threshold (the larger of 1000 and 1% of the edge
+/// set), as a restored backup makes. During an outage A gains a pending subscription request
+/// to B for that many pairs with no relation (requests B never received: each calls for a
+/// repair `subscribe` from A, XEP §Repair of Subscription Mismatches). When the link is back,
+/// repairs must be suspended: no `<repair/>` crosses the link. (The edge counts of the two
+/// hellos already differ by more than the threshold, so a server need not finish a descent to
+/// know. The edge roots stay different, so the peer ends up legacy, PS-38, and RFC 6121 may
+/// then send the pending requests again: those are not repairs.)
+fn mass_mismatch(ctx: &Ctx<'_>) -> Check {
+    let name = "more mismatches than the threshold (a restored backup): repairs are suspended";
+    let mut w = ctx.pair();
+    let (ea, _) = edge_sets(&w);
+    let threshold = 1000.max((ea.len() as u64).div_ceil(100));
+    let n = (threshold + threshold / 5) as usize;
+    let pairs = unrelated_pairs(&w, n);
+    if pairs.len() < n {
+        return Check::with(
+            name,
+            &["PS-65"],
+            crate::conformance::check::Outcome::NotExercised(format!(
+                "{} pairs of users with no relation, fewer than {n}",
+                pairs.len()
+            )),
+        );
+    }
+    let mut pending = Subscription::NONE;
+    pending.outbound(crate::model::SubscriptionStanza::Subscribe);
+    w.net.partition(A, B);
+    w.act(A, |srv| {
+        for (s, p) in &pairs {
+            srv.set_roster_item(s, p, pending);
+        }
+    });
+    w.net.drive();
+    let phase = w.measure_for(Duration::from_secs(600), |w| w.net.repair(A, B));
+    let repairs: Vec<&(String, u64, u64)> = phase
+        .kinds
+        .iter()
+        .filter(|k| k.0.ends_with("/repair"))
+        .collect();
+    let count: u64 = repairs.iter().map(|k| k.1).sum();
+    Check::new(
+        format!(
+            "{n} mismatches (pending requests a restored backup lost), more than the threshold {threshold}: repairs are suspended, no <repair/> is sent"
+        ),
+        &["PS-65"],
+        count == 0,
+        || format!("{count} repairs: {repairs:?}"),
+    )
 }
 
 /// PS-38: the same mismatches, but every repair is lost, so the edge roots still differ after
@@ -409,12 +461,20 @@ fn unrepairable(ctx: &Ctx<'_>, mismatches: &[Mismatch]) -> Check {
 
 /// A user of A and a user of B with no roster item for each other (online or not).
 fn unrelated_pair(w: &World) -> Option<(BareJid, BareJid)> {
+    unrelated_pairs(w, 1).pop()
+}
+
+/// Up to `n` pairs of a user of A and a user of B with no roster item for each other.
+fn unrelated_pairs(w: &World, n: usize) -> Vec<(BareJid, BareJid)> {
     let (a, b) = (w.server(A).accounts(), w.server(B).accounts());
-    a.iter().find_map(|(s, acc)| {
-        b.iter()
-            .find(|(p, other)| acc.roster.get(p).is_none() && other.roster.get(s).is_none())
-            .map(|(p, _)| (s.clone(), p.clone()))
-    })
+    a.iter()
+        .flat_map(|(s, acc)| {
+            b.iter()
+                .filter(|(p, other)| acc.roster.get(p).is_none() && other.roster.get(s).is_none())
+                .map(|(p, _)| (s.clone(), p.clone()))
+        })
+        .take(n)
+        .collect()
 }
 
 /// PS-63 (XEP §Repair of Subscription Mismatches): a server evaluates each repair against its

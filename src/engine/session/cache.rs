@@ -40,7 +40,11 @@ impl Session {
             .iter()
             .map(|(e, _)| (&e.publisher, &e.subscriber))
             .collect();
-        let mismatches = pairs.len() as u64;
+        // The diff learnt so far may be a part: this side can be idle while the peer still
+        // descends. The edge sets differ in at least as many edges as their counts do, so a
+        // mass loss (a restored backup) suspends repairs before any is sent (PS-65).
+        let floor = self.edges.len().abs_diff(live.peer_edges);
+        let mismatches = (pairs.len() as u64).max(floor);
         if repairs_suspended(mismatches, self.edges.len()) {
             if !live.suspended_repairs {
                 live.suspended_repairs = true;

@@ -123,6 +123,7 @@ impl Session {
             verify_due: false,
             repaired: BTreeSet::new(),
             suspended_repairs: false,
+            peer_edges: 0,
             puller: None,
             cache_verified: false,
             dirty: BTreeSet::new(),
@@ -130,6 +131,7 @@ impl Session {
         });
         live.limits = limits;
         live.peer_epoch = theirs.epoch;
+        live.peer_edges = fp_count(theirs, SetName::Edges);
         if first {
             self.events.push_back(Event::SessionStarted);
             // Changes made while our hello was in flight (PS-44).

@@ -243,6 +243,9 @@ struct Live {
     /// Pairs (publisher, subscriber) repaired in this session (PS-83).
     repaired: BTreeSet<(BareJid, BareJid)>,
     suspended_repairs: bool,
+    /// The edge count of the peer's latest hello: the edge sets differ in at least as many
+    /// edges as the two counts do (PS-65).
+    peer_edges: u64,
     /// The pull of the peer's published set in progress.
     puller: Option<Puller>,
     cache_verified: bool,
