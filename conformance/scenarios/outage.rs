@@ -166,10 +166,51 @@ fn link_loss_unchanged(ctx: &Ctx<'_>) -> Body {
             || format!("{pulled} reconcile and batch stanzas: {:?}", retried.kinds),
         ),
     );
+    body.check("flap-inside-hello-wait", flap_inside_hello_wait(&mut w));
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
     body
+}
+
+/// PS-16, PS-20: the link comes back, the driver's hello is lost, and the link drops again
+/// within the other side's 2-second wait (a flapping link). A hello sent when that wait ends
+/// would go into a link that is down and hold every later hello back until it times out
+/// (PS-51). When the link is back for good, one hello exchange starts the session at once and
+/// it stays: one hello request and one answer in 120 s, nothing pulled.
+fn flap_inside_hello_wait(w: &mut World) -> Check {
+    w.net.partition(A, B);
+    w.net.drive();
+    w.net.set_filter(|e| {
+        if e.stanza.children().any(|c| c.name() == "hello") {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    w.net.repair(A, B);
+    w.net.drive_for(Duration::from_millis(1000));
+    w.net.partition(A, B);
+    w.net.drive_for(Duration::from_secs(5));
+    w.net.clear_filter();
+    let back = w.measure_for(Duration::from_secs(120), |w| w.net.repair(A, B));
+    let count = |pred: &dyn Fn(&str) -> bool| -> u64 {
+        back.kinds.iter().filter(|k| pred(&k.0)).map(|k| k.1).sum()
+    };
+    let hellos = count(&|k| k.starts_with("iq/set/hello"));
+    let answers = count(&|k| k.starts_with("iq/result/hello"));
+    let pulled = count(&|k| k.contains("reconcile") || k.contains("batch"));
+    Check::new(
+        "a link that drops within the 2-second hello wait: once it is back, one hello exchange starts a session that stays, and nothing is pulled",
+        &["PS-16", "PS-20", "PS-56"],
+        hellos == 1 && answers == 1 && pulled == 0 && back.diff.is_empty(),
+        || {
+            format!(
+                "{hellos} hello requests, {answers} answers, {pulled} reconcile and batch stanzas: {:?}",
+                back.kinds
+            )
+        },
+    )
 }
 
 /// True if one of `records` is a stanza the host sent carrying `publisher`'s presence: a
