@@ -459,6 +459,11 @@ pub struct Phase {
 }
 
 impl Phase {
+    /// The stanzas delivered whose kind (`sim::stanza_kind`) satisfies `kind`.
+    pub fn stanzas_of(&self, kind: impl Fn(&str) -> bool) -> u64 {
+        self.kinds.iter().filter(|k| kind(&k.0)).map(|k| k.1).sum()
+    }
+
     /// This phase followed by `later`: counts and round trips add up; the end state and the
     /// times are `later`'s (measured from its own start).
     pub fn then(self, later: Phase) -> Phase {

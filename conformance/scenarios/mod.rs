@@ -271,6 +271,20 @@ pub fn truth(name: impl Into<String>, requirements: &[&'static str], phase: &Pha
 /// only to restrict delivery (PS-80).
 pub const TRUTH: [&str; 5] = ["PS-7", "PS-9", "PS-40", "PS-79", "PS-80"];
 
+/// A network filter that loses every stanza with a child element named `child` (a hello, a
+/// reconcile, a repair marker) and delivers the rest.
+pub(crate) fn lose_every(
+    child: &'static str,
+) -> impl FnMut(&crate::sim::Envelope<'_>) -> crate::sim::Verdict + 'static {
+    move |e| {
+        if e.stanza.children().any(|c| c.name() == child) {
+            crate::sim::Verdict::Drop
+        } else {
+            crate::sim::Verdict::Deliver
+        }
+    }
+}
+
 /// `TRUTH` plus `more`.
 pub fn truth_reqs(more: &[&'static str]) -> Vec<&'static str> {
     let mut v = TRUTH.to_vec();

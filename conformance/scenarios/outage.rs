@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{A, B, Body, Ctx, Scenario, truth, truth_reqs};
+use super::{A, B, Body, Ctx, Scenario, lose_every, truth, truth_reqs};
 use crate::conformance::check::{Check, Outcome};
 use crate::conformance::record::{Record, RecordKind};
 use crate::conformance::workload::{Change, Churn};
@@ -150,12 +150,7 @@ fn link_loss_unchanged(ctx: &Ctx<'_>) -> Body {
     });
     let retried = w.measure_for(Duration::from_secs(120), |w| w.net.repair(A, B));
     w.net.clear_filter();
-    let pulled: u64 = retried
-        .kinds
-        .iter()
-        .filter(|k| k.0.contains("reconcile") || k.0.contains("batch"))
-        .map(|k| k.1)
-        .sum();
+    let pulled = retried.stanzas_of(|k| k.contains("reconcile") || k.contains("batch"));
     body.check(
         "lost-hello-keeps-cache",
         Check::new(
@@ -181,25 +176,16 @@ fn link_loss_unchanged(ctx: &Ctx<'_>) -> Body {
 fn flap_inside_hello_wait(w: &mut World) -> Check {
     w.net.partition(A, B);
     w.net.drive();
-    w.net.set_filter(|e| {
-        if e.stanza.children().any(|c| c.name() == "hello") {
-            Verdict::Drop
-        } else {
-            Verdict::Deliver
-        }
-    });
+    w.net.set_filter(lose_every("hello"));
     w.net.repair(A, B);
     w.net.drive_for(Duration::from_millis(1000));
     w.net.partition(A, B);
     w.net.drive_for(Duration::from_secs(5));
     w.net.clear_filter();
     let back = w.measure_for(Duration::from_secs(120), |w| w.net.repair(A, B));
-    let count = |pred: &dyn Fn(&str) -> bool| -> u64 {
-        back.kinds.iter().filter(|k| pred(&k.0)).map(|k| k.1).sum()
-    };
-    let hellos = count(&|k| k.starts_with("iq/set/hello"));
-    let answers = count(&|k| k.starts_with("iq/result/hello"));
-    let pulled = count(&|k| k.contains("reconcile") || k.contains("batch"));
+    let hellos = back.stanzas_of(|k| k.starts_with("iq/set/hello"));
+    let answers = back.stanzas_of(|k| k.starts_with("iq/result/hello"));
+    let pulled = back.stanzas_of(|k| k.contains("reconcile") || k.contains("batch"));
     Check::new(
         "a link that drops within the 2-second hello wait: once it is back, one hello exchange starts a session that stays, and nothing is pulled",
         &["PS-16", "PS-20", "PS-56"],
@@ -468,21 +454,9 @@ fn failing_sessions(ctx: &Ctx<'_>) -> Body {
     let mut w = ctx.pair();
     w.net.partition(A, B);
     w.net.drive();
-    w.net.set_filter(|e| {
-        let hello = e.stanza.children().any(|c| c.name() == "hello");
-        if hello {
-            Verdict::Drop
-        } else {
-            Verdict::Deliver
-        }
-    });
+    w.net.set_filter(lose_every("hello"));
     let phase = w.measure_for(Duration::from_secs(600), |w| w.net.repair(A, B));
-    let probes = phase
-        .kinds
-        .iter()
-        .filter(|k| k.0 == "presence/probe")
-        .map(|k| k.1)
-        .sum::<u64>();
+    let probes = phase.stanzas_of(|k| k == "presence/probe");
     let mut body = Body::default();
     body.check(
         "fallback-to-legacy",
@@ -539,21 +513,10 @@ fn failing_sessions(ctx: &Ctx<'_>) -> Body {
     w.net.partition(A, B);
     apply(&mut w, &ctx.fed.churn(ctx.changes, ctx.seed ^ 0x58));
     w.net.drive();
-    w.net.set_filter(|e| {
-        if e.stanza.children().any(|c| c.name() == "reconcile") {
-            Verdict::Drop
-        } else {
-            Verdict::Deliver
-        }
-    });
+    w.net.set_filter(lose_every("reconcile"));
     let pulls = w.measure_for(Duration::from_secs(600), |w| w.net.repair(A, B));
     w.net.clear_filter();
-    let probes = pulls
-        .kinds
-        .iter()
-        .filter(|k| k.0 == "presence/probe")
-        .map(|k| k.1)
-        .sum::<u64>();
+    let probes = pulls.stanzas_of(|k| k == "presence/probe");
     let mut problems = pulls.diff.clone();
     if probes == 0 {
         problems.insert(0, format!("no probe in {:?}", pulls.kinds));

@@ -406,19 +406,14 @@ fn mass_mismatch(ctx: &Ctx<'_>) -> Check {
     });
     w.net.drive();
     let phase = w.measure_for(Duration::from_secs(600), |w| w.net.repair(A, B));
-    let repairs: Vec<&(String, u64, u64)> = phase
-        .kinds
-        .iter()
-        .filter(|k| k.0.ends_with("/repair"))
-        .collect();
-    let count: u64 = repairs.iter().map(|k| k.1).sum();
+    let count = phase.stanzas_of(|k| k.ends_with("/repair"));
     Check::new(
         format!(
             "{n} mismatches (pending requests a restored backup lost), more than the threshold {threshold}: repairs are suspended, no <repair/> is sent"
         ),
         &["PS-65"],
         count == 0,
-        || format!("{count} repairs: {repairs:?}"),
+        || format!("{count} repairs: {:?}", phase.kinds),
     )
 }
 
@@ -433,24 +428,11 @@ fn unrepairable(ctx: &Ctx<'_>, mismatches: &[Mismatch]) -> Check {
         w.act(m.domain(), |s| m.apply(s));
     }
     w.net.drive();
-    w.net.set_filter(|e| {
-        if e.stanza.name() == "presence" && e.stanza.has_child("repair", ns::PRESENCE_SYNC) {
-            crate::sim::Verdict::Drop
-        } else {
-            crate::sim::Verdict::Deliver
-        }
-    });
+    w.net.set_filter(super::lose_every("repair"));
     let phase = w.measure_for(Duration::from_secs(600), |w| w.net.repair(A, B));
     w.net.clear_filter();
-    let count = |kind: &str| {
-        phase
-            .kinds
-            .iter()
-            .filter(|k| k.0 == kind)
-            .map(|k| k.1)
-            .sum::<u64>()
-    };
-    let (probes, hellos) = (count("presence/probe"), count("iq/set/hello"));
+    let probes = phase.stanzas_of(|k| k == "presence/probe");
+    let hellos = phase.stanzas_of(|k| k == "iq/set/hello");
     Check::new(
         "edge roots that still differ after three descents (every repair lost) end the session: the peer is treated as legacy and RFC 6121 probes go out",
         &["PS-38"],

@@ -191,7 +191,11 @@ fn run(records: &[Record]) -> Vec<Finding> {
 }
 
 fn outcome(records: &[Record], id: CheckId) -> Outcome {
-    run(records).swap_remove(id as usize).outcome
+    outcome_with(records, &AuditContext::default(), id)
+}
+
+fn outcome_with(records: &[Record], ctx: &AuditContext, id: CheckId) -> Outcome {
+    audit(H, records, ctx).swap_remove(id as usize).outcome
 }
 
 fn show(findings: &[Finding]) -> String {
@@ -400,12 +404,9 @@ fn on_the_wire_presence_that_crossed_the_session_answer_is_no_finding() {
     let in_flight_ms = WIRE_IN_FLIGHT_US / 1000;
     // The session's answer is received at 2 ms (`prefix`).
     let crossing = with(vec![out(2 + in_flight_ms - 1, &probe)]);
-    let findings = audit(H, &crossing, &wire);
     assert_eq!(
-        findings[CheckId::NoPerUserPresence as usize].outcome,
-        Outcome::NotExercised,
-        "{}",
-        show(&findings)
+        outcome_with(&crossing, &wire, CheckId::NoPerUserPresence),
+        Outcome::NotExercised
     );
     let after = with(vec![out(2 + in_flight_ms, &probe)]);
     fails_with(&after, &wire, CheckId::NoPerUserPresence, "PS-66");
@@ -525,12 +526,9 @@ fn on_the_wire_a_request_at_the_end_of_the_records_is_in_flight() {
     let request = || inn(3, &iq(false, "set", "h9", &hello(E2, Some(E1), 0)));
     let chat = |ms| out(ms, "<message xmlns='jabber:server' type='chat'/>");
     let just_before = with(vec![request(), chat(3 + in_flight_ms - 1)]);
-    let findings = audit(H, &just_before, &wire);
     assert_eq!(
-        findings[CheckId::HelloAnswered as usize].outcome,
-        Outcome::Pass,
-        "{}",
-        show(&findings)
+        outcome_with(&just_before, &wire, CheckId::HelloAnswered),
+        Outcome::Pass
     );
     let later = with(vec![request(), chat(3 + in_flight_ms)]);
     fails_with(&later, &wire, CheckId::HelloAnswered, "PS-17");
