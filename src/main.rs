@@ -73,7 +73,8 @@ enum Command {
         #[arg(long)]
         require_all: bool,
         /// Write each scenario's stanza trace (every stanza each server sent and received,
-        /// with the simulated time) to DIR/<scenario>.log.
+        /// with the simulated time; over the wire, every element that crossed the s2s link,
+        /// with the wall-clock time) to DIR/<scenario>.log.
         #[arg(long, value_name = "DIR")]
         trace: Option<PathBuf>,
         /// Write the machine-readable report to this file (its format:
@@ -173,6 +174,7 @@ fn main() -> ExitCode {
                     scenarios,
                     require_all,
                     work: None,
+                    trace,
                 };
                 if let Err(e) = opts.validate() {
                     usage_error(e);

@@ -70,6 +70,11 @@ pub enum Received {
     Other(Element),
     /// An element the stream could not parse (the stream goes on).
     Unparsable(String),
+    /// Not received: this client sent unavailable presence here ([`Client::unavailable`]).
+    /// What it was shown before no longer holds: its server stops delivering presence to it
+    /// (RFC 6121 §4.5.2), so a contact that goes offline meanwhile sends it nothing, and what
+    /// it is shown after its next initial presence starts afresh.
+    WentUnavailable,
 }
 
 /// Everything a client received, with a wake-up for waiters.
@@ -213,6 +218,7 @@ impl Recorder {
                 Received::Disconnected(why) => format!("disconnected: {why}"),
                 Received::Other(el) => format!("<{} xmlns='{}'>", el.name(), el.ns()),
                 Received::Unparsable(e) => format!("unparsable: {e}"),
+                Received::WentUnavailable => "(sent unavailable presence)".to_owned(),
             };
             let _ = writeln!(out, "  +{ms} ms {line}");
         }
@@ -432,8 +438,10 @@ impl Client {
         self.send(presence.into())
     }
 
-    /// Broadcasts unavailable presence (RFC 6121 §4.5); the stream stays open.
+    /// Broadcasts unavailable presence (RFC 6121 §4.5); the stream stays open. Recorded as
+    /// [`Received::WentUnavailable`].
     pub fn unavailable(&self) -> Result<()> {
+        self.recorder.push(Received::WentUnavailable);
         self.send(Presence::new(PresenceType::Unavailable).into())
     }
 

@@ -78,6 +78,8 @@ pub struct Options {
     /// Where the suite's peer keeps its database and the start command its log (a new
     /// directory under the system's temporary directory if `None`).
     pub work: Option<PathBuf>,
+    /// Where each scenario's trace goes ([`records::trace`]), one file per scenario.
+    pub trace: Option<PathBuf>,
 }
 
 /// The most users a side the suite makes.
@@ -250,6 +252,7 @@ pub async fn run(
                     "discovery" => scenarios::discovery(&mut w, &setup_diffs).await,
                     "link-loss" => scenarios::link_loss(&mut w).await,
                     "link-loss-changes" => scenarios::link_loss_changes(&mut w).await,
+                    "changes-during-sync" => scenarios::changes_during_sync(&mut w).await,
                     "cold-restart" => scenarios::cold_restart(&mut w).await,
                     "graceful-restart" => scenarios::graceful_restart(&mut w).await,
                     "peer-graceful-restart" => scenarios::peer_graceful_restart(&mut w).await,
@@ -284,6 +287,25 @@ pub async fn run(
         for c in &mut checks {
             c.id = format!("{}/{}", s.name, c.id);
         }
+        let trace = match &opts.trace {
+            Some(dir) => {
+                let path = dir.join(format!("{}.log", s.name));
+                let text = records::trace(
+                    w.start,
+                    &target.domain,
+                    &target.peer.domain,
+                    &mark,
+                    &w.outgoing.stats(),
+                    &w.incoming.stats(),
+                    &w.events,
+                );
+                std::fs::create_dir_all(dir)
+                    .and_then(|()| std::fs::write(&path, text))
+                    .map_err(|e| format!("trace {}: {e}", path.display()))?;
+                Some(path)
+            }
+            None => None,
+        };
         let run = Run {
             name: s.name,
             about: s.about,
@@ -292,7 +314,7 @@ pub async fn run(
             baseline: None,
             buckets: Vec::new(),
             seconds: started.elapsed().as_secs_f64(),
-            trace: None,
+            trace,
         };
         progress(Progress::Done(&run));
         runs.push(run);

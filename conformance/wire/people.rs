@@ -94,11 +94,20 @@ impl Person {
 pub type View = BTreeMap<BareJid, BTreeMap<String, Option<Show>>>;
 
 /// The view of a client from everything it received: the last presence of each contact
-/// resource, an unavailable from a bare JID taking every resource away.
+/// resource, an unavailable from a bare JID taking every resource away, and nothing of what
+/// it received before it last sent unavailable presence (a client forgets its contacts'
+/// presence then: its server stops delivering presence to it, RFC 6121 §4.5.2).
 pub fn shown(client: &Client) -> View {
     let mut view = View::new();
     for (_, r) in client.recorder().snapshot() {
-        let Received::Presence(p) = r else { continue };
+        let p = match r {
+            Received::Presence(p) => p,
+            Received::WentUnavailable => {
+                view.clear();
+                continue;
+            }
+            _ => continue,
+        };
         let Some(from) = p.from.clone() else { continue };
         let contact = from.to_bare();
         if contact == client.bare() {

@@ -230,6 +230,59 @@ pub fn phase(
     phase
 }
 
+/// The trace of a wire scenario (`conformance --target FILE --trace DIR`): every element
+/// that crossed either relay since `mark`, both directions of every connection (stream
+/// features and dialback included), and the subject's crashes, stops and starts, in the order
+/// they crossed. A line is `time  from → to  connection  element`, time in milliseconds
+/// since the run started (`start`); `subject` and `peer` are the domains.
+pub fn trace(
+    start: Instant,
+    subject: &str,
+    peer: &str,
+    mark: &Mark,
+    outgoing: &RelayStats,
+    incoming: &RelayStats,
+    events: &[Event],
+) -> String {
+    use std::fmt::Write as _;
+    let ms = |at: Instant| at.saturating_duration_since(start).as_secs_f64() * 1000.0;
+    let mut lines: Vec<(Instant, String)> = Vec::new();
+    // The subject's stream to the peer is relayed by `outgoing`; the peer's by `incoming`.
+    for (stats, skip, forward, tag) in [
+        (outgoing, mark.outgoing, (subject, peer), "out"),
+        (incoming, mark.incoming, (peer, subject), "in"),
+    ] {
+        for c in stats.captured.iter().skip(skip) {
+            let (from, to) = match c.dir {
+                Direction::Forward => forward,
+                Direction::Backward => (forward.1, forward.0),
+            };
+            let line = format!(
+                "{:>11.3}  {from} → {to}  {tag}#{}  {}",
+                ms(c.at),
+                c.connection,
+                String::from(&c.element)
+            );
+            lines.push((c.at, line));
+        }
+    }
+    for (at, kind) in events.iter().filter(|(at, _)| *at >= mark.at) {
+        let what = match kind {
+            RecordKind::Crash => "crashed (SIGKILL)",
+            RecordKind::Shutdown => "stopped gracefully",
+            RecordKind::Restart => "started",
+            _ => continue,
+        };
+        lines.push((*at, format!("{:>11.3}  {subject} {what}", ms(*at))));
+    }
+    lines.sort_by_key(|(at, _)| *at);
+    let mut out = String::new();
+    for (_, line) in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

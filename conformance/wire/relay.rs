@@ -13,6 +13,11 @@
 //! [`crate::stream::StreamReader`] (one per connection and direction), so the counts
 //! are of whole top-level elements as a server would see them: stream features, dialback
 //! elements and stanzas, each under its own name ([`RelayStats::count`]).
+//!
+//! Relays can share a [`Gate`]: closed, it holds every byte that has not crossed yet, on
+//! every connection of every relay that has it, until it opens again; it can close by itself
+//! right after an element a scenario chose has crossed (the first query of a sync), so that
+//! changes made while it is closed happen at the servers while that sync is in flight.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -143,6 +148,100 @@ impl RelayStats {
     }
 }
 
+/// What elements close a [`Gate`] once they have crossed.
+type Trip = Box<dyn Fn(&Element) -> bool + Send + Sync>;
+
+/// A gate that relays share ([module docs](self)); cloning it gives another handle on the
+/// same gate.
+#[derive(Clone)]
+pub struct Gate {
+    open: Arc<watch::Sender<bool>>,
+    trip: Arc<Mutex<Option<Trip>>>,
+    tripped: Arc<Mutex<Option<(Instant, Element)>>>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("open", &*self.open.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate {
+            open: Arc::new(watch::Sender::new(true)),
+            trip: Arc::new(Mutex::new(None)),
+            tripped: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+impl Gate {
+    /// Arms the gate: it closes right after the first element for which `trip` is true has
+    /// crossed one of its relays (that element still goes through). Replaces an earlier arming
+    /// and forgets an earlier trip.
+    pub fn close_after(&self, trip: impl Fn(&Element) -> bool + Send + Sync + 'static) {
+        *self.tripped.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.trip.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(trip));
+    }
+
+    /// Opens the gate (and disarms it): what it held crosses, in order.
+    pub fn open(&self) {
+        *self.trip.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.open.send_replace(true);
+    }
+
+    /// Whether it is open.
+    pub fn is_open(&self) -> bool {
+        *self.open.borrow()
+    }
+
+    /// When the gate tripped, and on which element, since it was last armed.
+    pub fn tripped(&self) -> Option<(Instant, Element)> {
+        self.tripped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits until the gate has tripped, at most `within`; the element it tripped on.
+    pub async fn wait_tripped(&self, within: Duration) -> Option<Element> {
+        let started = Instant::now();
+        loop {
+            if let Some((_, el)) = self.tripped() {
+                return Some(el);
+            }
+            if started.elapsed() >= within {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Closes the gate if one of `events` trips it.
+    fn check(&self, events: &[StreamEvent]) {
+        let mut trip = self.trip.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(f) = trip.as_ref() else { return };
+        let hit = events.iter().find_map(|e| match e {
+            StreamEvent::Stanza(el) if f(el) => Some(el.clone()),
+            _ => None,
+        });
+        if let Some(el) = hit {
+            *trip = None;
+            self.open.send_replace(false);
+            *self.tripped.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), el));
+        }
+    }
+
+    /// Returns once the gate is open.
+    async fn wait_open(&self) {
+        let mut rx = self.open.subscribe();
+        let _ = rx.wait_for(|open| *open).await;
+    }
+}
+
 /// A running relay; stops (and closes every relayed connection) when dropped.
 #[derive(Debug)]
 pub struct Relay {
@@ -159,6 +258,7 @@ struct Shared {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     cut: watch::Sender<u64>,
     refusing: AtomicBool,
+    gate: Gate,
 }
 
 impl Shared {
@@ -173,8 +273,14 @@ impl Shared {
 }
 
 impl Relay {
-    /// Listens on `listen` and relays each connection to `target`.
+    /// Listens on `listen` and relays each connection to `target`, with a gate of its own
+    /// that stays open unless armed.
     pub async fn new(listen: SocketAddr, target: SocketAddr) -> Result<Relay> {
+        Relay::with_gate(listen, target, Gate::default()).await
+    }
+
+    /// [`Relay::new`], sharing `gate` with other relays.
+    pub async fn with_gate(listen: SocketAddr, target: SocketAddr, gate: Gate) -> Result<Relay> {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| format!("relay cannot listen on {listen}: {e}"))?;
@@ -185,6 +291,7 @@ impl Relay {
             tasks: Mutex::new(Vec::new()),
             cut: watch::Sender::new(0),
             refusing: AtomicBool::new(false),
+            gate,
         });
         let accept = tokio::spawn(accept_loop(listener, target, shared.clone()));
         Ok(Relay {
@@ -352,6 +459,8 @@ async fn pump(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        // Held while the gate is closed; what was read before it closed is still written.
+        shared.gate.wait_open().await;
         let data = &buf[..n];
         let events = if readable {
             match reader.feed(data) {
@@ -368,6 +477,7 @@ async fn pump(
         } else {
             vec![]
         };
+        shared.gate.check(&events);
         record(shared, dir, connection, n, events);
         if to.write_all(data).await.is_err() {
             break;

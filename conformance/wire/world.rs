@@ -26,7 +26,7 @@ use super::control::{Account, Subject};
 use super::peer::{EmbeddedPeer, Mode};
 use super::people::Person;
 use super::records::{self, Event, Mark};
-use super::relay::Relay;
+use super::relay::{Gate, Relay};
 use super::target::Target;
 use crate::conformance::record::{Record, RecordKind};
 
@@ -48,6 +48,8 @@ pub struct Wire {
     pub outgoing: Relay,
     /// The peer's stream to the subject.
     pub incoming: Relay,
+    /// The gate both relays share: closed, the link holds everything in flight.
+    pub gate: Gate,
     /// The subject's users.
     pub ours: Vec<Person>,
     /// The peer's users.
@@ -66,7 +68,13 @@ impl Wire {
     /// An address cannot be bound, the peer does not start, or the subject does not listen.
     pub async fn new(target: &Target, work: &std::path::Path) -> Result<Wire> {
         let peer_ip = target.peer.listen.ip();
-        let incoming = Relay::new(std::net::SocketAddr::new(peer_ip, 0), target.s2s).await?;
+        let gate = Gate::default();
+        let incoming = Relay::with_gate(
+            std::net::SocketAddr::new(peer_ip, 0),
+            target.s2s,
+            gate.clone(),
+        )
+        .await?;
         let mut peer = EmbeddedPeer::new(
             &target.peer.domain,
             peer_ip,
@@ -75,7 +83,7 @@ impl Wire {
             work,
         );
         let bound = peer.start(Mode::Sync).await?;
-        let outgoing = Relay::new(target.peer.listen, bound.s2s).await?;
+        let outgoing = Relay::with_gate(target.peer.listen, bound.s2s, gate.clone()).await?;
         let subject = Subject::new(target, work);
         subject.ready().await?;
         Ok(Wire {
@@ -84,6 +92,7 @@ impl Wire {
             peer,
             outgoing,
             incoming,
+            gate,
             ours: Vec::new(),
             theirs: Vec::new(),
             accounts: (Vec::new(), Vec::new()),
