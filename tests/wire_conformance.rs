@@ -3,7 +3,8 @@
 //! process (every scenario passes), against its broken variants (each is caught by a failing
 //! check that names the requirement it breaks), and against an unmodified Prosody 0.12
 //! (reported as not implementing the XEP, the legacy checks passing, accounts made by
-//! XEP-0077 in-band registration).
+//! XEP-0077 in-band registration, or by XEP-0133 "Add User" as an admin with in-band
+//! registration off).
 //!
 //! Each test leases its own loopback addresses, writes its configs and target file into its
 //! own directory, and stops every server by its PID (the one it started, and the one the
@@ -15,7 +16,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use net::{Lease, Process, Prosody, Result, TestDir, lease, wait_for_port};
+use net::{Client, Lease, Process, Prosody, Result, TestDir, lease, wait_for_port};
+use tokio_xmpp::jid::BareJid;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_presence-sync"))
@@ -311,6 +313,76 @@ async fn prosody_is_reported_as_legacy_and_its_rfc_6121_checks_pass() -> Result<
         for pass in ["pass legacy/truth ", "pass discovery/setup-truth "] {
             assert!(junit.contains(pass), "{pass}: {junit}");
         }
+        Ok(())
+    }
+    .await;
+    dir.finish(outcome)
+}
+
+/// Accounts made by an admin with XEP-0133 "Add User" (XEP-0050 ad-hoc commands,
+/// `[accounts] method = 'admin'`) on a Prosody whose in-band registration is off: the admin
+/// is made with `prosodyctl register`, the suite's accounts only through the commands, and
+/// discovery and the legacy scenario (whose set-up logs every account in) pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prosody_accounts_are_made_by_xep_0133_add_user() -> Result<()> {
+    let dir = TestDir::new("wire-prosody-admin")?;
+    let outcome = async {
+        let (a, peer) = (lease()?, lease()?);
+        let mut prosody = Prosody::builder("a.test", &a)
+            .resolve("b.test", peer.ip())
+            .registration(false)
+            .module("admin_adhoc")
+            .global("admins = { \"admin@a.test\" }")
+            .start(&dir)
+            .await?;
+        let target = format!(
+            "name = 'Prosody 0.12 (XEP-0133 accounts)'\ndomain = 'a.test'\nc2s = '{}'\n\
+             s2s = '{}'\n[peer]\ndomain = 'b.test'\nlisten = '{}'\n[accounts]\n\
+             method = 'admin'\njid = 'admin@a.test'\npassword = 'admin-secret'\n",
+            a.c2s(),
+            a.s2s(),
+            peer.s2s(),
+        );
+        let result = async {
+            prosody.prosodyctl_register("admin", "admin-secret")?;
+            // In-band registration is off, so the accounts can only come from the commands.
+            let probe = BareJid::new("probe@a.test")?;
+            let refused = Client::register(prosody.c2s(), &probe, "pw").await;
+            assert!(refused.is_err(), "in-band registration is on");
+            run_suite(
+                dir.path(),
+                &target,
+                Some("discovery,legacy"),
+                &["--users", "6"],
+            )
+        }
+        .await;
+        let _ = prosody.stop();
+        let (output, junit, _) = result?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        assert!(!stdout.contains("FAIL  "), "{stdout}");
+        assert_eq!(junit.matches("<testcase").count(), 2, "{junit}");
+        assert!(
+            !junit.contains("<failure") && !junit.contains("<skipped"),
+            "{junit}"
+        );
+        for pass in ["pass legacy/truth ", "pass discovery/setup-truth "] {
+            assert!(junit.contains(pass), "{pass}: {junit}");
+        }
+        // Prosody made the six accounts on the admin's commands, and they are on its disk.
+        let log = prosody.log();
+        let created = log
+            .lines()
+            .filter(|l| l.contains("Created new account ps-") && l.contains("by admin@a.test"))
+            .count();
+        assert_eq!(created, 6, "{log}");
+        let accounts = std::fs::read_dir(prosody.home().join("data/a%2etest/accounts"))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("ps"))
+            .count();
+        assert_eq!(accounts, 6);
         Ok(())
     }
     .await;

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio_xmpp::jid::BareJid;
 
 use super::Result;
+use super::admin;
 use super::client::Client;
 use super::target::{Accounts, Target};
 use super::wait::wait_for_port;
@@ -67,7 +68,7 @@ impl Subject {
     /// `count` accounts, made by the target's method (or taken from its list).
     ///
     /// # Errors
-    /// Registration or the command failed, or the list is too short.
+    /// Registration, the command or an XEP-0133 "Add User" failed, or the list is too short.
     pub async fn provision(&self, count: usize, tag: &str) -> Result<Vec<Account>> {
         let domain = &self.target.domain;
         let make = |prefix: &str, i: usize| -> Result<Account> {
@@ -103,6 +104,18 @@ impl Subject {
                     out.push(a);
                 }
                 Ok(out)
+            }
+            Accounts::Admin {
+                jid,
+                password,
+                prefix,
+            } => {
+                let admin = BareJid::new(jid).map_err(|e| format!("accounts.jid {jid:?}: {e}"))?;
+                let accounts = (1..=count)
+                    .map(|i| make(prefix, i))
+                    .collect::<Result<Vec<_>>>()?;
+                admin::add_users(self.target.c2s, domain, &admin, password, &accounts).await?;
+                Ok(accounts)
             }
             Accounts::List { users } => {
                 if users.len() < count {

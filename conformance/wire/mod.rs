@@ -34,6 +34,7 @@
 //! minus blocks. Costs (stanzas, bytes, round trips, time to converge) are counted on the
 //! wire by the relays.
 
+pub mod admin;
 pub mod client;
 pub mod control;
 pub mod hostile;

@@ -17,7 +17,10 @@
 //! method = "register"                # XEP-0077 in-band registration
 //! # method = "command"; command = "prosodyctl register {user} {domain} {password}"
 //! # method = "list"; users = [["alice", "secret"], ["bob", "secret"]]
-//! prefix = "ps"                      # localparts ps-1, ps-2, ... (register and command)
+//! # method = "admin"; jid = "admin@a.test"; password = "secret"
+//! #                                  # XEP-0133 "Add User" (XEP-0050 ad-hoc command) run by
+//! #                                  # that admin account, which must exist already
+//! prefix = "ps"                      # localparts ps-1, ps-2, ... (register, command, admin)
 //!
 //! [control]                          # how the suite restarts the server (all optional)
 //! start = "my-server --config my.cfg"  # a shell command; may stay in the foreground
@@ -89,6 +92,17 @@ pub enum Accounts {
     Command {
         /// The template.
         command: String,
+        /// The localparts' prefix.
+        #[serde(default = "default_prefix")]
+        prefix: String,
+    },
+    /// XEP-0133 "Add User", executed as XEP-0050 ad-hoc commands by an admin account that
+    /// exists already ([`super::admin`]).
+    Admin {
+        /// The admin's bare JID.
+        jid: String,
+        /// The admin's password.
+        password: String,
         /// The localparts' prefix.
         #[serde(default = "default_prefix")]
         prefix: String,
@@ -196,6 +210,13 @@ impl Target {
             Accounts::Command { command, .. } if !command.contains("{user}") => {
                 return Err("accounts.command must contain {user}".into());
             }
+            Accounts::Admin { jid, .. }
+                if !jid::BareJid::new(jid).is_ok_and(|j| j.node().is_some()) =>
+            {
+                return Err(format!(
+                    "accounts.jid {jid:?} is not the bare JID of an account"
+                ));
+            }
             _ => {}
         }
         Ok(target)
@@ -270,6 +291,22 @@ mod tests {
         assert!(Target::parse(&command).unwrap_err().contains("{user}"));
         let list = MINIMAL.replace("'register'", "'list'\nusers = [['a', 'b']]");
         assert!(Target::parse(&list).unwrap_err().contains("at least 2"));
+        let admin = MINIMAL.replace("'register'", "'admin'\njid = 'a.test'\npassword = 'p'");
+        assert!(Target::parse(&admin).unwrap_err().contains("accounts.jid"));
+        let admin = MINIMAL.replace("'register'", "'admin'\njid = 'admin@a.test'");
+        assert!(Target::parse(&admin).unwrap_err().contains("password"));
+    }
+
+    #[test]
+    fn an_admin_account_makes_the_accounts() {
+        let admin = MINIMAL.replace(
+            "'register'",
+            "'admin'\njid = 'admin@a.test'\npassword = 'secret'",
+        );
+        let t = Target::parse(&admin).expect("parses");
+        assert!(matches!(&t.accounts,
+            Accounts::Admin { jid, password, prefix }
+                if jid == "admin@a.test" && password == "secret" && prefix == "ps"));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!   must be 5269), no direct-TLS or legacy SSL ports, `use_ipv6 = false`;
 //! - plaintext on loopback: `c2s_require_encryption = false`, `s2s_require_encryption = false`
 //!   (Prosody's default is true), `s2s_secure_auth = false` (dialback without certificates),
-//!   `allow_unencrypted_plain_auth = true`, `allow_registration = true` (XEP-0077);
+//!   `allow_unencrypted_plain_auth = true`, `allow_registration = true` (XEP-0077; `false`
+//!   with [`ProsodyBuilder::registration`]);
 //! - name resolution that never leaves the machine: Prosody resolves through libunbound,
 //!   configured with `unbound = { resolvconf = false; hoststxt = FILE; forward =
 //!   "127.0.0.1@9" }`: peer domains come from the test's hosts file, any other query goes to a
@@ -20,7 +21,8 @@
 //!   and port without DNS (the community module `mod_s2sout_override` does it, but is not part
 //!   of the Debian package);
 //! - `modules_enabled = { "roster", "saslauth", "disco", "presence", "register", "dialback",
-//!   "blocklist", "ping" }` and one `VirtualHost` per served domain.
+//!   "blocklist", "ping" }` (and those [`ProsodyBuilder::module`] adds) and one `VirtualHost`
+//!   per served domain.
 //!
 //! [`ProsodyBuilder::global`] and [`ProsodyBuilder::virtual_host`] add lines; the hosts file is
 //! rewritten by [`Prosody::set_hosts`] for a restart with other peer addresses.
@@ -56,6 +58,12 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `prosody` command, which `.ci/run` installs from Debian.
 pub const PROSODY: &str = "prosody";
 
+/// Its control command, from the same package.
+pub const PROSODYCTL: &str = "prosodyctl";
+
+/// How long a `prosodyctl` command may take (well under a second here).
+pub const PROSODYCTL_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// What a Prosody will be started with; see [`Prosody::builder`].
 #[derive(Clone, Debug)]
 pub struct ProsodyBuilder {
@@ -65,6 +73,8 @@ pub struct ProsodyBuilder {
     global: Vec<String>,
     virtual_hosts: Vec<(String, Vec<String>)>,
     log_level: String,
+    modules: Vec<String>,
+    registration: bool,
 }
 
 impl ProsodyBuilder {
@@ -86,6 +96,18 @@ impl ProsodyBuilder {
             domain.to_string(),
             lines.iter().map(|l| l.to_string()).collect(),
         ));
+        self
+    }
+
+    /// Loads `module` besides [`MODULES`] (its name without `mod_`).
+    pub fn module(mut self, module: &str) -> Self {
+        self.modules.push(module.to_string());
+        self
+    }
+
+    /// Allows XEP-0077 in-band registration (`allow_registration`; allowed by default).
+    pub fn registration(mut self, allowed: bool) -> Self {
+        self.registration = allowed;
         self
     }
 
@@ -119,7 +141,12 @@ impl ProsodyBuilder {
     fn config(&self, home: &Path) -> String {
         let path = |name: &str| lua_string(&home.join(name).to_string_lossy());
         let ip = lua_string(&self.ip.to_string());
-        let modules: Vec<String> = MODULES.iter().map(|m| lua_string(m)).collect();
+        let modules: Vec<String> = MODULES
+            .iter()
+            .copied()
+            .chain(self.modules.iter().map(String::as_str))
+            .map(lua_string)
+            .collect();
         let mut c = String::from("-- Written by the test (tests/net/prosody.rs).\n");
         c += &format!("pidfile = {}\n", path("prosody.pid"));
         c += &format!("data_path = {}\n", path("data"));
@@ -133,7 +160,7 @@ impl ProsodyBuilder {
         c += "use_ipv6 = false\n";
         c += "c2s_require_encryption = false\ns2s_require_encryption = false\n";
         c += "s2s_secure_auth = false\nallow_unencrypted_plain_auth = true\n";
-        c += "allow_registration = true\n";
+        c += &format!("allow_registration = {}\n", self.registration);
         c += &format!(
             "unbound = {{ resolvconf = false; hoststxt = {}; forward = \"127.0.0.1@9\" }}\n",
             path("hosts")
@@ -175,6 +202,8 @@ impl Prosody {
             global: Vec::new(),
             virtual_hosts: Vec::new(),
             log_level: "debug".to_string(),
+            modules: Vec::new(),
+            registration: true,
         }
     }
 
@@ -221,6 +250,28 @@ impl Prosody {
         }
         fs::write(self.home.join("hosts"), text)?;
         Ok(())
+    }
+
+    /// Makes the account `user@DOMAIN` with `prosodyctl register`, as an administrator would
+    /// on the server's machine: it writes the account into the data directory, which Prosody
+    /// reads at each login (it may run meanwhile). Bounded by [`PROSODYCTL_TIMEOUT`].
+    pub fn prosodyctl_register(&self, user: &str, password: &str) -> Result<()> {
+        let mut command = Command::new(PROSODYCTL);
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(["register", user, &self.domain, password])
+            .current_dir(&self.home);
+        let name = format!("prosodyctl-register-{user}");
+        let mut process = Process::spawn(&name, command, &self.home)?;
+        match process.wait_exit(PROSODYCTL_TIMEOUT) {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => Err(format!("{name}: {status}\n{}", process.tails()).into()),
+            None => {
+                let _ = process.kill();
+                Err(format!("{name}: not done within {PROSODYCTL_TIMEOUT:?}").into())
+            }
+        }
     }
 
     /// Graceful stop (SIGTERM to the PID, SIGKILL after [`STOP_GRACE`]); returns the exit
