@@ -187,6 +187,45 @@ async fn the_relay_forwards_counts_and_cuts() -> Result<()> {
     Ok(())
 }
 
+/// A shared gate holds what follows the element it trips on, on every relay that has it, and
+/// lets it through in order when opened.
+#[tokio::test]
+async fn the_gate_holds_everything_after_its_trip_until_opened() -> Result<()> {
+    let (server_addr, relay_addr) = {
+        let _alone = leasing();
+        (lease()?, lease()?)
+    };
+    let listener = TcpListener::bind(server_addr.s2s()).await?;
+    let server = tokio::spawn(echo(listener));
+    let gate = net::relay::Gate::default();
+    let relay = Relay::with_gate(relay_addr.s2s(), server_addr.s2s(), gate.clone()).await?;
+    gate.close_after(|el| el.name() == "iq");
+    let mut conn = TcpStream::connect(relay.listen()).await?;
+    let head = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+                xmlns:stream='http://etherx.jabber.org/streams' to='b.test' from='a.test' \
+                version='1.0'><presence from='a@a.test/r' to='b.test'/><iq type='get' id='q'/>";
+    conn.write_all(head.as_bytes()).await?;
+    // The trip element crosses, and its echo would come back through the relay: held.
+    gate.wait_tripped(Duration::from_secs(5))
+        .await
+        .ok_or("the gate did not trip")?;
+    let later = "<message to='b@b.test'/>";
+    conn.write_all(later.as_bytes()).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!gate.is_open());
+    // Neither the message behind the trip nor the echo of the trip element has crossed.
+    let stats = relay.stats();
+    assert_eq!(stats.count(Direction::Forward, "message"), 0);
+    assert_eq!(stats.count(Direction::Backward, "iq"), 0);
+    gate.open();
+    let mut buf = vec![0u8; head.len() + later.len()];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut buf)).await??;
+    assert_eq!(buf, [head, later].concat().as_bytes());
+    assert_eq!(relay.stats().count(Direction::Forward, "message"), 1);
+    server.abort();
+    Ok(())
+}
+
 #[tokio::test]
 async fn serve_starts_a_binary_with_its_toml_and_stops_it() -> Result<()> {
     let dir = TestDir::new("harness-serve")?;

@@ -133,6 +133,36 @@ fn stop_by_pid_file(pid_file: &Path) {
     unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
+/// `--trace trace`: a trace per scenario run, holding what crossed the link both ways; the
+/// report names the trace of each failing scenario, and that file exists.
+fn traces_are_written(dir: &Path, stdout: &str) -> Result<()> {
+    let traces: Vec<_> = std::fs::read_dir(dir.join("trace"))?.collect::<std::io::Result<_>>()?;
+    if traces.is_empty() {
+        return Err("no trace written".into());
+    }
+    for t in &traces {
+        let text = std::fs::read_to_string(t.path())?;
+        let both = text.contains("a.test → b.test") && text.contains("b.test → a.test");
+        let hostile = t.file_name() == "hostile.log"; // its streams are the suite's own
+        if !both && !hostile && !text.is_empty() {
+            return Err(format!("{}: not both directions:\n{text}", t.path().display()).into());
+        }
+    }
+    for line in stdout
+        .lines()
+        .filter(|l| l.contains("the stanzas of this run: "))
+    {
+        let path = line
+            .rsplit("the stanzas of this run: ")
+            .next()
+            .unwrap_or_default();
+        if !dir.join(path).is_file() {
+            return Err(format!("the report names {path}, which is not there").into());
+        }
+    }
+    Ok(())
+}
+
 /// The suite against `serve` (with `mutation`, if any; only the wire scenarios `scenarios` if
 /// given): the run's output and reports.
 async fn against_serve(
@@ -157,12 +187,14 @@ async fn against_serve(
             dir.path(),
             &serve_target(&a, &peer, mutation),
             scenarios,
-            &[],
+            &["--trace", "trace"],
         );
         // The server the suite restarted is not this test's child: stop it by its PID file.
         stop_by_pid_file(&dir.path().join("a.pid"));
         let _ = first.terminate(Duration::from_secs(5));
-        result
+        let (output, junit, json) = result?;
+        traces_are_written(dir.path(), &String::from_utf8_lossy(&output.stdout))?;
+        Ok((output, junit, json))
     }
     .await;
     dir.finish(outcome)
@@ -179,7 +211,7 @@ async fn the_reference_server_passes_every_wire_scenario() -> Result<()> {
         "{stdout}"
     );
     assert!(!stdout.contains("FAIL"), "{stdout}");
-    // Every scenario ran: eleven test cases, none failed or skipped.
+    // Every scenario ran: twelve test cases, none failed or skipped.
     assert_eq!(junit.matches("<testcase").count(), 12, "{junit}");
     assert!(
         junit.contains("failures='0'") && junit.contains("skipped='0'"),
