@@ -30,6 +30,7 @@ mod tests;
 pub mod verdict;
 
 pub use bench::{A, B, Bench, C, HOSTILE, MAX_EVENTS, Negotiated, Tap, hellos};
+pub use discovery::{disco_verdict, hash_verdict};
 
 use super::check::Check;
 use super::subject::Implementation;

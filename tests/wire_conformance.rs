@@ -223,6 +223,33 @@ async fn the_reference_server_passes_every_wire_scenario() -> Result<()> {
     );
     let report: serde_json::Value = serde_json::from_str(&json)?;
     assert_eq!(report["passed"], true, "{json}");
+    // The MUSTs a wire run does not exercise yet are exactly those the README names.
+    let uncovered: Vec<&str> = report["requirements"]
+        .as_array()
+        .ok_or("no requirements")?
+        .iter()
+        .filter(|r| r["level"] == "MUST" && r["status"] == "not-covered")
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    let readme = include_str!("../README.md");
+    let named = readme
+        .split("MUSTs not exercised over the wire yet: ")
+        .nth(1)
+        .and_then(|rest| rest.split('.').next())
+        .ok_or("the README does not name the MUSTs a wire run leaves")?;
+    let named: Vec<&str> = named.split(", ").map(|r| r.trim()).collect();
+    assert_eq!(
+        uncovered, named,
+        "README: {named:?}, the run: {uncovered:?}"
+    );
+    let musts = report["requirements"]
+        .as_array()
+        .map_or(0, |r| r.iter().filter(|r| r["level"] == "MUST").count());
+    let counts = format!(
+        "exercises\n{} of the {musts} MUSTs.",
+        musts - uncovered.len()
+    );
+    assert!(readme.contains(&counts), "README lacks {counts:?}");
     // The wire run's JSON report has the documented format too.
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../conformance/report.schema.json"))?;

@@ -59,6 +59,41 @@ use scenarios::{ALL, Body, Needs};
 use target::Target;
 use world::Wire;
 
+/// PS-11 over what a scenario made the subject send to the suite's peer: its stanzas crossed
+/// on one outbound stream at a time, i.e. once a newer connection carried a stanza, no older
+/// one carried another. None if it sent no stanza on the link since `mark`.
+fn one_outbound_stream(w: &Wire, mark: &records::Mark) -> Option<Check> {
+    let stats = w.outgoing.stats();
+    let mut newest: Option<u64> = None;
+    let mut back = Vec::new();
+    let mut stanzas = 0;
+    for c in stats.captured.iter().skip(mark.outgoing_index()) {
+        let stanza = ["presence", "message", "iq"].contains(&c.element.name());
+        if c.dir != relay::Direction::Forward || !stanza {
+            continue;
+        }
+        stanzas += 1;
+        match newest {
+            Some(n) if c.connection < n => back.push(format!(
+                "a <{}/> on connection {} after connection {n} carried stanzas",
+                c.element.name(),
+                c.connection
+            )),
+            _ => newest = Some(c.connection.max(newest.unwrap_or(0))),
+        }
+    }
+    (stanzas > 0).then(|| {
+        Check::empty(
+            format!(
+                "the subject's {stanzas} stanzas to the peer crossed one outbound stream at a time"
+            ),
+            &["PS-11"],
+            &back,
+        )
+        .with_id("one-outbound-stream")
+    })
+}
+
 /// The error type of the wire suite's parts: a message saying what failed and, for a wait,
 /// what was seen instead.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -279,6 +314,9 @@ pub async fn run(
                 let records = w.records_since(&mark);
                 let findings = audit::audit(&target.domain, &records, &AuditContext::wire());
                 let mut checks = body.checks;
+                if implements {
+                    checks.extend(one_outbound_stream(&w, &mark));
+                }
                 checks.extend(crate::conformance::scenarios::merge_audits(
                     std::iter::once(findings),
                 ));

@@ -38,6 +38,16 @@ pub struct Mark {
 }
 
 impl Mark {
+    /// How many elements the `incoming` relay had captured at the mark.
+    pub fn incoming_index(&self) -> usize {
+        self.incoming
+    }
+
+    /// How many elements the `outgoing` relay had captured at the mark.
+    pub fn outgoing_index(&self) -> usize {
+        self.outgoing
+    }
+
     /// The mark of `now`, after what the relays have captured so far.
     pub fn now(outgoing: &RelayStats, incoming: &RelayStats) -> Mark {
         Mark {

@@ -122,24 +122,43 @@ pub struct Body {
 }
 
 impl Body {
-    fn check(&mut self, id: &str, c: Check) {
+    /// Adds `c` under the stable id `id`.
+    pub(super) fn check(&mut self, id: &str, c: Check) {
         self.checks.push(c.with_id(id));
     }
 }
 
-/// Whether the subject advertises the extension: (on its streams, in service discovery).
-pub async fn advertised(w: &mut Wire) -> Result<(bool, bool)> {
-    let on_stream = w.incoming.stats().captured.iter().any(|c| {
-        c.dir == super::relay::Direction::Backward
-            && c.element.name() == "features"
-            && c.element.has_child("presence-sync", PRESENCE_SYNC)
-    });
+/// The hash algorithms of the subject's `<presence-sync/>` stream feature, on the streams
+/// the suite's peer opened to it; `None` if it offered none.
+fn stream_algos(w: &Wire) -> Option<std::collections::BTreeSet<String>> {
+    w.incoming
+        .stats()
+        .captured
+        .iter()
+        .filter(|c| c.dir == super::relay::Direction::Backward && c.element.name() == "features")
+        .find_map(|c| c.element.get_child("presence-sync", PRESENCE_SYNC).cloned())
+        .map(|f| {
+            f.children()
+                .filter(|h| h.name() == "hash")
+                .filter_map(|h| h.attr("algo").map(str::to_owned))
+                .collect()
+        })
+}
+
+/// The subject's answer to a disco#info query of its domain, asked by its first user.
+async fn disco_info(w: &mut Wire) -> Result<Iq> {
     let Some(person) = w.ours.first_mut() else {
         return Err("no user to ask with".into());
     };
     let domain = Jid::new(&w.target.domain).map_err(|e| format!("domain: {e}"))?;
     let iq = Iq::from_get("disco", DiscoInfoQuery { node: None }).with_to(domain);
-    let in_disco = match person.client.iq(iq).await? {
+    person.client.iq(iq).await
+}
+
+/// Whether the subject advertises the extension: (on its streams, in service discovery).
+pub async fn advertised(w: &mut Wire) -> Result<(bool, bool)> {
+    let on_stream = stream_algos(w).is_some();
+    let in_disco = match disco_info(w).await? {
         Iq::Result {
             payload: Some(p), ..
         } => DiscoInfoResult::try_from(p)
@@ -148,6 +167,55 @@ pub async fn advertised(w: &mut Wire) -> Result<(bool, bool)> {
         _ => false,
     };
     Ok((on_stream, in_disco))
+}
+
+/// PS-1 and PS-4 of an implementing subject: its disco#info lists the extension with a
+/// hash-function feature per algorithm of its stream feature; every hello it sent chose
+/// blake3 if it offers it (the suite's peer offers blake3 and sha-256), sha-256 otherwise.
+async fn discovery_details(w: &mut Wire, b: &mut Body) -> Result<()> {
+    use crate::conformance::hostile::{disco_verdict, hash_verdict, hellos};
+    let algos = stream_algos(w).unwrap_or_default();
+    let answer = minidom::Element::from(disco_info(w).await?);
+    b.check(
+        "disco-hash-features",
+        Check::with(
+            "disco#info advertises the extension and a hash-function feature for each algorithm of the stream feature",
+            &["PS-1"],
+            disco_verdict(Some(&answer), &algos),
+        ),
+    );
+    let sent: Vec<minidom::Element> = w
+        .outgoing
+        .stats()
+        .captured
+        .into_iter()
+        .filter(|c| c.dir == super::relay::Direction::Forward)
+        .map(|c| c.element)
+        .filter(|e| e.attr("type") == Some("set"))
+        .collect();
+    let chosen: Vec<_> = hellos(&sent).iter().map(|h| h.hash).collect();
+    let expected = if algos.contains("blake3") {
+        crate::digest::HashAlgo::Blake3
+    } else {
+        crate::digest::HashAlgo::Sha256
+    };
+    b.check(
+        "hello-hash-choice",
+        Check::with(
+            format!(
+                "every hello the subject sent chose {} (both sides advertise {:?} and the peer blake3 and sha-256)",
+                expected.name(),
+                algos
+            ),
+            &["PS-4"],
+            if chosen.is_empty() {
+                Outcome::NotExercised("the subject sent no hello request".into())
+            } else {
+                hash_verdict(&chosen, expected, &[])
+            },
+        ),
+    );
+    Ok(())
 }
 
 fn truth(name: &str, reqs: &[&'static str], diffs: &[String]) -> Check {
@@ -177,6 +245,9 @@ pub async fn discovery(w: &mut Wire, setup_diffs: &[String]) -> Result<Body> {
             },
         ),
     );
+    if on_stream && in_disco {
+        discovery_details(w, &mut b).await?;
+    }
     b.check(
         "setup-truth",
         truth(
@@ -195,6 +266,78 @@ fn sync_stanzas(phase: &Phase) -> u64 {
         .filter(|(k, _, _)| !k.starts_with("message/chat"))
         .map(|(_, n, _)| n)
         .sum()
+}
+
+/// The processing rules of XEP §Reconciliation that the subject had to apply since `mark`,
+/// from the reconcile children it received: PS-23 for any query, PS-24 for a `<split/>`,
+/// PS-25 for an edge `<ids/>`, PS-26 for a presence `<ids/>` in a query (from the cache
+/// holder), PS-27 for a presence `<ids/>` in an answer (from the authoritative server), PS-28
+/// for a `<lack/>`, PS-29 for a `<gone/>`. A truth check after a resync judges these rules
+/// only where the subject applied them.
+fn rules_applied(w: &Wire, mark: &super::records::Mark) -> Vec<&'static str> {
+    let stats = w.incoming.stats();
+    let mut rules = std::collections::BTreeSet::new();
+    for c in stats.captured.iter().skip(mark.incoming_index()) {
+        if c.dir != super::relay::Direction::Forward || c.element.name() != "iq" {
+            continue;
+        }
+        let Some(r) = c.element.get_child("reconcile", PRESENCE_SYNC) else {
+            continue;
+        };
+        let query = matches!(c.element.attr("type"), Some("get" | "set"));
+        let edges = r.attr("set") == Some("edges");
+        if query {
+            rules.insert("PS-23");
+        }
+        for child in r.children() {
+            match (child.name(), query, edges) {
+                ("split", true, _) => rules.insert("PS-24"),
+                ("ids", _, true) => rules.insert("PS-25"),
+                ("ids", true, false) => rules.insert("PS-26"),
+                ("ids", false, false) => rules.insert("PS-27"),
+                ("lack", _, _) => rules.insert("PS-28"),
+                ("gone", _, false) => rules.insert("PS-29"),
+                _ => false,
+            };
+        }
+    }
+    rules.into_iter().collect()
+}
+
+/// `reqs`, with PS-45 if the subject received domain-level presence since `mark` (the truth
+/// then judges how it applied them to its cache) and PS-47 if it sent batch items (entries
+/// entering its published set, or except lists that changed, whose effect the truth judges).
+fn with_live(w: &Wire, mark: &super::records::Mark, reqs: &[&'static str]) -> Vec<&'static str> {
+    let incoming = w.incoming.stats();
+    let received_fanout = incoming
+        .captured
+        .iter()
+        .skip(mark.incoming_index())
+        .any(|c| {
+            c.dir == super::relay::Direction::Forward
+                && c.element.name() == "presence"
+                && c.element.has_child("fanout", PRESENCE_SYNC)
+        });
+    let outgoing = w.outgoing.stats();
+    let sent_items = outgoing
+        .captured
+        .iter()
+        .skip(mark.outgoing_index())
+        .any(|c| {
+            c.dir == super::relay::Direction::Forward
+                && c.element.name() == "iq"
+                && c.element
+                    .get_child("batch", PRESENCE_SYNC)
+                    .is_some_and(|b| b.children().any(|i| i.name() == "item"))
+        });
+    let mut out = reqs.to_vec();
+    if received_fanout {
+        out.push("PS-45");
+    }
+    if sent_items {
+        out.push("PS-47");
+    }
+    out
 }
 
 /// `link-loss`: a cut with nothing changed costs one hello exchange.
@@ -257,7 +400,7 @@ pub async fn link_loss_changes(w: &mut Wire) -> Result<Body> {
         "truth",
         truth(
             &format!("changes of {n} users a side made during the outage reach the other side, nothing stale stays"),
-            &["PS-19", "PS-44"],
+            &[&["PS-19", "PS-44"][..], &rules_applied(w, &mark)].concat(),
             &diffs,
         ),
     );
@@ -418,7 +561,11 @@ pub async fn changes_during_sync(w: &mut Wire) -> Result<Body> {
                 query.attr("id").unwrap_or("?"),
                 held_for.as_millis()
             ),
-            &["PS-19", "PS-44", "PS-49", "PS-67"],
+            &[
+                &with_live(w, &mark, &["PS-19", "PS-44", "PS-49", "PS-67"])[..],
+                &rules_applied(w, &mark),
+            ]
+            .concat(),
             &diffs,
         ),
     );
@@ -432,17 +579,61 @@ pub async fn changes_during_sync(w: &mut Wire) -> Result<Body> {
             &differing,
         ),
     );
-    for p in w.people() {
+    // Users come back online while the session stands: the subject's logins must cost no
+    // probe and no presence addressed to a peer user (PS-66).
+    let relogin = w.mark();
+    let mut logins = 0;
+    for (i, p) in w.people().into_iter().enumerate() {
         if !p.online {
             p.available(None)?;
+            logins += usize::from(i < n);
         }
     }
     let back = w.converge().await?;
+    w.settle().await;
+    let per_user: Vec<String> = w
+        .outgoing
+        .stats()
+        .captured
+        .iter()
+        .skip(relogin.outgoing_index())
+        .filter(|c| c.dir == super::relay::Direction::Forward && c.element.name() == "presence")
+        .filter(|c| !c.element.has_child("fanout", PRESENCE_SYNC))
+        .filter(|c| {
+            let to_user = c
+                .element
+                .attr("to")
+                .and_then(|t| Jid::new(t).ok())
+                .is_some_and(|j| j.node().is_some());
+            match c.element.attr("type") {
+                Some("probe") => true,
+                None | Some("unavailable") => to_user,
+                _ => false,
+            }
+        })
+        .map(|c| String::from(&c.element))
+        .collect();
+    b.check(
+        "no-probes-at-login",
+        Check::with(
+            format!(
+                "{logins} users of the subject log in again during the session: no probe and no presence addressed to a peer user"
+            ),
+            &["PS-66"],
+            match (logins, per_user.first()) {
+                (0, _) => Outcome::NotExercised("no user of the subject logged in again".into()),
+                (_, None) => Outcome::Pass,
+                (_, Some(first)) => {
+                    Outcome::Fail(format!("{} such stanzas, first: {first}", per_user.len()))
+                }
+            },
+        ),
+    );
     b.check(
         "truth-after",
         truth(
             "users back online are shown again on both sides",
-            &["PS-44"],
+            &with_live(w, &relogin, &["PS-44"]),
             &back,
         ),
     );
@@ -712,6 +903,13 @@ pub async fn mismatch(w: &mut Wire) -> Result<Body> {
         (w.theirs[0].bare(), w.ours[0].bare(), Some(NamedState::From)),
         (w.theirs[1].bare(), w.ours[1].bare(), Some(NamedState::To)),
         (w.theirs[2].bare(), w.ours[(2 + 2) % n].bare(), None),
+        // A subscription the subject's user never approved (no item on the subject's side):
+        // the subject is the side that repairs it (XEP §Repair, the publisher's row).
+        (
+            w.theirs[3 % n].bare(),
+            w.ours[0].bare(),
+            Some(NamedState::To),
+        ),
     ];
     let touched: std::collections::BTreeSet<(BareJid, BareJid)> = edits
         .iter()
@@ -770,8 +968,12 @@ pub async fn mismatch(w: &mut Wire) -> Result<Body> {
                 edits.len()
             ),
             &[
-                "PS-6", "PS-14", "PS-33", "PS-36", "PS-59", "PS-60", "PS-61", "PS-63", "PS-85",
-            ],
+                &[
+                    "PS-6", "PS-14", "PS-33", "PS-36", "PS-59", "PS-60", "PS-61", "PS-63", "PS-85",
+                ][..],
+                &rules_applied(w, &mark),
+            ]
+            .concat(),
             match (reconciles, differing.is_empty()) {
                 (_, false) => Outcome::Fail(format!(
                     "{} pairs differ, first: {}",
@@ -801,11 +1003,27 @@ pub async fn mismatch(w: &mut Wire) -> Result<Body> {
             )
         })
         .collect();
+    // The subject's own repairs (PS-64 judges what the acting server changes in its roster).
+    let subject_repaired = w
+        .outgoing
+        .stats()
+        .captured
+        .iter()
+        .skip(mark.outgoing_index())
+        .any(|c| {
+            c.dir == super::relay::Direction::Forward
+                && c.element.name() == "presence"
+                && c.element.has_child("repair", PRESENCE_SYNC)
+        });
+    let mut reqs = vec!["PS-59", "PS-85"];
+    if subject_repaired {
+        reqs.push("PS-64");
+    }
     b.check(
         "no-collateral-roster-change",
         Check::empty(
             "no roster item outside the mismatched edges changed",
-            &["PS-59", "PS-85"],
+            &reqs,
             &collateral,
         ),
     );
@@ -837,11 +1055,12 @@ pub async fn blocking(w: &mut Wire) -> Result<Body> {
         "blocked",
         truth(
             &format!("{o0} blocks {t0} and {t1} blocks a user of the subject: neither side is shown the other"),
-            &["PS-79", "PS-80"],
+            &with_live(w, &mark, &["PS-79", "PS-80"]),
             &blocked,
         ),
     );
     // A change while blocked: the blocked contact still is not shown it.
+    let live = w.mark();
     w.ours[0].available(Some(Show::Dnd))?;
     w.theirs[0].available(Some(Show::Away))?;
     let changed = w.converge().await?;
@@ -849,7 +1068,7 @@ pub async fn blocking(w: &mut Wire) -> Result<Body> {
         "blocked-change",
         truth(
             "presence changes while blocked reach only the entitled watchers",
-            &["PS-79", "PS-80"],
+            &with_live(w, &live, &["PS-79", "PS-80"]),
             &changed,
         ),
     );
@@ -868,6 +1087,95 @@ pub async fn blocking(w: &mut Wire) -> Result<Body> {
             &unblocked,
         ),
     );
+    status_texts(w, &mut b).await?;
     b.phase = Some(w.phase_since(&mark));
     Ok(b)
+}
+
+/// A status text that Unicode normalization would change (a combining accent, a ligature, the
+/// Ohm sign), with a language: it must reach every watcher byte for byte (PS-76).
+const STATUS: &str = "Cafe\u{301} \u{fb01}n \u{2126}";
+
+/// PS-76 both ways: a user of each side publishes [`STATUS`]; each watcher on the other side
+/// must be shown exactly that text (the subject caches the peer's and publishes its own).
+async fn status_texts(w: &mut Wire, b: &mut Body) -> Result<()> {
+    use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+    let senders = [
+        w.theirs[2 % w.theirs.len()].bare(),
+        w.ours[2 % w.ours.len()].bare(),
+    ];
+    let mut marks = Vec::new();
+    for p in w.people() {
+        marks.push(p.client.recorder().snapshot().len());
+    }
+    for p in w
+        .people()
+        .into_iter()
+        .filter(|p| senders.contains(&p.bare()))
+    {
+        let mut presence = Presence::new(PresenceType::None);
+        presence.statuses.insert(
+            tokio_xmpp::parsers::message::Lang::from("fr"),
+            STATUS.to_owned(),
+        );
+        p.client.send(presence.into())?;
+        p.online = true;
+        p.show = None;
+    }
+    let mut wrong = Vec::new();
+    let mut watchers = 0;
+    for (p, since) in w.people().into_iter().zip(marks) {
+        if !p.online {
+            continue;
+        }
+        let me = p.bare();
+        let roster = p.client.roster().await?;
+        for sender in senders.iter().filter(|s| s.domain() != me.domain()) {
+            let sees = roster.iter().any(|i| {
+                i.jid == *sender && matches!(i.subscription, Subscription::To | Subscription::Both)
+            });
+            if !sees {
+                continue;
+            }
+            watchers += 1;
+            let exact = |pr: &tokio_xmpp::parsers::presence::Presence| {
+                pr.type_ == PresenceType::None
+                    && pr.from.as_ref().is_some_and(|f| f.to_bare() == *sender)
+                    && pr.statuses.values().any(|t| t == STATUS)
+            };
+            let got = p
+                .client
+                .recorder()
+                .wait_until(
+                    &format!("presence of {sender} with the status text"),
+                    std::time::Duration::from_secs(5),
+                    |log| {
+                        log.iter().skip(since).any(
+                            |(_, r)| matches!(r, super::client::Received::Presence(pr) if exact(pr)),
+                        )
+                    },
+                )
+                .await;
+            let last = p.client.recorder().last_presence_from(sender);
+            if got.is_err() {
+                wrong.push(format!(
+                    "{me} was shown {sender} with status {:?}",
+                    last.map(|l| l.statuses)
+                ));
+            }
+        }
+    }
+    b.check(
+        "status-text-unaltered",
+        Check::with(
+            format!("a status text that Unicode normalization would change reaches {watchers} watchers on both sides byte for byte"),
+            &["PS-76"],
+            match (watchers, wrong.first()) {
+                (0, _) => Outcome::NotExercised("no watcher of the two publishers".into()),
+                (_, None) => Outcome::Pass,
+                (_, Some(first)) => Outcome::Fail(format!("{} wrong, first: {first}", wrong.len())),
+            },
+        ),
+    );
+    Ok(())
 }
