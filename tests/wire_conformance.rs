@@ -85,7 +85,7 @@ fn serve_config(a: &Lease, peer: &Lease) -> String {
     format!(
         "domain = 'a.test'\nc2s = '{}'\ns2s = '{}'\ndatabase = 'a.sqlite'\nregistration = true\n\
          pid-file = 'a.pid'\nlog = 'presence_sync=info'\n\
-         [sync]\nsmall-peer = 0\n[peers]\n'b.test' = '{}'\n",
+         [sync]\nsmall-peer = 0\ngrace = 5\n[peers]\n'b.test' = '{}'\n",
         a.c2s(),
         a.s2s(),
         peer.s2s()
@@ -98,7 +98,7 @@ fn serve_target(a: &Lease, peer: &Lease, mutation: Option<&str>) -> String {
         .unwrap_or_default();
     format!(
         "name = 'presence-sync serve'\ndomain = 'a.test'\nc2s = '{}'\ns2s = '{}'\n\
-         small-peer = 0\n\
+         small-peer = 0\ngrace = 5\n\
          [peer]\ndomain = 'b.test'\nlisten = '{}'\n[accounts]\nmethod = 'register'\n\
          [control]\nstart = \"exec '{}' serve --config a.toml{extra} >> a.log 2>&1\"\n\
          pid-file = 'a.pid'\n",
@@ -211,8 +211,8 @@ async fn the_reference_server_passes_every_wire_scenario() -> Result<()> {
         "{stdout}"
     );
     assert!(!stdout.contains("FAIL"), "{stdout}");
-    // Every scenario ran: twelve test cases, none failed or skipped.
-    assert_eq!(junit.matches("<testcase").count(), 12, "{junit}");
+    // Every scenario ran: thirteen test cases, none failed or skipped.
+    assert_eq!(junit.matches("<testcase").count(), 13, "{junit}");
     assert!(
         junit.contains("failures='0'") && junit.contains("skipped='0'"),
         "{junit}"
@@ -366,8 +366,8 @@ async fn prosody_is_reported_as_legacy_and_its_rfc_6121_checks_pass() -> Result<
             "{stdout}"
         );
         assert!(!stdout.contains("FAIL  "), "{stdout}");
-        assert_eq!(junit.matches("<testcase").count(), 12, "{junit}");
-        assert_eq!(junit.matches("<skipped").count(), 10, "{junit}");
+        assert_eq!(junit.matches("<testcase").count(), 13, "{junit}");
+        assert_eq!(junit.matches("<skipped").count(), 11, "{junit}");
         assert!(!junit.contains("<failure"), "{junit}");
         for pass in ["pass legacy/truth ", "pass discovery/setup-truth "] {
             assert!(junit.contains(pass), "{pass}: {junit}");

@@ -264,6 +264,11 @@ pub async fn run(
             )),
             Needs::Crash => target.control.cannot_crash().map(str::to_owned),
             Needs::Stop => target.control.cannot_stop().map(str::to_owned),
+            Needs::ShortGrace if target.grace() > target::LONGEST_GRACE => Some(format!(
+                "the grace period is {} s (the target's `grace`); the suite waits out at most {} s",
+                target.grace(),
+                target::LONGEST_GRACE
+            )),
             _ => None,
         };
         let mark = if s.name == "discovery" {
@@ -289,6 +294,7 @@ pub async fn run(
                     "link-loss" => scenarios::link_loss(&mut w).await,
                     "link-loss-changes" => scenarios::link_loss_changes(&mut w).await,
                     "changes-during-sync" => scenarios::changes_during_sync(&mut w).await,
+                    "long-outage" => scenarios::long_outage(&mut w).await,
                     "cold-restart" => scenarios::cold_restart(&mut w).await,
                     "graceful-restart" => scenarios::graceful_restart(&mut w).await,
                     "peer-graceful-restart" => scenarios::peer_graceful_restart(&mut w).await,

@@ -36,6 +36,9 @@ pub enum Needs {
     Crash,
     /// The extension and a way to stop and start the server.
     Stop,
+    /// The extension and a grace period short enough to wait out
+    /// ([`super::target::LONGEST_GRACE`]).
+    ShortGrace,
 }
 
 /// A scenario of the wire run.
@@ -49,7 +52,7 @@ pub struct Scenario {
 }
 
 /// Every wire scenario, in the order they run.
-pub const ALL: [Scenario; 12] = [
+pub const ALL: [Scenario; 13] = [
     Scenario {
         name: "discovery",
         about: "stream feature and service discovery; the set-up's subscriptions and login storms converge",
@@ -69,6 +72,11 @@ pub const ALL: [Scenario; 12] = [
         name: "changes-during-sync",
         about: "the suite holds the link while the resync after a link loss is in flight; users on both sides change presence and subscriptions meanwhile",
         needs: Needs::Sync,
+    },
+    Scenario {
+        name: "long-outage",
+        about: "the link stays down past the server's grace period: its users stop being shown the peer's users; then the link comes back",
+        needs: Needs::ShortGrace,
     },
     Scenario {
         name: "cold-restart",
@@ -420,6 +428,51 @@ pub async fn link_loss_changes(w: &mut Wire) -> Result<Body> {
         ),
     );
     b.phase = Some(phase);
+    Ok(b)
+}
+
+/// `long-outage`: the relays refuse the link for the subject's grace period and 3 s more;
+/// the subject must then have voided its cache of the peer (PS-56): its users are shown none
+/// of the peer's users, who are still online. Then the link comes back.
+pub async fn long_outage(w: &mut Wire) -> Result<Body> {
+    let mut b = Body::default();
+    let grace = std::time::Duration::from_secs(w.target.grace());
+    let mark = w.mark();
+    w.outgoing.set_refusing(true);
+    w.incoming.set_refusing(true);
+    w.cut().await;
+    tokio::time::sleep(grace + std::time::Duration::from_secs(3)).await;
+    // Only the subject's users: the peer's, absent from the truth, must be shown to none.
+    let voided = super::people::converge(
+        &mut w.ours.iter_mut().collect::<Vec<_>>(),
+        super::world::CONVERGE,
+    )
+    .await?;
+    b.check(
+        "cache-voided",
+        truth(
+            &format!(
+                "after {} s without the link (the grace period, {} s, and 3 s), the subject's users are shown none of the peer's users",
+                grace.as_secs() + 3,
+                grace.as_secs()
+            ),
+            &["PS-56"],
+            &voided,
+        ),
+    );
+    w.outgoing.set_refusing(false);
+    w.incoming.set_refusing(false);
+    w.kick()?;
+    let diffs = w.converge().await?;
+    b.check(
+        "truth",
+        truth(
+            "after the link is back every user sees exactly its contacts' presence",
+            &["PS-19"],
+            &diffs,
+        ),
+    );
+    b.phase = Some(w.phase_since(&mark));
     Ok(b)
 }
 

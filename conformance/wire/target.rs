@@ -7,6 +7,8 @@
 //! c2s = "127.0.0.2:5222"             # where its clients connect (plaintext on loopback)
 //! s2s = "127.0.0.2:5269"             # where its peers connect
 //! small-peer = 40                    # its small-peer threshold (XEP PS-93; default 40)
+//! grace = 300                        # its grace period in seconds (XEP PS-56; default 300);
+//!                                    # the long-outage scenario runs if it is at most 60
 //!
 //! [peer]                             # the domain the suite plays
 //! domain = "b.test"
@@ -56,6 +58,11 @@ pub struct Target {
     /// larger than that ([`super::Options::users_for`]). Default: the XEP's, 40.
     #[serde(default, rename = "small-peer")]
     pub small_peer: Option<u64>,
+    /// Its grace period in seconds (XEP PS-56): how long it keeps a down peer's cache. The
+    /// `long-outage` scenario waits it out, so it runs only when this is at most
+    /// [`LONGEST_GRACE`]. Default: the XEP's, 300.
+    #[serde(default)]
+    pub grace: Option<u64>,
     /// The peer domain the suite plays.
     pub peer: Peer,
     /// Provisioning of test accounts.
@@ -67,6 +74,12 @@ pub struct Target {
     #[serde(skip)]
     pub base: PathBuf,
 }
+
+/// The XEP's default grace period, seconds (PS-56).
+pub const DEFAULT_GRACE: u64 = 300;
+
+/// The longest grace period (seconds) the `long-outage` scenario waits out.
+pub const LONGEST_GRACE: u64 = 60;
 
 /// `[peer]`.
 #[derive(Clone, Debug, Deserialize)]
@@ -222,7 +235,12 @@ impl Target {
         Ok(target)
     }
 
-    /// The server's small-peer threshold (XEP PS-93): the target's, or the XEP's default.
+    /// Its grace period in seconds (the XEP's default if the file gives none).
+    pub fn grace(&self) -> u64 {
+        self.grace.unwrap_or(DEFAULT_GRACE)
+    }
+
+    /// Its small-peer threshold (the XEP's default if the file gives none).
     pub fn small_peer(&self) -> u64 {
         self.small_peer.unwrap_or(crate::engine::SMALL_PEER)
     }

@@ -18,6 +18,7 @@
 //! window = 64                     # the largest the XEP allows: a restart pulls faster
 //! leaf-items = 16
 //! small-peer = 40                 # XEP PS-93: RFC 6121 with peers sharing at most this many edges
+//! grace = 300                     # XEP PS-56: seconds a down peer's cached presence stays shown
 //!
 //! [stream]
 //! max-stanza-bytes = 262144
@@ -98,6 +99,8 @@ pub struct SyncConfig {
     /// XEP PS-93: no session is started with a peer that shares at most this many edges
     /// (RFC 6121 with it); 0 starts one with every peer that shares an edge.
     pub small_peer: u64,
+    /// XEP PS-56: seconds a peer's cache stays usable while the link is down (300 by default).
+    pub grace: u64,
 }
 
 impl Default for SyncConfig {
@@ -110,6 +113,7 @@ impl Default for SyncConfig {
             window: d.window,
             leaf_items: d.leaf_items,
             small_peer: crate::engine::SMALL_PEER,
+            grace: crate::engine::Config::default().grace / 1_000_000,
         }
     }
 }

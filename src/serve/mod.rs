@@ -115,6 +115,7 @@ pub async fn run_until(
         let session = SessionConfig {
             limits: config.sync.limits(),
             small_peer: config.sync.small_peer,
+            grace: config.sync.grace.saturating_mul(1_000_000), // µs
             mutation,
             ..SessionConfig::default()
         };
