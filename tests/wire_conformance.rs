@@ -211,8 +211,8 @@ async fn the_reference_server_passes_every_wire_scenario() -> Result<()> {
         "{stdout}"
     );
     assert!(!stdout.contains("FAIL"), "{stdout}");
-    // Every scenario ran: thirteen test cases, none failed or skipped.
-    assert_eq!(junit.matches("<testcase").count(), 13, "{junit}");
+    // Every scenario ran: fourteen test cases, none failed or skipped.
+    assert_eq!(junit.matches("<testcase").count(), 14, "{junit}");
     assert!(
         junit.contains("failures='0'") && junit.contains("skipped='0'"),
         "{junit}"
@@ -366,8 +366,8 @@ async fn prosody_is_reported_as_legacy_and_its_rfc_6121_checks_pass() -> Result<
             "{stdout}"
         );
         assert!(!stdout.contains("FAIL  "), "{stdout}");
-        assert_eq!(junit.matches("<testcase").count(), 13, "{junit}");
-        assert_eq!(junit.matches("<skipped").count(), 11, "{junit}");
+        assert_eq!(junit.matches("<testcase").count(), 14, "{junit}");
+        assert_eq!(junit.matches("<skipped").count(), 12, "{junit}");
         assert!(!junit.contains("<failure"), "{junit}");
         for pass in ["pass legacy/truth ", "pass discovery/setup-truth "] {
             assert!(junit.contains(pass), "{pass}: {junit}");

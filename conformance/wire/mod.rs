@@ -297,6 +297,7 @@ pub async fn run(
                     "long-outage" => scenarios::long_outage(&mut w).await,
                     "cold-restart" => scenarios::cold_restart(&mut w).await,
                     "graceful-restart" => scenarios::graceful_restart(&mut w).await,
+                    "both-restart" => scenarios::both_restart(&mut w).await,
                     "peer-graceful-restart" => scenarios::peer_graceful_restart(&mut w).await,
                     "peer-crash" => scenarios::peer_crash(&mut w).await,
                     "mismatch" => scenarios::mismatch(&mut w).await,

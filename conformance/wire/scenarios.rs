@@ -52,7 +52,7 @@ pub struct Scenario {
 }
 
 /// Every wire scenario, in the order they run.
-pub const ALL: [Scenario; 13] = [
+pub const ALL: [Scenario; 14] = [
     Scenario {
         name: "discovery",
         about: "stream feature and service discovery; the set-up's subscriptions and login storms converge",
@@ -87,6 +87,11 @@ pub const ALL: [Scenario; 13] = [
         name: "graceful-restart",
         about: "the server under test is stopped gracefully, started again, and its users log in",
         needs: Needs::Stop,
+    },
+    Scenario {
+        name: "both-restart",
+        about: "the server under test and the suite's peer crash together, start again, and all their users log in at once",
+        needs: Needs::Crash,
     },
     Scenario {
         name: "peer-graceful-restart",
@@ -719,6 +724,40 @@ pub async fn cold_restart(w: &mut Wire) -> Result<Body> {
         truth(
             "after the crash, the restart and the login storm every user sees exactly its contacts' presence",
             &["PS-12", "PS-19", "PS-34", "PS-44"],
+            &diffs,
+        ),
+    );
+    b.phase = Some(phase);
+    Ok(b)
+}
+
+/// `both-restart`: both servers crash (new epochs on both sides, no cache worth keeping),
+/// start again, and both login storms run at once.
+pub async fn both_restart(w: &mut Wire) -> Result<Body> {
+    let mut b = Body::default();
+    w.subject.crash().await?;
+    w.peer.crash().await;
+    w.event(RecordKind::Crash);
+    let mark = w.mark();
+    w.event(RecordKind::Restart);
+    w.subject.start().await?;
+    w.peer.start(super::peer::Mode::Sync).await?;
+    let started = Instant::now();
+    w.log_in_ours().await?;
+    w.log_in_theirs().await?;
+    w.kick()?;
+    let diffs = w.converge().await?;
+    let mut phase = w.phase_since(&mark);
+    phase.converged = diffs.is_empty();
+    phase.sim_ms_to_converge = phase
+        .converged
+        .then(|| started.elapsed().as_millis() as u64);
+    phase.diff = diffs.clone();
+    b.check(
+        "truth",
+        truth(
+            "after both servers crash and restart with their login storms, every user sees exactly its contacts' presence",
+            &["PS-12", "PS-13", "PS-19", "PS-34", "PS-44"],
             &diffs,
         ),
     );
