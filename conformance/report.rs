@@ -239,9 +239,18 @@ impl Report {
             w.hub_peers,
             w.seed
         );
+        // The name column fits the longest name (the wire's `peer-graceful-restart`), at
+        // least 20 wide.
+        let width = self
+            .runs
+            .iter()
+            .map(|r| r.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(20);
         let _ = writeln!(
             out,
-            "{:<20} {:<6} {:>6} {:>8} {:>9} {:>4} {:>8} {:>9} | {:>9} {:>9}",
+            "{:<width$} {:<6} {:>6} {:>8} {:>9} {:>4} {:>8} {:>9} | {:>9} {:>9}",
             "scenario",
             "result",
             "checks",
@@ -253,7 +262,7 @@ impl Report {
             "RFC 6121",
             "bytes"
         );
-        let _ = writeln!(out, "{}", "-".repeat(99));
+        let _ = writeln!(out, "{}", "-".repeat(99 + width - 20));
         for run in &self.runs {
             let failed = run.checks.iter().filter(|c| c.failed()).count();
             let n = run.checks.len();
@@ -277,7 +286,7 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "{:<20} {:<6} {:>6} {:>8} {:>9} {:>4} {:>8} {:>9} | {:>9} {:>9}",
+                "{:<width$} {:<6} {:>6} {:>8} {:>9} {:>4} {:>8} {:>9} | {:>9} {:>9}",
                 run.name,
                 if !run.passed() {
                     "FAIL"
