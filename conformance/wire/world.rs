@@ -137,36 +137,11 @@ impl Wire {
         }
         wanted.sort_unstable();
         wanted.dedup();
-        for &(ours_follows, o, t) in &wanted {
-            let (from, to) = if ours_follows {
-                (&self.ours[o], self.theirs[t].bare())
-            } else {
-                (&self.theirs[t], self.ours[o].bare())
-            };
-            from.client.subscribe(&to)?;
+        for &pair in &wanted {
+            self.ask(pair)?;
         }
-        for &(ours_follows, o, t) in &wanted {
-            let (asker, contact) = if ours_follows {
-                (self.ours[o].bare(), &self.theirs[t])
-            } else {
-                (self.theirs[t].bare(), &self.ours[o])
-            };
-            contact
-                .client
-                .recorder()
-                .wait_until(
-                    &format!("a subscription request from {asker}"),
-                    CONVERGE,
-                    |log| {
-                        log.iter().any(|(_, r)| {
-                            matches!(r, Received::Presence(p)
-                            if p.type_ == PresenceType::Subscribe
-                                && p.from.as_ref().is_some_and(|f| f.to_bare() == asker))
-                        })
-                    },
-                )
-                .await?;
-            contact.client.subscribed(&asker)?;
+        for &pair in &wanted {
+            self.approve(pair).await?;
         }
         for &(ours_follows, o, t) in &wanted {
             let (person, contact) = if ours_follows {
@@ -204,6 +179,69 @@ impl Wire {
             .into());
         }
         Ok(started.elapsed())
+    }
+
+    /// Sends the subscription request of `(ours_asks, o, t)`: subject user `o` asks peer user
+    /// `t` if `ours_asks`, the other way round otherwise (RFC 6121 §3.1.1).
+    ///
+    /// # Errors
+    /// The asker's client is gone.
+    pub fn ask(&self, (ours_asks, o, t): (bool, usize, usize)) -> Result<()> {
+        if ours_asks {
+            self.ours[o].client.subscribe(&self.theirs[t].bare())
+        } else {
+            self.theirs[t].client.subscribe(&self.ours[o].bare())
+        }
+    }
+
+    /// Waits, at most [`CONVERGE`], for the request of [`Wire::ask`] to reach its contact, who
+    /// approves it (RFC 6121 §3.1.4).
+    ///
+    /// # Errors
+    /// The request did not arrive in time, or the contact's client is gone.
+    pub async fn approve(&self, (ours_asks, o, t): (bool, usize, usize)) -> Result<()> {
+        let (asker, contact) = if ours_asks {
+            (self.ours[o].bare(), &self.theirs[t])
+        } else {
+            (self.theirs[t].bare(), &self.ours[o])
+        };
+        contact
+            .client
+            .recorder()
+            .wait_until(
+                &format!("a subscription request from {asker}"),
+                CONVERGE,
+                |log| {
+                    log.iter().any(|(_, r)| {
+                        matches!(r, Received::Presence(p)
+                        if p.type_ == PresenceType::Subscribe
+                            && p.from.as_ref().is_some_and(|f| f.to_bare() == asker))
+                    })
+                },
+            )
+            .await?;
+        contact.client.subscribed(&asker)
+    }
+
+    /// Waits until every view is right ([`Wire::converge`]) and returns the cost of what
+    /// crossed since `mark`, marked converged (with the wall-clock ms since `started`) or
+    /// not, and the differences left.
+    ///
+    /// # Errors
+    /// A roster could not be fetched.
+    pub async fn converged_phase(
+        &mut self,
+        mark: &Mark,
+        started: Instant,
+    ) -> Result<(crate::conformance::world::Phase, Vec<String>)> {
+        let diffs = self.converge().await?;
+        let mut phase = self.phase_since(mark);
+        phase.converged = diffs.is_empty();
+        phase.sim_ms_to_converge = phase
+            .converged
+            .then(|| started.elapsed().as_millis() as u64);
+        phase.diff = diffs.clone();
+        Ok((phase, diffs))
     }
 
     /// Logs every subject user in again (a login storm) and sends its presence.
