@@ -119,15 +119,21 @@ async fn echo(listener: TcpListener) {
     }
 }
 
-#[tokio::test]
-async fn the_relay_forwards_counts_and_cuts() -> Result<()> {
+/// A relay with `gate` in front of a fresh echo server; the server's task.
+async fn echoed(gate: net::relay::Gate) -> Result<(Relay, tokio::task::JoinHandle<()>)> {
     let (server_addr, relay_addr) = {
         let _alone = leasing();
         (lease()?, lease()?)
     };
     let listener = TcpListener::bind(server_addr.s2s()).await?;
     let server = tokio::spawn(echo(listener));
-    let relay = Relay::new(relay_addr.s2s(), server_addr.s2s()).await?;
+    let relay = Relay::with_gate(relay_addr.s2s(), server_addr.s2s(), gate).await?;
+    Ok((relay, server))
+}
+
+#[tokio::test]
+async fn the_relay_forwards_counts_and_cuts() -> Result<()> {
+    let (relay, server) = echoed(net::relay::Gate::default()).await?;
 
     let mut conn = TcpStream::connect(relay.listen()).await?;
     let sent = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
@@ -191,14 +197,8 @@ async fn the_relay_forwards_counts_and_cuts() -> Result<()> {
 /// lets it through in order when opened.
 #[tokio::test]
 async fn the_gate_holds_everything_after_its_trip_until_opened() -> Result<()> {
-    let (server_addr, relay_addr) = {
-        let _alone = leasing();
-        (lease()?, lease()?)
-    };
-    let listener = TcpListener::bind(server_addr.s2s()).await?;
-    let server = tokio::spawn(echo(listener));
     let gate = net::relay::Gate::default();
-    let relay = Relay::with_gate(relay_addr.s2s(), server_addr.s2s(), gate.clone()).await?;
+    let (relay, server) = echoed(gate.clone()).await?;
     gate.close_after(|el| el.name() == "iq");
     let mut conn = TcpStream::connect(relay.listen()).await?;
     let head = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
@@ -222,6 +222,39 @@ async fn the_gate_holds_everything_after_its_trip_until_opened() -> Result<()> {
     tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut buf)).await??;
     assert_eq!(buf, [head, later].concat().as_bytes());
     assert_eq!(relay.stats().count(Direction::Forward, "message"), 1);
+    server.abort();
+    Ok(())
+}
+
+/// A relay's lane holds one direction after its trip; the other direction goes on.
+#[tokio::test]
+async fn a_lane_holds_one_direction_only() -> Result<()> {
+    let (relay, server) = echoed(net::relay::Gate::default()).await?;
+    let lane = relay.lane(Direction::Backward).clone();
+    lane.close_after(|el| el.name() == "iq");
+    let mut conn = TcpStream::connect(relay.listen()).await?;
+    let head = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+                xmlns:stream='http://etherx.jabber.org/streams' to='b.test' from='a.test' \
+                version='1.0'><iq type='get' id='q'/>";
+    conn.write_all(head.as_bytes()).await?;
+    // The echo of the iq trips the backward lane as it crosses; what follows is held there.
+    lane.wait_tripped(Duration::from_secs(5))
+        .await
+        .ok_or("the lane did not trip")?;
+    let mut buf = vec![0u8; head.len()];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut buf)).await??;
+    let later = "<message to='b@b.test'/>";
+    conn.write_all(later.as_bytes()).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Forward: the message crossed; backward: its echo is held.
+    let stats = relay.stats();
+    assert_eq!(stats.count(Direction::Forward, "message"), 1);
+    assert_eq!(stats.count(Direction::Backward, "message"), 0);
+    lane.open();
+    let mut buf = vec![0u8; later.len()];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut buf)).await??;
+    assert_eq!(buf, later.as_bytes());
+    assert_eq!(relay.stats().count(Direction::Backward, "message"), 1);
     server.abort();
     Ok(())
 }

@@ -17,7 +17,8 @@
 //! Relays can share a [`Gate`]: closed, it holds every byte that has not crossed yet, on
 //! every connection of every relay that has it, until it opens again; it can close by itself
 //! right after an element a scenario chose has crossed (the first query of a sync), so that
-//! changes made while it is closed happen at the servers while that sync is in flight.
+//! changes made while it is closed happen at the servers while that sync is in flight. Each
+//! direction of a relay also has a gate of its own ([`Relay::lane`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -259,6 +260,8 @@ struct Shared {
     cut: watch::Sender<u64>,
     refusing: AtomicBool,
     gate: Gate,
+    /// A gate of this relay alone per direction ([`Relay::lane`]).
+    lanes: [Gate; 2],
 }
 
 impl Shared {
@@ -292,6 +295,7 @@ impl Relay {
             cut: watch::Sender::new(0),
             refusing: AtomicBool::new(false),
             gate,
+            lanes: [Gate::default(), Gate::default()],
         });
         let accept = tokio::spawn(accept_loop(listener, target, shared.clone()));
         Ok(Relay {
@@ -310,6 +314,13 @@ impl Relay {
     /// Where it connects.
     pub fn target(&self) -> SocketAddr {
         self.target
+    }
+
+    /// The gate of one direction of this relay only: armed, it holds that direction on every
+    /// connection of this relay (the other direction, and other relays, go on), as when one
+    /// server's outgoing traffic is delayed while it still receives.
+    pub fn lane(&self, dir: Direction) -> &Gate {
+        &self.shared.lanes[dir.index()]
     }
 
     /// A copy of the counts so far.
@@ -461,6 +472,7 @@ async fn pump(
         };
         // Held while the gate is closed; what was read before it closed is still written.
         shared.gate.wait_open().await;
+        shared.lanes[dir.index()].wait_open().await;
         let data = &buf[..n];
         let events = if readable {
             match reader.feed(data) {
@@ -478,6 +490,7 @@ async fn pump(
             vec![]
         };
         shared.gate.check(&events);
+        shared.lanes[dir.index()].check(&events);
         record(shared, dir, connection, n, events);
         if to.write_all(data).await.is_err() {
             break;

@@ -1,6 +1,7 @@
 //! The scenarios about subscription state and blocks: `mismatch` (one-sided state repaired),
 //! `blocking` (XEP-0191 across the domains, and status texts that must cross unaltered).
 
+use super::super::relay::{Direction, Gate};
 use super::*;
 
 /// Every roster item of every person, fetched from its server: (user, contact) → state.
@@ -125,10 +126,21 @@ pub async fn mismatch(w: &mut Wire) -> Result<Body> {
             }
         }
     }
+    // The subject's outgoing traffic is held from its first hello stanza on: its session
+    // starts (the peer answers or is answered) but its edge descent cannot end, so its edge
+    // set stays unverified while the peer's first user goes online (PS-37).
+    let held = w.outgoing.lane(Direction::Forward).clone();
+    held.close_after(|el| el.name() == "iq" && el.has_child("hello", PRESENCE_SYNC));
     let restarted = Instant::now();
-    w.peer.start(super::super::peer::Mode::Sync).await?;
-    w.log_in_theirs().await?;
-    w.kick()?;
+    let unverified = async {
+        w.peer.start(super::super::peer::Mode::Sync).await?;
+        w.log_in_theirs_but(1).await?;
+        w.kick()?;
+        unverified_window(w, &held).await
+    }
+    .await;
+    held.open();
+    b.check("unverified-not-shown", unverified?);
     w.converge().await?;
     // The edge descent runs in a session; RFC 6121 may have set the views right before a
     // subject small for the peer (PS-93) gets the peer's hello (PS-16).
@@ -216,6 +228,67 @@ pub async fn mismatch(w: &mut Wire) -> Result<Body> {
     );
     b.phase = Some(phase);
     Ok(b)
+}
+
+/// While the subject's outgoing traffic is held after its first hello stanza, the peer's
+/// first user, logged in but unavailable, becomes available: the subject receives its item
+/// and, its edge set unverified, must show it to none of its users (PS-37). Not exercised if
+/// the subject sent no hello or no item of that user reached it.
+async fn unverified_window(w: &mut Wire, held: &Gate) -> Result<Check> {
+    const NAME: &str = "a presence item received while the edge set is unverified is shown to no user until it is verified";
+    let not_exercised = |why: String| Check::with(NAME, &["PS-37"], Outcome::NotExercised(why));
+    let Some(hello) = held.wait_tripped(SESSION_WAIT * 2).await else {
+        return Ok(not_exercised("the subject sent no hello".into()));
+    };
+    let late = w.theirs[0].bare();
+    let from = Instant::now();
+    w.theirs[0].available(None)?;
+    let item_crossed = || {
+        w.incoming.stats().captured.iter().any(|c| {
+            c.at >= from
+                && c.dir == Direction::Forward
+                && c.element.name() == "iq"
+                && c.element
+                    .get_child("batch", PRESENCE_SYNC)
+                    .is_some_and(|b| {
+                        b.children()
+                            .any(|i| i.name() == "item" && i.attr("jid") == Some(late.as_str()))
+                    })
+        })
+    };
+    let started = Instant::now();
+    while !item_crossed() && started.elapsed() < SESSION_WAIT {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    if !item_crossed() {
+        return Ok(not_exercised(format!(
+            "no item of {late} reached the subject while its hello ({}) was held",
+            hello.attr("type").unwrap_or("?")
+        )));
+    }
+    // Time for a subject that delivers at once to do it.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let shown: Vec<String> = w
+        .ours
+        .iter()
+        .filter(|p| {
+            p.client.recorder().snapshot().iter().any(|(at, r)| {
+                *at >= from
+                    && matches!(r, super::super::client::Received::Presence(pr)
+                        if pr.type_ == tokio_xmpp::parsers::presence::Type::None
+                            && pr.from.as_ref().is_some_and(|f| f.to_bare() == late))
+            })
+        })
+        .map(|p| p.bare().to_string())
+        .collect();
+    Ok(Check::empty(
+        NAME,
+        &["PS-37"],
+        &shown
+            .iter()
+            .map(|u| format!("{u} was shown {late} available before the edge set was verified"))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// `blocking`: blocks across the domains hide presence both ways (XEP-0191 §3.3), also
