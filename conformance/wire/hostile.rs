@@ -17,7 +17,9 @@
 //! - streams that never authenticate (PS-77): a hello without dialback, and a hello after a
 //!   dialback that the peer's authoritative server refuses;
 //! - stalls: two connections, one stopped in the middle of its stream header and one in the
-//!   middle of a stanza, held open throughout.
+//!   middle of a stanza, held open throughout;
+//! - three refusals in a row ([`fallback`]): after three failed sessions a subject that treats
+//!   the peer as legacy must apply RFC 6121 at once (PS-58).
 //!
 //! ```text
 //!  suite, hostile ──s2s as the peer domain (dialback)──► subject ──s2s via relay `outgoing`──► suite's peer
@@ -46,6 +48,8 @@ use tokio::task::JoinHandle;
 use tokio_xmpp::jid::BareJid;
 use tokio_xmpp::parsers::roster::Subscription;
 
+mod fallback;
+
 use super::Result;
 use super::peer::DIALBACK_SECRET;
 use super::relay::Direction;
@@ -53,7 +57,7 @@ use super::scenarios::Body;
 use super::wait::wait_until;
 use super::world::Wire;
 use crate::conformance::check::{Check, Outcome};
-use crate::conformance::hostile::cases::{self, Case, Ctx, Expect};
+use crate::conformance::hostile::cases::{self, Case, Ctx, Expect, Names};
 use crate::conformance::hostile::{A, B, C, HOSTILE, Negotiated, hellos, verdict};
 use crate::conformance::scenarios::truth_reqs;
 use crate::serve::conn::Reader;
@@ -64,13 +68,12 @@ use crate::wire::{Condition, WireElement, ns};
 
 /// The simulation's hostile cases played over the wire, by their names in
 /// [`cases::all`]. Left out: the batch before the hello exchange of new streams (it needs a
-/// stanza between a link coming up and its hello, which only the simulator can time), the
-/// query for a prefix deeper than the stored depth (its prefix is computed from a user of the
-/// bench, which renaming does not carry into the hash), the hellos with new epochs (they would
+/// stanza between a link coming up and its hello, which only the simulator can time; the
+/// batch after a refusal exercises the same rule, PS-75), the hellos with new epochs (they would
 /// make the suite's peer look restarted to the subject for the rest of the run), the
 /// domain-level presence of type probe, the malformed shutdown and repair markers (each is
 /// discarded, as the malformed domain-level presence that is played is).
-pub const FROM_SIMULATION: [&str; 22] = [
+pub const FROM_SIMULATION: [&str; 24] = [
     "reconcile with a child in the wrong direction",
     "reconcile with an unknown attribute",
     "id list in non-canonical base64 (no padding)",
@@ -87,16 +90,20 @@ pub const FROM_SIMULATION: [&str; 22] = [
     "edge with both ends in the peer domain",
     "hello with an unsupported hash algorithm",
     "batch of a stale epoch",
+    REFUSED_THEN_BATCH,
     "domain-level presence with an unknown attribute",
     "request whose from is not of the peer domain",
     "domain-level presence with a payload nested 200 elements deep",
     "domain-level presence of a publisher without cache entry",
     "domain-level presence of 500 unknown publishers",
-    SPLIT_OF_THE_ROOT,
+    "split of the root matching none of its children",
+    "query for a prefix deeper than the stored depth",
 ];
 
-/// The case of [`FROM_SIMULATION`] played only while the subject has at most 16 users.
-const SPLIT_OF_THE_ROOT: &str = "split of the root matching none of its children";
+/// The case of [`FROM_SIMULATION`] that makes the subject refuse twice in a row (a request,
+/// then a batch out of order): new streams follow it, which reset the subject's count of
+/// failed sessions (PS-57), so that a third refusal does not make it fall back for good.
+const REFUSED_THEN_BATCH: &str = "batch after a refusal, before a new hello";
 
 /// The floods, played last: they spend the hello budget and the window (XEP §Resource
 /// Exhaustion).
@@ -651,6 +658,16 @@ async fn play(
     let ctx = Ctx {
         id: format!("{HOSTILE}wire-{n}"),
         neg,
+        names: Names {
+            subject: w.target.domain.clone(),
+            peer: w.target.peer.domain.clone(),
+            first: w
+                .ours
+                .first()
+                .map(|p| p.bare().to_string())
+                .unwrap_or_default(),
+            users: w.ours.len(),
+        },
     };
     let (xml, expect) = (case.build)(&ctx);
     let xml = rename.apply(&xml);
@@ -876,22 +893,6 @@ async fn play_all(w: &mut Wire, b: &mut Body) -> Result<()> {
     let mut played: Vec<Case> = Vec::new();
     for name in FROM_SIMULATION {
         let case = take(name)?;
-        // Its verdict expects every child of the root to hold at most leaf-items (16)
-        // entries, certain only while the subject publishes at most 16 users.
-        if name == SPLIT_OF_THE_ROOT && w.ours.len() > 16 {
-            b.check(
-                "split-of-the-root-not-played",
-                Check::with(
-                    format!("hostile: {name}"),
-                    &["PS-24"],
-                    Outcome::NotExercised(format!(
-                        "the run has {} users a side; the case needs at most 16",
-                        w.ours.len()
-                    )),
-                ),
-            );
-            continue;
-        }
         played.push(case);
     }
     // The wire's own cases, then the floods.
@@ -920,10 +921,15 @@ async fn play_all(w: &mut Wire, b: &mut Body) -> Result<()> {
         )
         .await?;
         b.checks.extend(checks);
-        neg = resume(w, stream.as_mut(), &neg, n)
-            .await
-            .map_err(|e| format!("after {:?}: {e}", case.name))?;
+        let next = if case.name == REFUSED_THEN_BATCH {
+            fresh_session(w).await
+        } else {
+            resume(w, stream.as_mut(), &neg, n).await
+        };
+        neg = next.map_err(|e| format!("after {:?}: {e}", case.name))?;
     }
+    b.checks
+        .push(fallback::three_failures(w).await?.with_id("three-failures"));
     // The subject still accepts s2s streams and logins, with the stalled connections still
     // open, and every user sees exactly its contacts' presence.
     let s2s = Hostile::authenticated(w).await.map(|_| ());

@@ -57,7 +57,15 @@ pub struct Scenario {
     pub needs: Needs,
 }
 
-/// Every wire scenario, in the order they run.
+/// Every wire scenario, in the order they run. A server may size the tree of a peer's cache
+/// when it fills an empty cache (XEP §Bucket Parameters), which the reference does with the
+/// count in the peer's hello: its caches from the set-up, filled as the subscriptions were
+/// made, have the shallowest tree, and the first link losses list the root's ids (the
+/// authoritative side answers with items and gones, PS-29). The restarts follow, the one of
+/// both servers first: after a restart of one server while the other's users are online,
+/// its cache is sized for all of them, and with enough users (over 32 for the reference) the
+/// link losses after the restarts split the root and answer with ids and lacks (PS-27,
+/// PS-28).
 pub const ALL: [Scenario; 14] = [
     Scenario {
         name: "discovery",
@@ -75,14 +83,9 @@ pub const ALL: [Scenario; 14] = [
         needs: Needs::Sync,
     },
     Scenario {
-        name: "changes-during-sync",
-        about: "the suite holds the link while the resync after a link loss is in flight; users on both sides change presence and subscriptions meanwhile",
-        needs: Needs::Sync,
-    },
-    Scenario {
-        name: "long-outage",
-        about: "the link stays down past the server's grace period: its users stop being shown the peer's users; then the link comes back",
-        needs: Needs::ShortGrace,
+        name: "both-restart",
+        about: "the server under test and the suite's peer crash together, start again, and all their users log in at once",
+        needs: Needs::Crash,
     },
     Scenario {
         name: "cold-restart",
@@ -95,11 +98,6 @@ pub const ALL: [Scenario; 14] = [
         needs: Needs::Stop,
     },
     Scenario {
-        name: "both-restart",
-        about: "the server under test and the suite's peer crash together, start again, and all their users log in at once",
-        needs: Needs::Crash,
-    },
-    Scenario {
         name: "peer-graceful-restart",
         about: "the suite's peer stops gracefully (its shutdown announcement) and starts again",
         needs: Needs::Sync,
@@ -108,6 +106,16 @@ pub const ALL: [Scenario; 14] = [
         name: "peer-crash",
         about: "the suite's peer crashes and starts again with a new epoch; its users log in",
         needs: Needs::Sync,
+    },
+    Scenario {
+        name: "changes-during-sync",
+        about: "the suite holds the link while the resync after a link loss is in flight; users on both sides change presence and subscriptions meanwhile",
+        needs: Needs::Sync,
+    },
+    Scenario {
+        name: "long-outage",
+        about: "the link stays down past the server's grace period: its users stop being shown the peer's users; then the link comes back",
+        needs: Needs::ShortGrace,
     },
     Scenario {
         name: "mismatch",
