@@ -77,6 +77,14 @@ impl Person {
         Ok(())
     }
 
+    /// Sends `change`.
+    pub fn change(&mut self, change: Change) -> Result<()> {
+        match change {
+            Change::Available(show) => self.available(show),
+            Change::Unavailable => self.unavailable(),
+        }
+    }
+
     /// Blocks `contact` (XEP-0191 §3.3).
     pub async fn block(&mut self, contact: &BareJid) -> Result<()> {
         self.client.block(&[Jid::from(contact.clone())]).await?;
@@ -88,6 +96,30 @@ impl Person {
     pub fn bare(&self) -> BareJid {
         self.client.bare()
     }
+}
+
+/// A presence change a person makes.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Available, with this show.
+    Available(Option<Show>),
+    /// Unavailable.
+    Unavailable,
+}
+
+/// Each person `i` of `people` for whom `pick(i)` names a change makes it; how many did.
+///
+/// # Errors
+/// A client is gone.
+pub fn change_each(people: &mut [Person], pick: impl Fn(usize) -> Option<Change>) -> Result<usize> {
+    let mut changed = 0;
+    for (i, p) in people.iter_mut().enumerate() {
+        if let Some(c) = pick(i) {
+            p.change(c)?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
 }
 
 /// What a client shows of its contacts: contact → resource → show (available resources only).

@@ -14,6 +14,7 @@ use tokio_xmpp::parsers::presence::Show;
 use tokio_xmpp::parsers::roster::Subscription;
 
 use super::Result;
+use super::people::{Change, change_each};
 use super::world::Wire;
 
 /// How long a check that needs a session waits for one ([`Wire::session_after`]): well over
@@ -406,20 +407,16 @@ pub async fn link_loss_changes(w: &mut Wire) -> Result<Body> {
     w.cut().await;
     let mark = w.mark();
     let n = w.ours.len();
-    for (i, p) in w.ours.iter_mut().enumerate() {
-        match i % 3 {
-            0 => p.unavailable()?,
-            1 => p.available(Some(Show::Dnd))?,
-            _ => {}
-        }
-    }
-    for (i, p) in w.theirs.iter_mut().enumerate() {
-        match i % 3 {
-            1 => p.unavailable()?,
-            2 => p.available(Some(Show::Xa))?,
-            _ => {}
-        }
-    }
+    change_each(&mut w.ours, |i| match i % 3 {
+        0 => Some(Change::Unavailable),
+        1 => Some(Change::Available(Some(Show::Dnd))),
+        _ => None,
+    })?;
+    change_each(&mut w.theirs, |i| match i % 3 {
+        1 => Some(Change::Unavailable),
+        2 => Some(Change::Available(Some(Show::Xa))),
+        _ => None,
+    })?;
     w.kick()?;
     let diffs = w.converge().await?;
     let phase = w.phase_since(&mark);

@@ -14,9 +14,10 @@ use tokio_xmpp::parsers::roster::Subscription;
 
 use super::super::relay::Direction;
 use super::super::world::Wire;
-use super::{ANSWER, Hostile, POLL, answered, fresh_session};
+use super::{ANSWER, Hostile, POLL, Rename, answered, fresh_session, names};
 use crate::conformance::check::{Check, Outcome};
 use crate::conformance::hostile::HOSTILE;
+use crate::conformance::hostile::cases::{self, Ctx};
 use crate::wire::ns;
 
 /// How long the subject may take to send what RFC 6121 asks of it after the third refusal.
@@ -32,25 +33,25 @@ type Pairs = BTreeSet<(String, String)>;
 pub(super) async fn three_failures(w: &mut Wire) -> super::Result<Check> {
     const NAME: &str = "after three failed sessions in a row the subject applies RFC 6121: probes for its online users' contacts at the peer, presence to their subscribers there";
     // New streams first: they reset the subject's count of failures (PS-57).
-    fresh_session(w).await?;
+    let neg = fresh_session(w).await?;
     let (probes, presences) = expected(w).await?;
     let mut s = Hostile::authenticated(w).await?;
-    let (peer, domain) = (w.target.peer.domain.clone(), w.target.domain.clone());
+    let rename = Rename::new(w);
     let at = Instant::now();
     for i in 0..3 {
-        let id = format!("{HOSTILE}wire-fallback-{i}");
-        let bad = format!(
-            "<iq xmlns='jabber:server' from='{peer}' to='{domain}' id='{id}' type='set'>\
-             <reconcile xmlns='{}' set='presence' colour='blue'><ids prefix='' ids=''/></reconcile></iq>",
-            ns::PRESENCE_SYNC
-        );
+        let ctx = Ctx {
+            id: format!("{HOSTILE}wire-fallback-{i}"),
+            neg: neg.clone(),
+            names: names(w),
+        };
+        let (id, bad) = (&ctx.id, rename.apply(&cases::unknown_attribute(&ctx)));
         let sent = Instant::now();
         s.send(&bad).await?;
         let started = Instant::now();
-        while answered(w, &[&s], sent, &id).is_empty() && started.elapsed() < ANSWER {
+        while answered(w, &[&s], sent, id).is_empty() && started.elapsed() < ANSWER {
             tokio::time::sleep(POLL).await;
         }
-        if answered(w, &[&s], sent, &id).is_empty() {
+        if answered(w, &[&s], sent, id).is_empty() {
             return Err(format!("request {id} was not answered within {ANSWER:?}").into());
         }
     }

@@ -1,6 +1,7 @@
 //! `changes-during-sync`: presence and subscription changes while a resync is held in flight
 //! by the relays' gate.
 
+use super::super::people::{Change, change_each};
 use super::subscriptions::{one_sided, rosters};
 use super::*;
 
@@ -36,16 +37,12 @@ pub async fn changes_during_sync(w: &mut Wire) -> Result<Body> {
     w.cut().await;
     let mark = w.mark();
     // Changes during the outage, so that the resync has presence to pull both ways.
-    for (i, p) in w.ours.iter_mut().enumerate() {
-        if i % 2 == 1 {
-            p.available(Some(Show::Xa))?;
-        }
-    }
-    for (i, p) in w.theirs.iter_mut().enumerate() {
-        if i % 2 == 0 {
-            p.available(Some(Show::Dnd))?;
-        }
-    }
+    change_each(&mut w.ours, |i| {
+        (i % 2 == 1).then_some(Change::Available(Some(Show::Xa)))
+    })?;
+    change_each(&mut w.theirs, |i| {
+        (i % 2 == 0).then_some(Change::Available(Some(Show::Dnd)))
+    })?;
     w.gate.close_after(is_sync_query);
     w.kick()?;
     let Some(query) = w.gate.wait_tripped(SESSION_WAIT * 2).await else {
@@ -65,23 +62,15 @@ pub async fn changes_during_sync(w: &mut Wire) -> Result<Body> {
     };
     // The link is held: the query crossed, its answer has not. Changes now happen at both
     // servers while the sync is in flight.
-    let mut changes = 0;
-    for (i, p) in w.ours.iter_mut().enumerate() {
-        match i % 3 {
-            0 => p.unavailable()?,
-            1 => p.available(Some(Show::Chat))?,
-            _ => continue,
-        }
-        changes += 1;
-    }
-    for (i, p) in w.theirs.iter_mut().enumerate() {
-        match i % 3 {
-            1 => p.unavailable()?,
-            2 => p.available(Some(Show::Away))?,
-            _ => continue,
-        }
-        changes += 1;
-    }
+    let mut changes = change_each(&mut w.ours, |i| match i % 3 {
+        0 => Some(Change::Unavailable),
+        1 => Some(Change::Available(Some(Show::Chat))),
+        _ => None,
+    })? + change_each(&mut w.theirs, |i| match i % 3 {
+        1 => Some(Change::Unavailable),
+        2 => Some(Change::Available(Some(Show::Away))),
+        _ => None,
+    })?;
     // New subscriptions (set-up edges: ours i <-> theirs i, ours i -> theirs i+1, theirs i ->
     // ours i+2), one asked from each side, and one ended from each side (an unsubscribe by
     // the follower, an unsubscribed by the followed): between users who stay online, so that
