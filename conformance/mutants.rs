@@ -90,6 +90,7 @@ pub fn all_with_small_peer(small_peer: u64) -> Vec<Mutant> {
             &["PS-44", "PS-66"],
             Mutation::PerEdgePresence,
         ),
+        m("live-behind-bulk", &["PS-52"], Mutation::LiveBehindBulk),
         Mutant {
             name: "drop-all-batches",
             breaks: &["PS-43", "PS-44"],

@@ -67,6 +67,7 @@ pub fn mutation(name: &str) -> Option<Mutation> {
         "trust-foreign-jid" => Mutation::TrustForeignJid,
         "never-reverify" => Mutation::NeverReverify,
         "per-edge-presence" => Mutation::PerEdgePresence,
+        "live-behind-bulk" => Mutation::LiveBehindBulk,
         _ => return None,
     })
 }

@@ -6,7 +6,10 @@
 //!   `<db:result/>`, and writes the stanzas the core sends it. Stanzas wait in a bounded queue
 //!   while the stream is down; reconnection backs off from 1 s to 60 s. Its authentication is
 //!   the link the extension's session runs on: [`Input::LinkUp`] with the peer's stream
-//!   features (XEP §Stream Feature), [`Input::LinkDown`] when it is lost.
+//!   features (XEP §Stream Feature), [`Input::LinkDown`] when it is lost. A stanza of the
+//!   session ([`ToPeer::Session`]) goes only on the stream of the link it was made for and
+//!   never waits in the queue: the core may make it after the stream died and before it
+//!   learns so, and a later stream belongs to a later session (PS-46).
 //! - **Incoming** ([`accept`]): a stream from a peer offers the dialback feature and, if the
 //!   extension is enabled, `<presence-sync/>`; a `<db:result/>` key is checked by asking the
 //!   peer's authoritative server over our outgoing stream to it (`<db:verify/>`), and the
@@ -82,7 +85,7 @@ pub async fn peer_out(
     mut rx: mpsc::Receiver<ToPeer>,
     mut verify_rx: mpsc::Receiver<VerifyRequest>,
 ) {
-    let mut queue: VecDeque<Element> = VecDeque::new();
+    let mut out = Out::default();
     let mut backoff = Duration::from_secs(1);
     let mut stopping = ctx.stopping.clone();
     // Verifications asked for while no stream was up: sent first on the next one.
@@ -92,16 +95,7 @@ pub async fn peer_out(
             return;
         }
         let waits = std::mem::take(&mut waiting);
-        let outcome = out_stream(
-            &ctx,
-            &peer,
-            addr,
-            &mut rx,
-            &mut verify_rx,
-            &mut queue,
-            waits,
-        )
-        .await;
+        let outcome = out_stream(&ctx, &peer, addr, &mut rx, &mut verify_rx, &mut out, waits).await;
         match outcome {
             Outcome::Closed(done) => {
                 let _ = done.send(());
@@ -123,7 +117,8 @@ pub async fn peer_out(
                 _ = &mut sleep => break,
                 _ = stopping.changed() => break,
                 msg = rx.recv() => match msg {
-                    Some(ToPeer::Stanza(s)) => enqueue(&ctx, &peer, &mut queue, s).await,
+                    Some(ToPeer::Stanza(s)) => enqueue(&ctx, &peer, &mut out.queue, s).await,
+                    Some(ToPeer::Session(s, _)) => stale(&peer, &s),
                     Some(ToPeer::Close(done)) => { let _ = done.send(()); return; }
                     // The stream is down already; the next one is new.
                     Some(ToPeer::Reopen) => {}
@@ -152,6 +147,20 @@ async fn enqueue(ctx: &S2s, peer: &str, queue: &mut VecDeque<Element>, stanza: E
     }
 }
 
+/// A session stanza whose stream is gone is dropped: its session ended with the stream.
+fn stale(peer: &str, stanza: &Element) {
+    tracing::debug!(%peer, "session stanza of a lost stream dropped: <{}/>", stanza.name());
+}
+
+/// What an outgoing task keeps from one stream to the next.
+#[derive(Default)]
+struct Out {
+    /// RFC 6121 stanzas waiting for a stream.
+    queue: VecDeque<Element>,
+    /// The LinkUps sent: the link of the stream that is (or was last) up.
+    link: u64,
+}
+
 enum Outcome {
     Closed(oneshot::Sender<()>),
     Lost { was_up: bool, why: String },
@@ -164,7 +173,7 @@ async fn out_stream(
     addr: SocketAddr,
     rx: &mut mpsc::Receiver<ToPeer>,
     verify_rx: &mut mpsc::Receiver<VerifyRequest>,
-    queue: &mut VecDeque<Element>,
+    out: &mut Out,
     waiting: Vec<VerifyRequest>,
 ) -> Outcome {
     let lost = |why: String| Outcome::Lost { was_up: false, why };
@@ -248,14 +257,15 @@ async fn out_stream(
                                 break format!("dialback refused ({v})");
                             }
                             up = true;
+                            out.link += 1;
                             tracing::info!(%peer, %stream_id, "outgoing stream authenticated");
                             let _ = ctx.core.send(Input::LinkUp {
                                 peer: peer.to_owned(),
                                 features: features.clone(),
                             }).await;
-                            while let Some(s) = queue.pop_front() {
+                            while let Some(s) = out.queue.pop_front() {
                                 if let Err(e) = writer.send(&s).await {
-                                    queue.push_front(s);
+                                    out.queue.push_front(s);
                                     return Outcome::Lost { was_up: true, why: e.to_string() };
                                 }
                             }
@@ -279,11 +289,20 @@ async fn out_stream(
                 Some(ToPeer::Stanza(s)) => {
                     if up {
                         if let Err(e) = writer.send(&s).await {
-                            queue.push_back(s);
+                            out.queue.push_back(s);
                             break e.to_string();
                         }
                     } else {
-                        enqueue(ctx, peer, queue, s).await;
+                        enqueue(ctx, peer, &mut out.queue, s).await;
+                    }
+                }
+                Some(ToPeer::Session(s, made_on)) => {
+                    if up && made_on == out.link {
+                        if let Err(e) = writer.send(&s).await {
+                            break e.to_string();
+                        }
+                    } else {
+                        stale(peer, &s);
                     }
                 }
                 Some(ToPeer::Reopen) => {
@@ -298,7 +317,7 @@ async fn out_stream(
                 Some(ToPeer::Close(done)) => {
                     // Whatever is queued still goes out, then the stream ends (PS-54: the
                     // shutdown announcement is among it).
-                    while let Some(s) = queue.pop_front() {
+                    while let Some(s) = out.queue.pop_front() {
                         if !up || writer.send(&s).await.is_err() { break; }
                     }
                     writer.close().await;
@@ -527,5 +546,150 @@ async fn dialback_in(
             writer.send(&answer.to_element()).await.is_ok()
         }
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::stream::StreamReader;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// One stream of a scripted b.test accepting a.test's outgoing stream: header, dialback
+    /// feature, `valid` for the key; then it reads stanzas.
+    struct Scripted {
+        tcp: TcpStream,
+        reader: StreamReader,
+        read: VecDeque<Element>,
+    }
+
+    impl Scripted {
+        async fn accept(listener: &TcpListener) -> Scripted {
+            let (tcp, _) = tokio::time::timeout(WAIT, listener.accept())
+                .await
+                .expect("a.test connects")
+                .expect("accept");
+            let mut s = Scripted {
+                tcp,
+                reader: StreamReader::new(StreamLimits::default()),
+                read: VecDeque::new(),
+            };
+            let header = xml::header(SERVER, Some("b.test"), Some("a.test"), Some("s1"));
+            let features = xml::features(vec![el("dialback", DIALBACK_FEATURE).build()]);
+            s.write(&header).await;
+            s.write(&String::from(&features)).await;
+            let result = s.next().await;
+            assert_eq!(result.name(), "result", "dialback first");
+            s.write("<db:result from='b.test' to='a.test' type='valid'/>")
+                .await;
+            s
+        }
+
+        async fn write(&mut self, text: &str) {
+            self.tcp.write_all(text.as_bytes()).await.expect("write");
+        }
+
+        /// The next stanza a.test sends.
+        async fn next(&mut self) -> Element {
+            let mut buf = [0u8; 4096];
+            loop {
+                if let Some(el) = self.read.pop_front() {
+                    return el;
+                }
+                let n = tokio::time::timeout(WAIT, self.tcp.read(&mut buf))
+                    .await
+                    .expect("a stanza within the wait")
+                    .expect("read");
+                assert!(n > 0, "a.test closed the stream");
+                for event in self.reader.feed(&buf[..n]).expect("well-formed") {
+                    if let StreamEvent::Stanza(el) = event {
+                        self.read.push_back(el);
+                    }
+                }
+            }
+        }
+    }
+
+    fn stanza(to: &str, id: &str) -> Element {
+        el("iq", SERVER)
+            .attr("from", "a.test")
+            .attr("to", to)
+            .attr("type", "get")
+            .attr("id", id)
+            .build()
+    }
+
+    async fn link_event(core: &mut mpsc::Receiver<Input>) -> &'static str {
+        match tokio::time::timeout(WAIT, core.recv()).await {
+            Ok(Some(Input::LinkUp { .. })) => "up",
+            Ok(Some(Input::LinkDown { .. })) => "down",
+            other => panic!("a link event, got {other:?}"),
+        }
+    }
+
+    /// PS-46: a session stanza made for a link that is gone is never written, neither while
+    /// the stream is down nor on the next stream; RFC 6121 stanzas wait for the next stream.
+    #[tokio::test]
+    async fn session_stanzas_never_outlive_their_stream() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (core_tx, mut core) = mpsc::channel(16);
+        let (_stop_tx, stopping) = watch::channel(false);
+        let ctx = Arc::new(S2s {
+            domain: "a.test".into(),
+            secret: b"secret".to_vec(),
+            peers: HashMap::new(),
+            features: Vec::new(),
+            limits: StreamLimits::default(),
+            core: core_tx,
+            verify: HashMap::new(),
+            stopping,
+            local: "127.0.0.1".parse().expect("ip"),
+        });
+        let (tx, rx) = mpsc::channel(16);
+        let (_verify_tx, verify_rx) = mpsc::channel(1);
+        let task = tokio::spawn(peer_out(ctx, "b.test".into(), addr, rx, verify_rx));
+
+        // Before any link: a session stanza is dropped, a user's stanza waits.
+        tx.send(ToPeer::Session(stanza("b.test", "early"), 0))
+            .await
+            .expect("task");
+        tx.send(ToPeer::Stanza(stanza("u@b.test", "queued")))
+            .await
+            .expect("task");
+        let mut first = Scripted::accept(&listener).await;
+        assert_eq!(link_event(&mut core).await, "up");
+        assert_eq!(first.next().await.attr("id"), Some("queued"));
+        tx.send(ToPeer::Session(stanza("b.test", "on-1"), 1))
+            .await
+            .expect("task");
+        assert_eq!(first.next().await.attr("id"), Some("on-1"));
+
+        // The stream is lost; the core, not told yet, still makes stanzas for link 1.
+        drop(first);
+        assert_eq!(link_event(&mut core).await, "down");
+        tx.send(ToPeer::Session(stanza("b.test", "stale-1"), 1))
+            .await
+            .expect("task");
+        tx.send(ToPeer::Stanza(stanza("u@b.test", "waits")))
+            .await
+            .expect("task");
+        let mut second = Scripted::accept(&listener).await;
+        assert_eq!(link_event(&mut core).await, "up");
+        tx.send(ToPeer::Session(stanza("b.test", "stale-again"), 1))
+            .await
+            .expect("task");
+        tx.send(ToPeer::Session(stanza("b.test", "on-2"), 2))
+            .await
+            .expect("task");
+        assert_eq!(second.next().await.attr("id"), Some("waits"));
+        assert_eq!(second.next().await.attr("id"), Some("on-2"));
+        task.abort();
     }
 }

@@ -1,7 +1,11 @@
 //! `changes-during-sync`: presence and subscription changes while a resync is held in flight
-//! by the relays' gate.
+//! by the relays: what the suite's peer sends the subject waits, what the subject sends
+//! crosses at once.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::people::{Change, change_each};
+use super::super::relay::{Captured, Direction};
 use super::subscriptions::{one_sided, rosters};
 use super::*;
 
@@ -12,9 +16,101 @@ fn is_sync_query(el: &minidom::Element) -> bool {
         && el.has_child("reconcile", PRESENCE_SYNC)
 }
 
+/// Whether `el` carries a `<reconcile/>` (a query or its answer).
+fn is_reconcile(el: &minidom::Element) -> bool {
+    el.name() == "iq" && el.has_child("reconcile", PRESENCE_SYNC)
+}
+
+/// Whether `el` carries a live change of `user`'s published state (XEP §Domain-Level
+/// Presence): a domain-level presence from one of its resources, or a batch with its item.
+fn carries(el: &minidom::Element, user: &BareJid) -> bool {
+    let from_user = el
+        .attr("from")
+        .and_then(|f| Jid::new(f).ok())
+        .is_some_and(|j| j.to_bare() == *user);
+    match el.name() {
+        "presence" => from_user && el.has_child("fanout", PRESENCE_SYNC),
+        "iq" => el.get_child("batch", PRESENCE_SYNC).is_some_and(|b| {
+            b.children()
+                .any(|i| i.name() == "item" && i.attr("jid") == Some(user.as_str()))
+        }),
+        _ => false,
+    }
+}
+
+/// PS-52 from what the subject sent on its stream since the resync began (`sent`, in order)
+/// and what it received (`received`), the suite's traffic to it having been held from the
+/// resync's first reconcile stanza until `released`, while the subject's users in `changed`
+/// changed presence. The subject's own traffic was not held, so a reconcile query it sent
+/// after `released` was made after every one of those changes (they were made 500 ms
+/// earlier); the stanza carrying a change must come before it. The check is exercised only
+/// if the subject's resync was under way across the changes: a query of the subject was
+/// outstanding when they were made (its answer crossed after the release), and it sent
+/// another after the release, so that a live change and bulk work competed for its stream.
+fn live_first(
+    sent: &[Captured],
+    received: &[Captured],
+    changed: &[BareJid],
+    released: Instant,
+) -> Check {
+    let name = "live changes made while the subject's reconcile queries wait for answers cross before any later query";
+    let asked: BTreeSet<&str> = sent
+        .iter()
+        .filter(|c| c.at < released && is_sync_query(&c.element))
+        .filter_map(|c| c.element.attr("id"))
+        .collect();
+    let outstanding = received
+        .iter()
+        .filter(|c| c.at >= released && c.element.attr("type") == Some("result"))
+        .filter_map(|c| c.element.attr("id"))
+        .any(|id| asked.contains(id));
+    let later = sent
+        .iter()
+        .any(|c| c.at >= released && is_sync_query(&c.element));
+    let mut carried = 0;
+    let mut late = BTreeMap::new();
+    for user in changed {
+        let Some(at) = sent.iter().position(|c| carries(&c.element, user)) else {
+            continue; // its published state did not change: nothing to send
+        };
+        carried += 1;
+        if let Some(query) = sent[..at]
+            .iter()
+            .find(|c| c.at >= released && is_sync_query(&c.element))
+        {
+            late.insert(
+                user.to_string(),
+                query.element.attr("id").unwrap_or("?").to_owned(),
+            );
+        }
+    }
+    let outcome = if carried == 0 || !outstanding || !later {
+        Outcome::NotExercised(format!(
+            "{carried} live changes crossed; a query of the subject outstanding during them: \
+             {outstanding}; a query of the subject after them: {later}"
+        ))
+    } else if late.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail(format!(
+            "{} of {carried} changes crossed after a later reconcile query: {}",
+            late.len(),
+            late.iter()
+                .take(3)
+                .map(|(u, q)| format!("{u} after {q}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+                + if late.len() > 3 { ", …" } else { "" }
+        ))
+    };
+    Check::with(format!("{name} ({carried} changes)"), &["PS-52"], outcome)
+}
+
 /// `changes-during-sync`: the resync after a link loss is held in flight (the suite's relays
-/// stop forwarding right after its first reconcile query has crossed) while users on both
-/// sides change presence, ask for new subscriptions and end others; then the link is released.
+/// stop forwarding the suite's traffic to the subject right after the first reconcile stanza
+/// of the suite has crossed) while users on both sides change presence, ask for new
+/// subscriptions and end others; then the link is released. The subject's live changes must
+/// cross ahead of its later queries (PS-52).
 /// Every view and both rosters of every pair must come out right (XEP §Domain-Level Presence:
 /// changes during a session are transmitted; §Relation to RFC 6121: the subscription flows
 /// are unchanged).
@@ -43,10 +139,14 @@ pub async fn changes_during_sync(w: &mut Wire) -> Result<Body> {
     change_each(&mut w.theirs, |i| {
         (i % 2 == 0).then_some(Change::Available(Some(Show::Dnd)))
     })?;
-    w.gate.close_after(is_sync_query);
+    // The suite's traffic to the subject is held from its first reconcile stanza on (a query
+    // of the suite's peer, or the answer to one of the subject's): the subject's queries
+    // then wait for answers while its users change presence.
+    let held = w.incoming.lane(Direction::Forward).clone();
+    held.close_after(is_reconcile);
     w.kick()?;
-    let Some(query) = w.gate.wait_tripped(SESSION_WAIT * 2).await else {
-        w.gate.open();
+    let Some(query) = held.wait_tripped(SESSION_WAIT * 2).await else {
+        held.open();
         b.check(
             "held-sync",
             Check::with(
@@ -60,8 +160,12 @@ pub async fn changes_during_sync(w: &mut Wire) -> Result<Body> {
         );
         return Ok(b);
     };
-    // The link is held: the query crossed, its answer has not. Changes now happen at both
-    // servers while the sync is in flight.
+    // The link is held: the stanza crossed, what follows it has not. Changes now happen at
+    // both servers while the sync is in flight.
+    let changed: Vec<BareJid> = (0..n)
+        .filter(|i| i % 3 < 2)
+        .map(|i| w.ours[i].bare())
+        .collect();
     let mut changes = change_each(&mut w.ours, |i| match i % 3 {
         0 => Some(Change::Unavailable),
         1 => Some(Change::Available(Some(Show::Chat))),
@@ -88,17 +192,33 @@ pub async fn changes_during_sync(w: &mut Wire) -> Result<Body> {
     changes += asks.len() + 2;
     // Give the servers the changes (c2s is not held) before the link goes on.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let held_for = w
-        .gate
+    let held_for = held
         .tripped()
         .map_or(std::time::Duration::ZERO, |(at, _)| at.elapsed());
-    w.gate.open();
+    let released = Instant::now();
+    held.open();
     for &pair in &asks {
         w.approve(pair).await?;
     }
     let diffs = w.converge().await?;
     w.settle().await;
     let phase = w.phase_since(&mark);
+    let (outgoing, incoming) = (w.outgoing.stats(), w.incoming.stats());
+    let forward = |stats: &super::super::relay::RelayStats, from: usize| -> Vec<Captured> {
+        stats
+            .captured
+            .iter()
+            .skip(from)
+            .filter(|c| c.dir == Direction::Forward)
+            .cloned()
+            .collect()
+    };
+    let sent = forward(&outgoing, mark.outgoing_index());
+    let received = forward(&incoming, mark.incoming_index());
+    b.check(
+        "live-changes-first",
+        live_first(&sent, &received, &changed, released),
+    );
     b.check(
         "truth",
         truth(

@@ -717,7 +717,13 @@ impl Session {
         if !established && !hello_pending {
             return; // found by the next hello's comparison
         }
+        let behind_bulk = self.config.mutation == Some(Mutation::LiveBehindBulk)
+            && self
+                .live
+                .as_ref()
+                .is_some_and(|l| l.puller.is_some() || l.edge.is_some());
         if established
+            && !behind_bulk
             && let Some(live) = &self.live
             && !live.dirty.contains(user)
             && let Some(presence) = self.fanout_of(user, old.as_ref(), state.as_ref())

@@ -142,7 +142,13 @@ impl Session {
         if self.live.is_none() {
             return;
         }
-        while self.window_free() && self.live.as_ref().is_some_and(|l| !l.dirty.is_empty()) {
+        let held = self.config.mutation == Some(Mutation::LiveBehindBulk)
+            && self
+                .live
+                .as_ref()
+                .is_some_and(|l| l.puller.is_some() || l.edge.is_some());
+        while !held && self.window_free() && self.live.as_ref().is_some_and(|l| !l.dirty.is_empty())
+        {
             self.send_batch(now);
         }
         while self.window_free() {
@@ -188,6 +194,16 @@ impl Session {
         {
             live.verify_due = false;
             self.send_hello(now);
+        }
+        if held
+            && self
+                .live
+                .as_ref()
+                .is_some_and(|l| l.puller.is_none() && l.edge.is_none())
+        {
+            while self.window_free() && self.live.as_ref().is_some_and(|l| !l.dirty.is_empty()) {
+                self.send_batch(now);
+            }
         }
         let Some(live) = self.live.as_mut() else {
             return;

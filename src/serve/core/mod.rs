@@ -164,8 +164,15 @@ pub enum ToClient {
 /// What the core sends a peer's s2s task.
 #[derive(Debug)]
 pub enum ToPeer {
-    /// A stanza, in `jabber:server`.
+    /// A stanza, in `jabber:server`, that waits for the stream if it is down (RFC 6121
+    /// traffic between users: it is not tied to one stream).
     Stanza(Element),
+    /// A stanza of the extension's session on the link the core counted `.1` LinkUps for
+    /// (addressed to the peer's domain: hellos, queries, answers, batches, domain-level
+    /// presence, the shutdown announcement). It belongs to that link's session and to no
+    /// later one (XEP §Sessions: a session ends when its streams are lost, PS-46): the task
+    /// writes it only on the stream of that link, and drops it if that stream is gone.
+    Session(Element, u64),
     /// Close the stream cleanly, then answer.
     Close(oneshot::Sender<()>),
     /// Close the stream cleanly and open a new one, as after a loss (an authenticated stream
@@ -201,6 +208,8 @@ pub struct Core {
     by_user: HashMap<BareJid, BTreeSet<FullJid>>,
     /// Peers whose link is up: our stream to them is authenticated (the model's link).
     links_up: BTreeSet<String>,
+    /// The [`Input::LinkUp`]s handled per peer: the link a [`ToPeer::Session`] stanza is for.
+    link_count: HashMap<String, u64>,
     /// Hellos that arrived on a peer's stream before ours to it was up.
     /// The two streams of a dialback link come up independently. The model learns that the
     /// peer speaks the extension only from the features of our own stream, so a hello that
@@ -241,6 +250,7 @@ impl Core {
             clients: BTreeMap::new(),
             by_user: HashMap::new(),
             links_up: BTreeSet::new(),
+            link_count: HashMap::new(),
             early: HashMap::new(),
             peers,
             origin: Instant::now(),
@@ -336,6 +346,7 @@ impl Core {
             }
             Input::LinkUp { peer, features } => {
                 tracing::info!(%peer, sync = features.iter().any(|f| f.name() == "presence-sync"), "link up");
+                *self.link_count.entry(peer.clone()).or_default() += 1;
                 self.server.handle_link_up(now, &peer, &features);
                 self.links_up.insert(peer.clone());
                 for stanza in self.early.remove(&peer).unwrap_or_default() {
@@ -461,11 +472,25 @@ impl Core {
         self.route(&from, e);
     }
 
+    /// Hands `stanza` to the s2s task of `peer`. The extension's stanzas are addressed to the
+    /// peer's domain itself, from ours (requests, answers, batches, the shutdown
+    /// announcement) or from a user's full JID with `<fanout/>` (domain-level presence);
+    /// RFC 6121's go to the peer's users. The former are tagged with the link they were made
+    /// on ([`ToPeer::Session`]).
     fn send_peer(&mut self, peer: &str, stanza: Element) {
+        let session = stanza.attr("to") == Some(peer)
+            && (stanza.attr("from") == Some(self.domain.as_str())
+                || stanza.has_child("fanout", PRESENCE_SYNC));
+        let message = if session {
+            let link = self.link_count.get(peer).copied().unwrap_or(0);
+            ToPeer::Session(stanza.clone(), link)
+        } else {
+            ToPeer::Stanza(stanza.clone())
+        };
         let sent = self
             .peers
             .get(peer)
-            .is_some_and(|tx| tx.try_send(ToPeer::Stanza(stanza.clone())).is_ok());
+            .is_some_and(|tx| tx.try_send(message).is_ok());
         if !sent {
             tracing::debug!(%peer, "undeliverable");
             let now = self.now();
