@@ -893,3 +893,60 @@ fn a_shutdown_within_the_hello_wait_of_a_small_peer() {
     net.drive_for(Duration::from_secs(5));
     assert_truth(&net);
 }
+
+/// A server that keeps its caches of peers across a graceful restart (XEP §Persistence of
+/// Epochs and Caches).
+fn keeping_server(domain: &str, seed: u64) -> Server {
+    let mut setup = SyncSetup::every_peer();
+    setup.persist_caches = true;
+    Server::with_sync(domain, EJABBERD, setup, seed)
+}
+
+#[test]
+fn a_cache_kept_at_a_graceful_stop_spares_the_pull_and_dies_with_the_grace_period() {
+    let mut net = world_of(sync_server(A, EJABBERD, 1), keeping_server(B, 2));
+    net.drive();
+    login_all(&mut net, &A_USERS);
+    login_all(&mut net, &B_USERS);
+    assert!(synchronized(&net));
+    net.reset_stats();
+    net.shutdown(B);
+    net.drive();
+    net.restart(B);
+    net.drive();
+    // b.example presents the cache it kept, of a.example's unchanged epoch: the roots agree
+    // and nothing is pulled (a cold restart pulls a.example's published set, see
+    // cold_restart_then_login_storm_sends_no_probes).
+    assert_eq!(kind(&net, B, A, "iq/set/reconcile"), 0);
+    assert_eq!(kind(&net, A, B, "iq/set/reconcile"), 0);
+    login_all(&mut net, &B_USERS);
+    assert_truth(&net);
+    assert!(synchronized(&net));
+    assert_eq!(probes(&net), 0);
+    // Kept again, but the link stays down after the start: nothing of it is shown, and it
+    // is voided at the end of the grace period (PS-81), so a later run cannot present it.
+    let log_b = net.host(B).sync_log().len();
+    net.shutdown(B);
+    net.drive();
+    net.partition(A, B);
+    net.restart(B);
+    login_all(&mut net, &B_USERS);
+    assert!(
+        !net.host(B)
+            .view(&jid("romeo@b.example"))
+            .contains_key(&jid("juliet@a.example")),
+        "an unverified kept cache is shown"
+    );
+    net.drive_for(grace());
+    let events = events_since(&net, B, log_b);
+    assert!(
+        events.contains(&Event::CacheVoided(VoidReason::GraceExpired)),
+        "{events:?}"
+    );
+    net.crash(B);
+    net.restart(B);
+    assert!(
+        net.host(B).session(A).is_none(),
+        "nothing was kept by a crash"
+    );
+}

@@ -80,12 +80,13 @@ fn run_suite(
     Ok((output, junit, json))
 }
 
-/// `presence-sync serve` for a.test on `a`, its peer b.test reached at `peer`.
+/// `presence-sync serve` for a.test on `a`, its peer b.test reached at `peer`; it keeps its
+/// caches of the peer across a graceful restart, so that `long-outage` exercises PS-81.
 fn serve_config(a: &Lease, peer: &Lease) -> String {
     format!(
         "domain = 'a.test'\nc2s = '{}'\ns2s = '{}'\ndatabase = 'a.sqlite'\nregistration = true\n\
          pid-file = 'a.pid'\nlog = 'presence_sync=info'\n\
-         [sync]\nsmall-peer = 0\ngrace = 5\n[peers]\n'b.test' = '{}'\n",
+         [sync]\nsmall-peer = 0\ngrace = 5\npersist-caches = true\n[peers]\n'b.test' = '{}'\n",
         a.c2s(),
         a.s2s(),
         peer.s2s()

@@ -457,6 +457,7 @@ pub async fn long_outage(w: &mut Wire) -> Result<Body> {
     w.outgoing.set_refusing(true);
     w.incoming.set_refusing(true);
     w.cut().await;
+    let restarted = kept_cache_restart(w).await?;
     tokio::time::sleep(grace + std::time::Duration::from_secs(3)).await;
     // Only the subject's users: the peer's, absent from the truth, must be shown to none.
     let voided = super::people::converge(
@@ -476,6 +477,14 @@ pub async fn long_outage(w: &mut Wire) -> Result<Body> {
             &voided,
         ),
     );
+    if restarted {
+        w.subject.crash().await?;
+        w.event(RecordKind::Crash);
+        w.event(RecordKind::Restart);
+        w.subject.start().await?;
+        w.log_in_ours().await?;
+    }
+    let back = w.mark();
     w.outgoing.set_refusing(false);
     w.incoming.set_refusing(false);
     w.kick()?;
@@ -488,6 +497,26 @@ pub async fn long_outage(w: &mut Wire) -> Result<Body> {
             &diffs,
         ),
     );
+    let kept = if restarted {
+        let presented = first_hello_cache(w, &back);
+        Check::with(
+            format!(
+                "a cache of the peer kept at a graceful stop is deleted after the grace period ({} s) without a session: a crash and start later, the first hello presents none",
+                grace.as_secs()
+            ),
+            &["PS-81"],
+            match presented {
+                Some(0) => Outcome::Pass,
+                Some(n) => Outcome::Fail(format!("the hello presented a cache of {n} entries")),
+                None => Outcome::NotExercised(
+                    "no hello of the subject crossed once the link was back".into(),
+                ),
+            },
+        )
+    } else {
+        kept_cache_not_exercised(w)
+    };
+    b.check("kept-cache-deleted", kept);
     b.phase = Some(w.phase_since(&mark));
     Ok(b)
 }
@@ -580,6 +609,7 @@ pub async fn graceful_restart(w: &mut Wire) -> Result<Body> {
     // Recorded as the start command runs: the new boot's first stanzas may cross before
     // the suite sees it listen.
     w.event(RecordKind::Restart);
+    let restarted = w.mark();
     w.subject.start().await?;
     w.log_in_ours().await?;
     w.kick()?;
@@ -592,8 +622,63 @@ pub async fn graceful_restart(w: &mut Wire) -> Result<Body> {
             &diffs,
         ),
     );
+    w.keeps_caches = first_hello_cache(w, &restarted).map(|count| count > 0);
     b.phase = Some(w.phase_since(&mark));
     Ok(b)
+}
+
+/// The count of the cache of the peer that the subject's first hello since `mark` presented
+/// (its `cached` root, with a `peer-epoch`; 0 if it named none), if a hello of the subject
+/// crossed: a request on its stream or its answer to the peer's.
+fn first_hello_cache(w: &Wire, mark: &super::records::Mark) -> Option<u64> {
+    let outgoing = w.outgoing.stats();
+    let hello = outgoing
+        .captured
+        .iter()
+        .skip(mark.outgoing_index())
+        .filter(|c| c.dir == super::relay::Direction::Forward && c.element.name() == "iq")
+        .find_map(|c| c.element.get_child("hello", PRESENCE_SYNC))?;
+    if hello.attr("peer-epoch").is_none() {
+        return Some(0);
+    }
+    let cached = hello
+        .children()
+        .find(|r| r.name() == "root" && r.attr("set") == Some("cached"))?;
+    cached.attr("count").and_then(|c| c.parse().ok())
+}
+
+/// PS-81 in `long-outage`, for a subject that keeps caches across a graceful restart (as
+/// `graceful-restart` found) and can be stopped and crashed: while the link is refused, the
+/// subject stops gracefully (it keeps its cache of the peer) and starts again; after the grace
+/// period and 3 s more without a session it is killed and started again, and its first hello
+/// once the link is back must present no cache: the kept one was deleted within the grace
+/// period. True if it restarted the subject (then `long_outage` does the rest after the wait).
+async fn kept_cache_restart(w: &mut Wire) -> Result<bool> {
+    let can = w.keeps_caches == Some(true)
+        && w.target.control.cannot_stop().is_none()
+        && w.target.control.cannot_crash().is_none();
+    if !can {
+        return Ok(false);
+    }
+    w.event(RecordKind::Shutdown);
+    w.subject.stop().await?;
+    w.event(RecordKind::Restart);
+    w.subject.start().await?;
+    w.log_in_ours().await?;
+    Ok(true)
+}
+
+fn kept_cache_not_exercised(w: &Wire) -> Check {
+    let why = match w.keeps_caches {
+        None => "graceful-restart did not run, so whether the subject keeps caches is unknown".to_owned(),
+        Some(false) => "the subject presented no cache of the peer after its graceful restart: it does not keep caches".to_owned(),
+        Some(true) => "the target gives no way to stop and to crash the server".to_owned(),
+    };
+    Check::with(
+        "a kept cache of the peer is deleted after the grace period without a session",
+        &["PS-81"],
+        Outcome::NotExercised(why),
+    )
 }
 
 /// `peer-graceful-restart`: the subject voids its cache of the peer at the announcement.

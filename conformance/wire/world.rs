@@ -59,6 +59,10 @@ pub struct Wire {
     pub start: Instant,
     /// Crashes, stops and starts of the subject, as the suite caused them.
     pub events: Vec<Event>,
+    /// Whether the subject presented a cache of the peer in its first hello after its
+    /// graceful restart, i.e. persists caches (XEP §Persistence of Epochs and Caches); None
+    /// until `graceful-restart` has run.
+    pub keeps_caches: Option<bool>,
 }
 
 impl Wire {
@@ -98,6 +102,7 @@ impl Wire {
             accounts: (Vec::new(), Vec::new()),
             start: Instant::now(),
             events: Vec::new(),
+            keeps_caches: None,
         })
     }
 

@@ -19,6 +19,7 @@
 //! leaf-items = 16
 //! small-peer = 40                 # XEP PS-93: RFC 6121 with peers sharing at most this many edges
 //! grace = 300                     # XEP PS-56: seconds a down peer's cached presence stays shown
+//! persist-caches = false          # keep the peers' presence across a graceful restart (PS-81)
 //!
 //! [stream]
 //! max-stanza-bytes = 262144
@@ -101,6 +102,11 @@ pub struct SyncConfig {
     pub small_peer: u64,
     /// XEP PS-56: seconds a peer's cache stays usable while the link is down (300 by default).
     pub grace: u64,
+    /// XEP §Persistence of Epochs and Caches: a graceful stop writes each peer's cache with its
+    /// peer epoch to the database; the next start presents it, unverified, in its hello, and
+    /// deletes it from the database as it reads it (PS-81: it is never kept past the grace
+    /// period of a run that cannot reach the peer). Off by default.
+    pub persist_caches: bool,
 }
 
 impl Default for SyncConfig {
@@ -114,6 +120,7 @@ impl Default for SyncConfig {
             leaf_items: d.leaf_items,
             small_peer: crate::engine::SMALL_PEER,
             grace: crate::engine::Config::default().grace / 1_000_000,
+            persist_caches: false,
         }
     }
 }

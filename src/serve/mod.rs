@@ -122,6 +122,7 @@ pub async fn run_until(
         };
         let setup = SyncSetup {
             config: session,
+            persist_caches: config.sync.persist_caches,
             ..SyncSetup::default()
         };
         Server::with_sync(&config.domain, Flavour::Prosody, setup, random_u64())

@@ -80,6 +80,7 @@ pub use stanzas::{
 };
 use state::Volatile;
 pub use state::{Bounce, LocalStats, Peer, PeerMode, Persistent};
+pub use sync::KeptCache;
 
 use crate::engine::session::{
     ActiveFirst, Config as SyncConfig, Event, Mutation, PriorityPolicy, Session,
@@ -124,6 +125,10 @@ pub struct Server {
     boots: u64,
     up: bool,
     persistent: Persistent,
+    /// The caches of peers' presence kept across a restart, if [`SyncSetup::persist_caches`]
+    /// (XEP §Persistence of Epochs and Caches): written at a graceful stop, taken at the next
+    /// boot. On disk in a real server, beside [`Persistent`].
+    kept_caches: Vec<sync::KeptCache>,
     volatile: Volatile,
     stats: LocalStats,
     bounces: Vec<Bounce>,
@@ -142,6 +147,9 @@ pub struct SyncSetup {
     pub config: SyncConfig,
     /// Whose contacts are pulled first (XEP §Priority Ordering); [`ActiveFirst`] by default.
     pub policy: Arc<dyn PriorityPolicy>,
+    /// Keep the caches of the peers' presence across a graceful restart (XEP §Persistence of
+    /// Epochs and Caches, PS-81); off by default.
+    pub persist_caches: bool,
 }
 
 impl Default for SyncSetup {
@@ -149,6 +157,7 @@ impl Default for SyncSetup {
         SyncSetup {
             config: SyncConfig::default(),
             policy: Arc::new(ActiveFirst),
+            persist_caches: false,
         }
     }
 }
@@ -180,6 +189,7 @@ impl Server {
             boots: 0,
             up: true,
             persistent: Persistent::default(),
+            kept_caches: Vec::new(),
             volatile: Volatile::default(),
             stats: LocalStats::default(),
             bounces: Vec::new(),
@@ -789,6 +799,7 @@ impl Host for Server {
             return;
         }
         self.volatile.now = now;
+        self.keep_caches();
         // PS-54: one message per synchronized peer, before the stream closes.
         self.sync_shutdown(false);
         if self.flavour.unavailable_on_shutdown() {
@@ -808,5 +819,7 @@ impl Host for Server {
         let epoch = self.draw_epoch();
         self.volatile = Volatile::boot(&self.persistent, now, epoch);
         self.up = true;
+        let kept = std::mem::take(&mut self.kept_caches);
+        self.restore_caches(now, kept);
     }
 }

@@ -70,6 +70,18 @@ impl Directory for Dir<'_> {
     }
 }
 
+/// A cache of one peer's presence kept across a restart, with the peer epoch it belongs to
+/// (XEP §Persistence of Epochs and Caches).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeptCache {
+    /// The peer domain.
+    pub peer: String,
+    /// The peer's epoch the entries belong to.
+    pub epoch: crate::model::Epoch,
+    /// The cached entries, publisher by publisher.
+    pub entries: Vec<(BareJid, PublisherPresence)>,
+}
+
 /// The edges one roster item of `user` for `contact` projects (XEP §Sets and Roles).
 fn item_edges(user: &BareJid, contact: &BareJid, sub: Subscription) -> Vec<Edge> {
     let mut roster = Roster::new();
@@ -138,6 +150,62 @@ impl Server {
             edges,
             published,
         )
+    }
+
+    /// Keeps the cache of every peer that has one, with its peer epoch, if the setup persists
+    /// caches (before a graceful stop).
+    pub(super) fn keep_caches(&mut self) {
+        if !self.sync.as_ref().is_some_and(|s| s.persist_caches) {
+            return;
+        }
+        self.kept_caches = self
+            .volatile
+            .sessions
+            .iter()
+            .filter_map(|(peer, s)| {
+                let epoch = s.cache_epoch()?;
+                let entries: Vec<_> = s
+                    .cache()
+                    .iter()
+                    .map(|(p, state)| (p.clone(), state.clone()))
+                    .collect();
+                (!entries.is_empty()).then(|| KeptCache {
+                    peer: peer.clone(),
+                    epoch,
+                    entries,
+                })
+            })
+            .collect();
+    }
+
+    /// The caches kept at the last graceful stop, for a server that writes them to disk.
+    pub fn kept_caches(&self) -> &[KeptCache] {
+        &self.kept_caches
+    }
+
+    /// Restores caches kept by an earlier run (a graceful stop) into this run's sessions,
+    /// created now, before their links come up: each is unverified, presented in the first
+    /// hello, and voided if no session is established within the grace period (PS-81;
+    /// [`Session::restore_cache`]). Caches of peers this server has no edge with are dropped,
+    /// and all of them if the setup does not persist caches.
+    pub fn restore_caches(&mut self, now: SimTime, caches: Vec<KeptCache>) {
+        if !self.sync.as_ref().is_some_and(|s| s.persist_caches) {
+            return;
+        }
+        for kept in caches {
+            if !self.volatile.domain_items.contains_key(&kept.peer) {
+                continue;
+            }
+            if !self.volatile.sessions.contains_key(&kept.peer) {
+                let session = self.new_session(&kept.peer);
+                self.volatile.sessions.insert(kept.peer.clone(), session);
+            }
+            if let Some(s) = self.volatile.sessions.get_mut(&kept.peer) {
+                s.restore_cache(now, kept.epoch, kept.entries);
+            }
+            // Its grace timer goes into the index.
+            self.drain_session(&kept.peer);
+        }
     }
 
     /// The link to `peer` is up with its `features`: sessions start here (XEP §Discovery and

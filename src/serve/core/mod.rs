@@ -229,11 +229,12 @@ pub struct Core {
 }
 
 impl Core {
-    /// A core for `server`'s domain, with the accounts of `store` loaded into it and client
+    /// A core for `server`'s domain, with the accounts of `store` loaded into it, the caches
+    /// of peers kept at the last graceful stop restored (and deleted from `store`), and client
     /// output enabled.
     pub fn new(
         mut server: Server,
-        store: Storage,
+        mut store: Storage,
         peers: HashMap<String, mpsc::Sender<ToPeer>>,
     ) -> Result<Core, super::storage::Error> {
         let mut meta = HashMap::new();
@@ -242,6 +243,16 @@ impl Core {
             meta.insert(stored.user, stored.meta);
         }
         server.enable_client_output();
+        // XEP §Persistence of Epochs and Caches: what the last graceful stop kept, now in
+        // memory only (PS-81).
+        let kept = store.take_caches()?;
+        if !kept.is_empty() {
+            tracing::info!(
+                peers = kept.len(),
+                "restoring the caches kept at the last stop"
+            );
+        }
+        server.restore_caches(Time(0), kept);
         Ok(Core {
             domain: Host::domain(&server).to_owned(),
             server,
@@ -698,6 +709,9 @@ impl Core {
         let now = self.now();
         tracing::info!("shutting down");
         Host::shutdown(&mut self.server, now);
+        if let Err(e) = self.store.keep_caches(self.server.kept_caches()) {
+            tracing::error!("storage: the peers' caches were not kept: {e}");
+        }
         self.flush().await;
         let clients: Vec<FullJid> = self.clients.keys().cloned().collect();
         for c in clients {

@@ -2,7 +2,11 @@
 //! in): accounts with their salted credentials, rosters (the model's
 //! [`Subscription`](crate::model::Subscription) state, losslessly, plus each item's name and
 //! groups), XEP-0191 block lists, and the boot counter with the current epoch (XEP §Epochs).
-//! Presence is not stored: it belongs to sessions, which do not survive a restart.
+//! Presence of local users is not stored: it belongs to sessions, which do not survive a
+//! restart. The caches of peers' presence are stored only if the server persists them
+//! (`[sync] persist-caches`): written by a graceful stop ([`Storage::keep_caches`]), read
+//! and deleted by the next start ([`Storage::take_caches`]), in the same database as the
+//! rosters and as protected (XEP PS-81).
 //!
 //! # Use by the server
 //!
@@ -59,6 +63,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use super::auth::{Credentials, ScramHash, ScramKeys};
 use crate::model::{Account, Epoch};
+use crate::server::KeptCache;
+use crate::wire::{Item, WireElement};
 use schema::Flags;
 pub use schema::SCHEMA_VERSION;
 
@@ -460,6 +466,74 @@ impl Storage {
             None => Ok(()),
             Some(table) => Err(Error::Corrupt(format!("foreign key violation in {table}"))),
         }
+    }
+
+    /// Replaces the kept caches of peers' presence with `caches` (a graceful stop), in one
+    /// transaction. Entries whose item cannot be serialised are left out.
+    pub fn keep_caches(&mut self, caches: &[KeptCache]) -> Result<()> {
+        let tx = self.begin()?;
+        tx.execute("DELETE FROM peer_cache", [])?;
+        for cache in caches {
+            tx.execute(
+                "INSERT INTO peer_cache (peer, epoch) VALUES (?1, ?2)",
+                params![cache.peer, cache.epoch.0 as i64],
+            )?;
+            for (publisher, state) in &cache.entries {
+                let Some(xml) = Item::from_model(publisher, state)
+                    .ok()
+                    .and_then(|i| i.to_xml_bytes().ok())
+                    .and_then(|b| String::from_utf8(b).ok())
+                else {
+                    continue;
+                };
+                tx.execute(
+                    "INSERT INTO peer_cache_item (peer, publisher, item) VALUES (?1, ?2, ?3)",
+                    params![cache.peer, publisher.as_str(), xml],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The kept caches of peers' presence, deleted in the same transaction (a start: from
+    /// then on they live in memory only, and a run that cannot reach the peer voids them at
+    /// the end of the grace period, PS-81). An item that no longer parses is left out.
+    pub fn take_caches(&mut self) -> Result<Vec<KeptCache>> {
+        let tx = self.begin()?;
+        let mut caches: BTreeMap<String, KeptCache> = BTreeMap::new();
+        {
+            let mut peers = tx.prepare("SELECT peer, epoch FROM peer_cache")?;
+            let rows =
+                peers.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (peer, epoch) = row?;
+                caches.insert(
+                    peer.clone(),
+                    KeptCache {
+                        peer,
+                        epoch: Epoch(epoch as u64),
+                        entries: Vec::new(),
+                    },
+                );
+            }
+            let mut items =
+                tx.prepare("SELECT peer, item FROM peer_cache_item ORDER BY peer, publisher")?;
+            let rows =
+                items.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            for row in rows {
+                let (peer, xml) = row?;
+                let Ok(item) = Item::parse_bytes(xml.as_bytes()) else {
+                    continue;
+                };
+                if let Some(cache) = caches.get_mut(&peer) {
+                    cache.entries.push((item.jid.clone(), item.to_model()));
+                }
+            }
+        }
+        tx.execute("DELETE FROM peer_cache", [])?;
+        tx.commit()?;
+        Ok(caches.into_values().collect())
     }
 
     fn begin(&mut self) -> Result<Transaction<'_>> {

@@ -61,8 +61,24 @@ CREATE TABLE block (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: the caches of peers' presence a graceful stop keeps for the next start (XEP
+/// §Persistence of Epochs and Caches), each with the peer epoch it belongs to; an entry is
+/// the XEP's `<item/>` element, as serialised on the wire.
+const V2: &str = "
+CREATE TABLE peer_cache (
+    peer TEXT PRIMARY KEY NOT NULL,
+    epoch INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE peer_cache_item (
+    peer TEXT NOT NULL REFERENCES peer_cache (peer) ON DELETE CASCADE,
+    publisher TEXT NOT NULL,
+    item TEXT NOT NULL,
+    PRIMARY KEY (peer, publisher)
+) WITHOUT ROWID;
+";
+
 /// The migrations, in order: entry `i` takes `user_version` `i` to `i + 1`.
-pub(super) const MIGRATIONS: &[&str] = &[V1];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this code reads and writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

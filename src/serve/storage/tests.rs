@@ -214,3 +214,53 @@ fn invariant_breaking_rows_are_refused_by_the_schema() {
         assert!(s.conn.execute(&sql, []).is_err(), "{flags}");
     }
 }
+
+/// XEP §Persistence of Epochs and Caches: what a graceful stop keeps comes back whole at the
+/// next start (resources, shows, priorities, statuses, except lists) and is then gone from
+/// the database (PS-81).
+#[test]
+fn kept_caches_come_back_once() {
+    use crate::model::{PublisherPresence, ResourcePresence, Show};
+    let path = temp_path("kept-caches");
+    let mut romeo = PublisherPresence::default();
+    romeo.resources.insert(
+        "orchard".into(),
+        ResourcePresence {
+            show: Show::Away,
+            priority: 5,
+            statuses: [(String::new(), "under the balcony".to_owned())].into(),
+            ..ResourcePresence::default()
+        },
+    );
+    romeo
+        .resources
+        .insert("home".into(), ResourcePresence::default());
+    romeo.except.insert(jid("tybalt@capulet.lit"));
+    let mut benvolio = PublisherPresence::default();
+    benvolio
+        .resources
+        .insert("street".into(), ResourcePresence::default());
+    let kept = vec![KeptCache {
+        peer: "montague.lit".into(),
+        epoch: Epoch(u64::MAX - 7),
+        entries: vec![
+            (jid("benvolio@montague.lit"), benvolio),
+            (jid("romeo@montague.lit"), romeo),
+        ],
+    }];
+    {
+        let mut s = Storage::open(&path).unwrap();
+        s.keep_caches(&kept).unwrap();
+    }
+    let mut s = Storage::open(&path).unwrap();
+    assert_eq!(s.take_caches().unwrap(), kept);
+    assert_eq!(
+        s.take_caches().unwrap(),
+        Vec::new(),
+        "read once, then deleted"
+    );
+    // A later stop replaces what an earlier one kept.
+    s.keep_caches(&kept).unwrap();
+    s.keep_caches(&[]).unwrap();
+    assert_eq!(s.take_caches().unwrap(), Vec::new());
+}
