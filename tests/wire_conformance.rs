@@ -254,6 +254,14 @@ async fn the_reference_server_passes_every_wire_scenario() -> Result<()> {
         uncovered, named,
         "README: {named:?}, the run: {uncovered:?}"
     );
+    // The SHOULD about kept caches is exercised, the serve of this test keeping them.
+    let status = |id: &str| {
+        report["requirements"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["id"] == id))
+            .map(|r| r["status"].clone())
+    };
+    assert_eq!(status("PS-81"), Some("pass".into()), "{json}");
     let musts = report["requirements"]
         .as_array()
         .map_or(0, |r| r.iter().filter(|r| r["level"] == "MUST").count());

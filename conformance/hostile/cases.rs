@@ -31,6 +31,8 @@ pub(crate) enum Expect {
     NotActedOn,
     /// Send no error reply (PS-70); a stream close is allowed.
     Discarded,
+    /// Answer nothing at all (PS-94: a stanza that a user of the peer domain made).
+    Ignored,
     /// Close the stream with this stream error condition (PS-71).
     Stream(&'static str),
     /// A flood: every injected request answered, with a result or one of these refusals
@@ -569,6 +571,34 @@ pub(crate) fn all() -> Vec<Case> {
                     .reconcile("presence", "<ids prefix='' ids=''/>")
                     .replace(&format!("from='{B}'"), "from='c.example'");
                 (q, Expect::Stream("invalid-from"))
+            },
+        },
+        Case {
+            name: "batch from a user of the peer domain",
+            reqs: &["PS-94"],
+            state_reqs: &["PS-94"],
+            before: nothing,
+            build: |c| {
+                let p = item_presence("bob@b.example/desk", "<show>dnd</show>");
+                let q = c
+                    .batch(&item("bob@b.example", &p))
+                    .replace(&format!("from='{B}'"), "from='bob@b.example/desk'");
+                (q, Expect::Ignored)
+            },
+        },
+        Case {
+            name: "shutdown from a user of the peer domain",
+            reqs: &["PS-94"],
+            state_reqs: &["PS-94"],
+            before: nothing,
+            build: |c| {
+                let m = format!(
+                    "<message xmlns='jabber:server' from='bob@b.example/desk' to='{A}'>\
+                     <shutdown xmlns='{}' epoch='{}'/></message>",
+                    ns::PRESENCE_SYNC,
+                    c.epoch()
+                );
+                (m, Expect::Ignored)
             },
         },
         Case {

@@ -19,7 +19,9 @@
 //! - stalls: two connections, one stopped in the middle of its stream header and one in the
 //!   middle of a stanza, held open throughout;
 //! - three refusals in a row ([`fallback`]): after three failed sessions a subject that treats
-//!   the peer as legacy must apply RFC 6121 at once (PS-58).
+//!   the peer as legacy must apply RFC 6121 at once (PS-58);
+//! - the subject's own users ([`clients`]): the extension's elements in their stanzas never
+//!   reach the peer (PS-94).
 //!
 //! ```text
 //!  suite, hostile ──s2s as the peer domain (dialback)──► subject ──s2s via relay `outgoing`──► suite's peer
@@ -44,6 +46,7 @@ use tokio::net::TcpStream;
 use tokio_xmpp::jid::BareJid;
 use tokio_xmpp::parsers::roster::Subscription;
 
+mod clients;
 mod fallback;
 mod stream;
 
@@ -68,7 +71,7 @@ use crate::wire::{Condition, WireElement, ns};
 /// make the suite's peer look restarted to the subject for the rest of the run), the
 /// domain-level presence of type probe, the malformed shutdown and repair markers (each is
 /// discarded, as the malformed domain-level presence that is played is).
-pub const FROM_SIMULATION: [&str; 24] = [
+pub const FROM_SIMULATION: [&str; 26] = [
     "reconcile with a child in the wrong direction",
     "reconcile with an unknown attribute",
     "id list in non-canonical base64 (no padding)",
@@ -88,6 +91,8 @@ pub const FROM_SIMULATION: [&str; 24] = [
     REFUSED_THEN_BATCH,
     "domain-level presence with an unknown attribute",
     "request whose from is not of the peer domain",
+    "batch from a user of the peer domain",
+    "shutdown from a user of the peer domain",
     "domain-level presence with a payload nested 200 elements deep",
     "domain-level presence of a publisher without cache entry",
     "domain-level presence of 500 unknown publishers",
@@ -793,6 +798,13 @@ async fn play_all(w: &mut Wire, b: &mut Body) -> Result<()> {
             &changed,
         )
         .with_id("rosters-unchanged"),
+    );
+    // Last, with the link up and every user logged in again: a user's stanzas carrying the
+    // extension's elements (PS-94).
+    b.checks.push(
+        clients::extensions_stripped(w)
+            .await?
+            .with_id("client-extensions-stripped"),
     );
     Ok(())
 }

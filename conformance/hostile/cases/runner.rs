@@ -129,6 +129,10 @@ pub(crate) fn judge<'a>(
 ) -> Outcome {
     match expect {
         Expect::Error(c) => verdict::error_answer(answer(id), *c),
+        Expect::Ignored => match answer(id) {
+            None => Outcome::Pass,
+            Some(a) => Outcome::Fail(format!("answered: {}", show(a))),
+        },
         Expect::Result(test) => test(answer(id)),
         Expect::NotActedOn => {
             if let Some(r) = sent

@@ -72,9 +72,9 @@ pub enum Mutation {
     /// Sends each live presence change per subscriber, as RFC 6121 broadcasts do, instead of
     /// once per publisher (breaks PS-44, PS-66).
     PerEdgePresence,
-    /// Holds the live presence changes made while a descent or a pull is under way until it
-    /// ends, behind the session's reconcile queries, instead of sending them first (breaks
-    /// PS-52).
+    /// Sends a live presence change only once none of the session's reconcile queries is
+    /// waiting for its answer, after the queries the answers call for, instead of first
+    /// (breaks PS-52).
     LiveBehindBulk,
 }
 

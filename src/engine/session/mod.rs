@@ -758,11 +758,8 @@ impl Session {
         if !established && !hello_pending {
             return; // found by the next hello's comparison
         }
-        let behind_bulk = self.config.mutation == Some(Mutation::LiveBehindBulk)
-            && self
-                .live
-                .as_ref()
-                .is_some_and(|l| l.puller.is_some() || l.edge.is_some());
+        let behind_bulk =
+            self.config.mutation == Some(Mutation::LiveBehindBulk) && self.bulk_outstanding();
         if established
             && !behind_bulk
             && let Some(live) = &self.live

@@ -10,6 +10,8 @@ impl Session {
         let id = stanza.attr("id").unwrap_or_default().to_owned();
         match stanza.attr("type") {
             Some("set") => self.handle_request(now, &id, stanza, dir),
+            // PS-94: answers come from the peer's domain itself, not from one of its users.
+            Some("result" | "error") if !self.sent_by_peer_domain(stanza) => {}
             Some("result") => {
                 let Some(request) = self.requests.remove(&id) else {
                     return; // an answer of an earlier session
@@ -65,6 +67,9 @@ impl Session {
         ) {
             self.reject(now, id, e);
             return;
+        }
+        if !self.sent_by_peer_domain(stanza) {
+            return; // PS-94: a user of the peer domain does not speak for its server
         }
         match payload.name() {
             "hello" => match Hello::parse_element(payload) {
@@ -431,10 +436,24 @@ impl Session {
         self.release(&publisher);
     }
 
+    /// True if `stanza` is from the peer's domain itself (PS-94): requests, answers and
+    /// shutdown announcements come from the server, never from one of its users.
+    pub(super) fn sent_by_peer_domain(&self, stanza: &Element) -> bool {
+        stanza
+            .attr("from")
+            .and_then(|f| f.parse::<Jid>().ok())
+            .is_some_and(|j| {
+                j.node().is_none() && j.resource().is_none() && j.domain().as_str() == self.peer
+            })
+    }
+
     pub(super) fn handle_shutdown(&mut self, now: Time, stanza: &Element) {
         let Some(element) = stanza.get_child("shutdown", ns::PRESENCE_SYNC) else {
             return;
         };
+        if !self.sent_by_peer_domain(stanza) {
+            return; // PS-94
+        }
         let shutdown = match Shutdown::parse_element(element) {
             Ok(s) => s,
             Err(e) => return self.discard(now, e),

@@ -118,6 +118,14 @@ impl Session {
         }
     }
 
+    /// True if a reconcile query of ours is unanswered (the broken variant
+    /// [`Mutation::LiveBehindBulk`] holds live changes behind it).
+    pub(super) fn bulk_outstanding(&self) -> bool {
+        self.requests
+            .values()
+            .any(|r| matches!(r, Request::Edges(..) | Request::Presence(..)))
+    }
+
     pub(super) fn window_free(&self) -> bool {
         let Some(live) = &self.live else {
             return false;
@@ -142,12 +150,10 @@ impl Session {
         if self.live.is_none() {
             return;
         }
-        let held = self.config.mutation == Some(Mutation::LiveBehindBulk)
-            && self
-                .live
-                .as_ref()
-                .is_some_and(|l| l.puller.is_some() || l.edge.is_some());
-        while !held && self.window_free() && self.live.as_ref().is_some_and(|l| !l.dirty.is_empty())
+        let behind_bulk = self.config.mutation == Some(Mutation::LiveBehindBulk);
+        while !behind_bulk
+            && self.window_free()
+            && self.live.as_ref().is_some_and(|l| !l.dirty.is_empty())
         {
             self.send_batch(now);
         }
@@ -170,6 +176,14 @@ impl Session {
             };
             let id = self.next_id("presence");
             self.send_query(id, q, Request::Presence(now));
+        }
+        // The broken variant: live changes go only once no query of the resync is waiting.
+        while behind_bulk
+            && !self.bulk_outstanding()
+            && self.window_free()
+            && self.live.as_ref().is_some_and(|l| !l.dirty.is_empty())
+        {
+            self.send_batch(now);
         }
         // A request that could not be sent has ended the session (`send_request`).
         let Some(live) = self.live.as_mut() else {
@@ -194,16 +208,6 @@ impl Session {
         {
             live.verify_due = false;
             self.send_hello(now);
-        }
-        if held
-            && self
-                .live
-                .as_ref()
-                .is_some_and(|l| l.puller.is_none() && l.edge.is_none())
-        {
-            while self.window_free() && self.live.as_ref().is_some_and(|l| !l.dirty.is_empty()) {
-                self.send_batch(now);
-            }
         }
         let Some(live) = self.live.as_mut() else {
             return;

@@ -93,9 +93,15 @@ impl Core {
 
     // ---- client stanzas ----
 
-    pub(super) fn client_stanza(&mut self, jid: &FullJid, stanza: Element) {
+    pub(super) fn client_stanza(&mut self, jid: &FullJid, mut stanza: Element) {
         if !self.clients.contains_key(jid) {
             return;
+        }
+        // PS-94: the extension's elements are the server's to send; a user's stanza loses
+        // them before it is handled or routed.
+        let removed = strip_extension(&mut stanza, 0);
+        if removed > 0 {
+            tracing::info!(%jid, removed, "extension elements removed from a client's stanza");
         }
         match stanza.name() {
             "presence" => self.client_presence(jid, stanza),
@@ -476,4 +482,63 @@ fn disco_info(features: &[String]) -> Element {
         b = b.append(el("feature", DISCO_INFO).attr("var", f).build());
     }
     b.build()
+}
+
+/// Removes every element qualified by the extension's namespace from `element`'s subtree
+/// (XEP PS-94); the number removed. The stream layer bounds a client stanza's depth, and the
+/// walk stops at [`STRIP_DEPTH`] in any case.
+fn strip_extension(element: &mut Element, depth: usize) -> usize {
+    if depth >= STRIP_DEPTH {
+        return 0;
+    }
+    let before = element.children().count();
+    let kept: Vec<Node> = element
+        .take_nodes()
+        .into_iter()
+        .filter(|n| !matches!(n, Node::Element(e) if e.ns() == PRESENCE_SYNC))
+        .collect();
+    let mut removed = before
+        - kept
+            .iter()
+            .filter(|n| matches!(n, Node::Element(_)))
+            .count();
+    for node in kept {
+        match node {
+            Node::Element(mut e) => {
+                removed += strip_extension(&mut e, depth + 1);
+                element.append_child(e);
+            }
+            Node::Text(t) => element.append_text_node(t),
+        }
+    }
+    removed
+}
+
+/// How deep [`strip_extension`] looks: deeper than any stanza the stream layer lets through.
+const STRIP_DEPTH: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_elements_are_stripped_at_any_depth() {
+        let xml = format!(
+            "<presence xmlns='jabber:client' to='b.test' id='x'><show>away</show>\
+             <fanout xmlns='{PRESENCE_SYNC}'/><c xmlns='caps'><repair xmlns='{PRESENCE_SYNC}'/>\
+             <k>text</k></c><shutdown xmlns='{PRESENCE_SYNC}' epoch='1'/></presence>"
+        );
+        let mut el: Element = xml.parse().expect("well-formed");
+        assert_eq!(strip_extension(&mut el, 0), 3);
+        let out = String::from(&el);
+        assert!(!out.contains(PRESENCE_SYNC), "{out}");
+        assert!(
+            out.contains("<show>away</show>") && out.contains("<k>text</k>"),
+            "{out}"
+        );
+        let mut clean: Element = "<message xmlns='jabber:client'><body>hi</body></message>"
+            .parse()
+            .expect("well-formed");
+        assert_eq!(strip_extension(&mut clean, 0), 0);
+    }
 }
