@@ -179,6 +179,22 @@ mod tests {
         Edge::new(BareJid::new(p).unwrap(), BareJid::new(s).unwrap(), state)
     }
 
+    /// The root of a set fingerprints with the algorithm the pair negotiated (XEP §Choosing
+    /// the Hash Algorithm): under SHA-256 an empty set's root is SHA-256's empty fingerprint,
+    /// not BLAKE3's.
+    #[test]
+    fn the_root_fingerprints_with_the_negotiated_algorithm() {
+        use crate::digest::NodeValue;
+        for algo in HashAlgo::ALL {
+            let set = EdgeSet::new(PairHasher::new(algo, "a.example", "b.example"), 1);
+            assert_eq!(set.root(), (NodeValue::EMPTY.fingerprint(algo), 0), "{algo:?}");
+        }
+        assert_ne!(
+            NodeValue::EMPTY.fingerprint(HashAlgo::Sha256),
+            NodeValue::EMPTY.fingerprint(HashAlgo::Blake3)
+        );
+    }
+
     #[test]
     fn insert_remove_and_lookup() {
         let pair = PairHasher::new(HashAlgo::Blake3, "a.example", "b.example");
