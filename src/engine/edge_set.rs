@@ -187,7 +187,11 @@ mod tests {
         use crate::digest::NodeValue;
         for algo in HashAlgo::ALL {
             let set = EdgeSet::new(PairHasher::new(algo, "a.example", "b.example"), 1);
-            assert_eq!(set.root(), (NodeValue::EMPTY.fingerprint(algo), 0), "{algo:?}");
+            assert_eq!(
+                set.root(),
+                (NodeValue::EMPTY.fingerprint(algo), 0),
+                "{algo:?}"
+            );
         }
         assert_ne!(
             NodeValue::EMPTY.fingerprint(HashAlgo::Sha256),
