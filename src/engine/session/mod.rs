@@ -502,41 +502,6 @@ impl Session {
         self.cache_epoch
     }
 
-    /// Restores the cache of the peer that an earlier run of this server persisted with the
-    /// peer epoch it belongs to (XEP §Persistence of Epochs and Caches), before any session
-    /// of this run: it is unverified, so nothing of it is shown (PS-37); the next hello
-    /// presents it, so that an unchanged peer costs only the differences, and a peer that
-    /// restarted voids it (PS-13). If no session is established within the grace period it
-    /// is voided ([`Event::CacheVoided`] with [`VoidReason::GraceExpired`]), the cue to delete
-    /// the persisted copy (PS-81). Entries of another domain than the peer's are ignored.
-    /// Does nothing once this session has a cache or a hello under way.
-    pub fn restore_cache(
-        &mut self,
-        now: Time,
-        epoch: Epoch,
-        entries: Vec<(BareJid, PublisherPresence)>,
-    ) {
-        if self.cache_epoch.is_some() || self.live.is_some() || !self.requests.is_empty() {
-            return;
-        }
-        let cap = Bounds::new(self.edges.len(), &self.config.limits).cache;
-        let entries: Vec<_> = entries
-            .into_iter()
-            .filter(|(p, s)| p.domain().as_str() == self.peer && !s.is_unavailable())
-            .take(cap)
-            .collect();
-        if entries.is_empty() {
-            return;
-        }
-        self.cache.set_depth(depth_for(entries.len() as u64));
-        for (publisher, state) in entries {
-            self.cache.set(&publisher, state);
-        }
-        self.cache_epoch = Some(epoch);
-        self.edges_verified = false;
-        self.grace_deadline = Some(now.plus_micros(self.config.grace));
-    }
-
     /// The published set for the peer.
     pub fn published(&self) -> &PresenceSet {
         &self.published
