@@ -752,7 +752,16 @@ impl Host for Server {
         let small =
             session_mode == Some(crate::engine::Mode::Small) || self.volatile.peer(peer).probed;
         match self.volatile.peer(peer).mode {
-            PeerMode::Legacy if !small => self.legacy_receive(peer, stanza),
+            // A request of the extension from a peer this server gave up on (PS-38) is
+            // refused by its session (PS-69), so that the peer's session ends too.
+            PeerMode::Legacy if !small => {
+                let refused = stanza.name() == "iq"
+                    && stanza.attr("type") == Some("set")
+                    && self.sync_receive(now, peer, &stanza);
+                if !refused {
+                    self.legacy_receive(peer, stanza);
+                }
+            }
             PeerMode::Legacy | PeerMode::Sync => {
                 if !self.sync_receive(now, peer, &stanza) {
                     self.legacy_receive(peer, stanza);

@@ -36,8 +36,8 @@ pub struct Config {
     pub retry: u64,
     /// Failed sessions in a row after which the peer is treated as legacy (PS-58).
     pub max_failures: u32,
-    /// Descents of the edge set in one session after which the peer is treated as legacy
-    /// (PS-38).
+    /// Descents of the edge set in a row, each finding a difference the one before found,
+    /// after which the peer is treated as legacy (PS-38).
     pub max_descents: u32,
     /// How long the side that is not the edge driver waits for the driver's hello before
     /// sending its own (PS-16), µs.

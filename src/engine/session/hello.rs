@@ -119,6 +119,8 @@ impl Session {
             limits,
             peer_epoch: theirs.epoch,
             descents: 0,
+            stuck: 0,
+            last_found: BTreeSet::new(),
             edge: None,
             verify_due: false,
             repaired: BTreeSet::new(),
@@ -151,6 +153,17 @@ impl Session {
             live.verify_due = false;
         } else {
             self.edges_verified = false;
+            // PS-38 on the other side: the driver's hello after a descent we answered. The
+            // same count of differences that resist repair makes both give up at once.
+            if !self.driver && !we_asked && live.edge.as_ref().is_some_and(|e| e.is_done()) {
+                let done = live.edge.take().expect("checked");
+                live.note_descent(&done);
+                if live.stuck >= self.config.max_descents {
+                    let n = live.stuck;
+                    self.fall_back(FallbackReason::Unverifiable(n));
+                    return;
+                }
+            }
             let busy = live.edge.as_ref().is_some_and(|e| !e.is_done());
             if self.driver && !busy {
                 let current = self.edges.root().0;
@@ -158,7 +171,7 @@ impl Session {
                     // Repairs of the peer arrived after our hello's root was computed: verify
                     // again rather than descend (XEP §Starting and Ending a Descent).
                     live.verify_due = true;
-                } else if live.descents >= self.config.max_descents {
+                } else if live.stuck >= self.config.max_descents {
                     let n = live.descents;
                     self.fall_back(FallbackReason::Unverifiable(n));
                     return;

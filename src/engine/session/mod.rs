@@ -71,6 +71,7 @@ use minidom::Element;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::bounds::{Bounds, EPOCHS_PER_MINUTE, Footprint, HELLO_INTERVAL, SUPERSEDED_KEPT};
 use super::edge_set::EdgeSet;
@@ -130,7 +131,8 @@ pub enum FallbackReason {
     NoCommonHash,
     /// This many sessions failed in a row (PS-58).
     Failures(u32),
-    /// The edge set could not be verified after this many descents (PS-38).
+    /// The edge set could not be verified: this many descents in a row found a difference
+    /// the one before had found (PS-38). The driver reports its descents in the session.
     Unverifiable(u32),
 }
 
@@ -234,8 +236,16 @@ impl Request {
 struct Live {
     limits: Limits,
     peer_epoch: Epoch,
-    /// Descents of the edge set started in this session (PS-38).
+    /// Descents of the edge set started in this session.
     descents: u32,
+    /// Completed descents in a row that each found a difference the one before also found,
+    /// or found too many to record: a difference that resists repair (PS-38). Differences
+    /// that are subscription changes still in flight are gone by the next descent, so
+    /// churn does not count.
+    stuck: u32,
+    /// The pairs (publisher, subscriber) whose edges the last completed descent found
+    /// differing (at most the descent's bound on differences).
+    last_found: BTreeSet<(BareJid, BareJid)>,
     /// The edge descent in progress (either side).
     edge: Option<EdgeReconciler>,
     /// The driver's descent is complete and its verification hello is due (PS-36).
@@ -252,6 +262,34 @@ struct Live {
     /// Local publishers whose item is due in a batch (PS-42, PS-44, PS-47).
     dirty: BTreeSet<BareJid>,
     synchronized_reported: bool,
+}
+
+impl Live {
+    /// A completed descent of the driver: counts it towards PS-38 if a difference it found
+    /// was also found by the previous one (or it found more than it could record), and
+    /// starts the count again otherwise.
+    fn note_descent(&mut self, done: &EdgeReconciler) {
+        if done.overflowed() {
+            self.stuck += 1;
+            self.last_found.clear();
+            return;
+        }
+        let diff = done.diff();
+        let found: BTreeSet<(BareJid, BareJid)> = diff
+            .only_mine
+            .iter()
+            .chain(&diff.only_theirs)
+            .map(|e| (e.publisher.clone(), e.subscriber.clone()))
+            .collect();
+        self.stuck = if found.is_empty() {
+            0
+        } else if found.is_disjoint(&self.last_found) {
+            1
+        } else {
+            self.stuck + 1
+        };
+        self.last_found = found;
+    }
 }
 
 /// One peer domain, seen from one server. See the [module documentation](self).
@@ -779,6 +817,7 @@ impl Session {
     /// session.
     pub fn handle_stanza(&mut self, now: Time, stanza: &Element, dir: &dyn Directory) {
         if self.mode == Mode::Legacy {
+            self.refuse_as_legacy(stanza);
             return;
         }
         match stanza.name() {
@@ -788,6 +827,44 @@ impl Session {
             _ => {}
         }
         self.pump_with(now, dir);
+    }
+
+    /// A request of this protocol from a peer this side treats as legacy (it gave up, PS-38,
+    /// or has no hash in common): answered with an error (PS-69), so that the peer ends its
+    /// session too, <out-of-order/> for a reconcile or a batch (PS-75), and for a hello the
+    /// <service-unavailable/> of a server without the extension. Answers and everything
+    /// else are ignored (PS-46).
+    fn refuse_as_legacy(&mut self, stanza: &Element) {
+        if stanza.name() != "iq" || stanza.attr("type") != Some("set") {
+            return;
+        }
+        let Some(payload) = payload_of(stanza) else {
+            return;
+        };
+        if !self.sent_by_peer_domain(stanza) {
+            return;
+        }
+        let id = stanza.attr("id").unwrap_or_default();
+        match payload.name() {
+            "reconcile" => self.send_error(id, &out_of_order("reconcile")),
+            "batch" => self.send_error(id, &out_of_order("batch")),
+            _ => {
+                let error = StanzaError::new(
+                    ErrorType::Cancel,
+                    DefinedCondition::ServiceUnavailable,
+                    "en",
+                    "the peer is treated as legacy (XEP PS-38)",
+                );
+                let iq = Iq::Error {
+                    from: Some(Jid::from(self.local_jid())),
+                    to: Some(Jid::from(self.peer_jid())),
+                    id: id.to_owned(),
+                    error,
+                    payload: None,
+                };
+                self.emit(iq_element(iq));
+            }
+        }
     }
 
     /// The timer: grace period, retries, the non-driver's hello, request timeouts.

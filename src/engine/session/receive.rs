@@ -31,7 +31,11 @@ impl Session {
                 .map_or("error".to_owned(), |c| c.name().to_owned());
                 if matches!(request, Request::Hello(..)) && reason == "window-exceeded" {
                     // PS-20: too soon; not a failed session: try again later.
-                    if self.link_up && self.live.is_none() && self.mode != Mode::Legacy {
+                    if let Some(live) = &mut self.live {
+                        // A verification hello (PS-36) that a busy peer's rate refused.
+                        live.verify_due = true;
+                        self.verify_at = Some(now.plus_micros(HELLO_INTERVAL));
+                    } else if self.link_up && self.mode != Mode::Legacy {
                         self.retry_at = Some(now.plus_micros(HELLO_INTERVAL));
                     }
                     return;

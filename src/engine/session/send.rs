@@ -196,7 +196,9 @@ impl Session {
         // PS-36: the driver's descent is complete: verify with a new hello.
         let edge_idle = live.edge.as_ref().is_some_and(EdgeReconciler::is_done);
         if self.driver && edge_idle {
-            live.edge = None;
+            if let Some(done) = live.edge.take() {
+                live.note_descent(&done);
+            }
             live.verify_due = true;
         }
         if live.verify_due
