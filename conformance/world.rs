@@ -12,7 +12,7 @@ use super::progress::{self, Tick};
 use super::record::{RecordKind, Recorder};
 use super::subject::Subject;
 use super::workload::Federation;
-use crate::model::truth::{DomainState, View, differences, entitled};
+use crate::model::truth::{DomainState, View, differences, entitled_viewers};
 use crate::sim::{Host, LinkConfig, Net, SimTime};
 
 /// The most events a measured phase may take: an implementation that keeps the network busy
@@ -24,14 +24,11 @@ pub const MAX_EVENTS: u64 = 2_000_000;
 pub type Node = Recorder<Box<dyn Subject>>;
 
 /// The ground truth of `servers`: for each online user, the presence it is entitled to see
-/// (RFC 6121 subscriptions, XEP-0191 blocks, who is online: [`entitled`]).
+/// (RFC 6121 subscriptions, XEP-0191 blocks, who is online: [`entitled_viewers`]).
 pub fn truth_of(servers: &[&dyn Subject]) -> View {
     let online: BTreeSet<&BareJid> = servers.iter().flat_map(|s| s.online().keys()).collect();
     let states: Vec<DomainState<'_>> = servers.iter().map(|s| s.domain_state()).collect();
-    entitled(&states)
-        .into_iter()
-        .filter(|(viewer, _)| online.contains(viewer))
-        .collect()
+    entitled_viewers(&states, |v| online.contains(v))
 }
 
 /// What every online user of `servers` is shown.

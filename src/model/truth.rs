@@ -14,7 +14,7 @@
 //! Viewers are all users of all domains given, online or not (what a user would be shown on
 //! logging in); the check of a scenario compares this with what each server shows its users.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use jid::BareJid;
 
@@ -41,31 +41,45 @@ pub struct DomainState<'a> {
 /// What every user of `domains` is entitled to see of every contact in `domains`. Contacts in
 /// domains not given are ignored. Only non-empty entries appear.
 pub fn entitled(domains: &[DomainState<'_>]) -> View {
-    // The domains by name: a federation may have 10^5 of them (the hub scenario).
-    let by_name: std::collections::HashMap<&str, &DomainState<'_>> =
-        domains.iter().map(|d| (d.domain, d)).collect();
-    // The account of a contact and its available resources, if it is online.
-    let contact = |jid: &BareJid| -> Option<(&Account, &Resources)> {
-        let d = by_name.get(jid.domain().as_str())?;
-        let resources = d.online.get(jid).filter(|r| !r.is_empty())?;
-        Some((d.accounts.get(jid)?, resources))
-    };
+    entitled_viewers(domains, |_| true)
+}
+
+/// [`entitled`] for the viewers `wanted` selects only (the checks of a scenario compare the
+/// online users: computing the others' views would clone the resources of every contact once
+/// per subscriber for nothing).
+pub fn entitled_viewers(domains: &[DomainState<'_>], wanted: impl Fn(&BareJid) -> bool) -> View {
+    // The online contacts of the given domains, with their accounts, by JID: one hash lookup
+    // per roster item instead of three ordered-map searches (this runs over every roster item
+    // of a federation of 10^6 edges after each measured phase).
+    let mut online: HashMap<&str, (&Account, &Resources)> = HashMap::new();
+    for d in domains {
+        for (jid, resources) in d.online {
+            if resources.is_empty() || jid.domain().as_str() != d.domain {
+                continue;
+            }
+            if let Some(account) = d.accounts.get(jid) {
+                online.insert(jid.as_str(), (account, resources));
+            }
+        }
+    }
     let mut view = View::new();
     for d in domains {
-        for (viewer, acc) in d.accounts {
+        for (viewer, acc) in d.accounts.iter().filter(|(v, _)| wanted(v)) {
+            let mut seen = BTreeMap::new();
             for (c, sub) in acc.roster.iter() {
-                if !sub.to() || acc.blocked.blocks(c) {
+                if !sub.to() {
                     continue;
                 }
-                let Some((contact_acc, resources)) = contact(c) else {
+                let Some((contact_acc, resources)) = online.get(c.as_str()) else {
                     continue;
                 };
-                if !contact_acc.publishes_to(viewer) {
+                if acc.blocked.blocks(c) || !contact_acc.publishes_to(viewer) {
                     continue;
                 }
-                view.entry(viewer.clone())
-                    .or_default()
-                    .insert(c.clone(), resources.clone());
+                seen.insert(c.clone(), (*resources).clone());
+            }
+            if !seen.is_empty() {
+                view.entry(viewer.clone()).or_default().extend(seen);
             }
         }
     }

@@ -99,10 +99,7 @@ pub fn check_views(servers: &[&Server]) -> (View, Vec<String>) {
     let online: std::collections::BTreeSet<&BareJid> =
         servers.iter().flat_map(|s| s.online().keys()).collect();
     let states: Vec<DomainState<'_>> = servers.iter().map(|s| s.domain_state()).collect();
-    let truth: View = crate::model::truth::entitled(&states)
-        .into_iter()
-        .filter(|(viewer, _)| online.contains(viewer))
-        .collect();
+    let truth = crate::model::truth::entitled_viewers(&states, |v| online.contains(v));
     let mut shown = View::new();
     for s in servers {
         shown.extend(s.views());
