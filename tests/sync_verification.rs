@@ -1,8 +1,10 @@
-//! PS-38 on a busy server: subscriptions made without pause while the edge driver descends
-//! and verifies are differences that are still in flight, not differences that resist
-//! repair. The session must survive them, however many verifications they spoil; a
-//! difference no repair removes must still end it (the `mismatch` scenario of the
-//! conformance suite checks that side).
+//! Edge verification (XEP §Verification, §Repair of Subscription Mismatches) between two
+//! model servers: mismatches repaired through RFC 6121, and PS-38 on a busy server, where
+//! subscriptions made without pause while the edge driver descends and verifies are
+//! differences still in flight, not differences that resist repair. The session must survive
+//! them, however many verifications they spoil; a difference no repair removes must still end
+//! it, on both sides (the `mismatch` scenario of the conformance suite checks the same
+//! against any implementation).
 
 mod support;
 
@@ -52,11 +54,6 @@ fn busy_pair_giving_up_after(a: u32, b: u32) -> Net<Server> {
     net.drive();
     assert_truth(&net);
     net
-}
-
-fn synchronized(net: &Net<Server>) -> bool {
-    let ok = |d: &str, p: &str| net.host(d).session(p).is_some_and(|s| s.is_synchronized());
-    ok(A, B) && ok(B, A)
 }
 
 #[test]
@@ -142,14 +139,6 @@ fn subscriptions_made_during_every_descent_do_not_make_the_peer_legacy() {
     assert_truth(&net);
 }
 
-/// Events of `domain` since `from` (an index into its sync log).
-fn events_since(net: &Net<Server>, domain: &str, from: usize) -> Vec<Event> {
-    net.host(domain).sync_log()[from..]
-        .iter()
-        .map(|(_, _, e)| e.clone())
-        .collect()
-}
-
 /// Runs a busy pair into a difference no repair removes (a request lost in an outage, then
 /// every repair lost) until one side gives up; returns the net and the lengths of both sync
 /// logs before the link came back.
@@ -228,4 +217,55 @@ fn a_side_that_gave_up_refuses_requests_until_the_other_gives_up_too() {
         "a.example is not legacy after its failures: {a:?}"
     );
     change_and_check(&mut net);
+}
+
+#[test]
+fn subscription_mismatches_are_repaired_through_rfc6121() {
+    // XEP §Subscription Mismatch: b.example restores benvolio's roster from a backup without
+    // his subscription to juliet, and loses tybalt's record of mercutio entirely.
+    // The restore happens while b.example is down; its users log in again afterwards.
+    let mut net = online_world();
+    net.crash(B);
+    let (benvolio, juliet) = (jid("benvolio@b.example"), jid("juliet@a.example"));
+    let (tybalt, mercutio) = (jid("tybalt@b.example"), jid("mercutio@a.example"));
+    net.with_host(B, |s, _| {
+        s.set_roster_item(&benvolio, &juliet, Subscription::named(NamedState::From));
+        s.set_roster_item(&tybalt, &mercutio, Subscription::named(NamedState::None));
+    });
+    net.restart(B);
+    net.drive();
+    login_all(&mut net, &B_USERS);
+    assert_truth(&net);
+    assert!(synchronized(&net));
+    // Both edge sets are equal again.
+    let root = |d: &str, p: &str| net.host(d).session(p).unwrap().edges().root();
+    assert_eq!(root(A, B), root(B, A));
+    // The repairs went as RFC 6121 stanzas with <repair/> (PS-60, PS-61).
+    let repairs = |d: &str| {
+        net.host(d)
+            .sync_log()
+            .iter()
+            .filter(|(_, _, e)| matches!(e, Event::Repaired(_)))
+            .count()
+    };
+    assert!(
+        repairs(A) + repairs(B) >= 2,
+        "{:?} {:?}",
+        log(&net, A),
+        log(&net, B)
+    );
+    // Row 1 of the table: benvolio's server sent `unsubscribe` to juliet, whose `from` went;
+    // her `to` (benvolio's `from`, which the backup kept) stays. mercutio and tybalt: rows 1
+    // and 4, `unsubscribe` and `unsubscribed` from b.example; nothing is left.
+    let sub = |d: &str, u: &str, c: &str| {
+        net.host(d).accounts()[&jid(u)]
+            .roster
+            .get(&jid(c))
+            .copied()
+            .unwrap()
+    };
+    let juliet_benvolio = sub(A, "juliet@a.example", "benvolio@b.example");
+    assert!(!juliet_benvolio.from() && juliet_benvolio.to());
+    let mercutio_tybalt = sub(A, "mercutio@a.example", "tybalt@b.example");
+    assert!(!mercutio_tybalt.from() && !mercutio_tybalt.to());
 }

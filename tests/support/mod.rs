@@ -1,5 +1,5 @@
-//! The small two-domain world shared by `tests/legacy.rs` and `tests/sync.rs`, and the
-//! ground-truth check of what online users are shown.
+//! The small two-domain world shared by `tests/legacy.rs`, `tests/sync.rs` and
+//! `tests/sync_verification.rs`, and the ground-truth check of what online users are shown.
 //!
 //! a.example has juliet, nurse, mercutio; b.example has romeo, benvolio, tybalt; one resource
 //! `r` each.
@@ -15,8 +15,9 @@
 #![allow(dead_code)]
 
 use jid::BareJid;
+use presence_sync::engine::Event;
 use presence_sync::model::{NamedState, ResourcePresence, Show, Subscription};
-use presence_sync::server::{Server, check_views};
+use presence_sync::server::{Flavour, Server, SyncSetup, check_views};
 use presence_sync::sim::{LinkConfig, Net};
 
 /// The domain that sorts first (the edge driver).
@@ -154,4 +155,54 @@ pub fn traffic(net: &mut Net<Server>) -> (u64, u64) {
     let t = (sent(net, A, B), sent(net, B, A));
     net.reset_stats();
     t
+}
+
+// ---- two servers running the extension (tests/sync.rs, tests/sync_verification.rs) ----
+
+/// A server running the extension with every peer, however small (PS-93 off).
+pub fn sync_server(domain: &str, flavour: Flavour, seed: u64) -> Server {
+    Server::with_sync(domain, flavour, SyncSetup::every_peer(), seed)
+}
+
+/// The world between two servers running the extension (ejabberd-like, which adds no
+/// quirks of its own), link up, nobody online.
+pub fn world() -> Net<Server> {
+    let ejabberd = Flavour::Ejabberd { multicast: false };
+    let mut net = world_of(sync_server(A, ejabberd, 1), sync_server(B, ejabberd, 2));
+    net.drive();
+    net
+}
+
+/// The world with everybody online, synchronized, counters at zero.
+pub fn online_world() -> Net<Server> {
+    let mut net = world();
+    login_all(&mut net, &A_USERS);
+    login_all(&mut net, &B_USERS);
+    assert_truth(&net);
+    assert!(synchronized(&net));
+    net.reset_stats();
+    net
+}
+
+/// True if both sides' sessions have verified the edge set and their caches.
+pub fn synchronized(net: &Net<Server>) -> bool {
+    let ok = |d: &str, p: &str| net.host(d).session(p).is_some_and(|s| s.is_synchronized());
+    ok(A, B) && ok(B, A)
+}
+
+/// Events of `domain`'s sessions since `from` (an index into its log).
+pub fn events_since(net: &Net<Server>, domain: &str, from: usize) -> Vec<Event> {
+    net.host(domain).sync_log()[from..]
+        .iter()
+        .map(|(_, _, e)| e.clone())
+        .collect()
+}
+
+/// `domain`'s sync log, one line per event, for failure messages.
+pub fn log(net: &Net<Server>, domain: &str) -> Vec<String> {
+    net.host(domain)
+        .sync_log()
+        .iter()
+        .map(|(t, p, e)| format!("{t} {p} {e:?}"))
+        .collect()
 }
