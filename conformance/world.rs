@@ -12,7 +12,7 @@ use super::progress::{self, Tick};
 use super::record::{RecordKind, Recorder};
 use super::subject::Subject;
 use super::workload::Federation;
-use crate::model::truth::{DomainState, View, differences, entitled_viewers};
+use crate::model::truth::{DomainState, View, differences_borrowed, entitled_viewers};
 use crate::sim::{Host, LinkConfig, Net, SimTime};
 
 /// The most events a measured phase may take: an implementation that keeps the network busy
@@ -217,7 +217,25 @@ impl World {
 
     /// The differences between what users are shown and the truth (empty when right).
     pub fn diff(&self) -> Vec<String> {
-        differences(&self.truth(), &self.shown())
+        let servers = self.up_servers();
+        let mut shown = BTreeMap::new();
+        for s in &servers {
+            for user in s.online().keys() {
+                if let Some(v) = s.view(user).filter(|v| !v.is_empty()) {
+                    shown.insert(user, v);
+                }
+            }
+        }
+        differences_borrowed(&truth_of(&servers), &shown)
+    }
+
+    /// [`World::truth`] for the active users only, the views a measured phase follows.
+    fn active_truth(&self) -> View {
+        let servers = self.up_servers();
+        let online: BTreeSet<&BareJid> = servers.iter().flat_map(|s| s.online().keys()).collect();
+        let states: Vec<DomainState<'_>> = servers.iter().map(|s| s.domain_state()).collect();
+        let active: std::collections::HashSet<&BareJid> = self.active.values().flatten().collect();
+        entitled_viewers(&states, |v| online.contains(v) && active.contains(v))
     }
 
     fn up_servers(&self) -> Vec<&dyn Subject> {
@@ -294,7 +312,7 @@ impl World {
             };
             return self.finish(start, start, None, true);
         }
-        let expected = self.truth();
+        let expected = self.active_truth();
         let mut deliveries = self.deliveries();
         self.net.take_touched();
         let mut wrong: Vec<usize> = self

@@ -90,12 +90,25 @@ pub fn entitled_viewers(domains: &[DomainState<'_>], wanted: impl Fn(&BareJid) -
 /// test failure messages: missing, stale (shown but not entitled: a ghost or a leak) and wrong
 /// entries. Empty when they agree.
 pub fn differences(truth: &View, shown: &View) -> Vec<String> {
+    differences_borrowed(truth, &shown.iter().collect())
+}
+
+/// [`differences`] against views borrowed from the servers that show them (cloning every
+/// online user's view for one comparison costs as much as computing the truth).
+pub fn differences_borrowed(
+    truth: &View,
+    shown: &BTreeMap<&BareJid, &BTreeMap<BareJid, Resources>>,
+) -> Vec<String> {
     let mut out = Vec::new();
     let empty = BTreeMap::new();
-    let viewers: std::collections::BTreeSet<&BareJid> = truth.keys().chain(shown.keys()).collect();
+    let viewers: std::collections::BTreeSet<&BareJid> =
+        truth.keys().chain(shown.keys().copied()).collect();
     for v in viewers {
         let t = truth.get(v).unwrap_or(&empty);
-        let s = shown.get(v).unwrap_or(&empty);
+        let s = shown.get(v).copied().unwrap_or(&empty);
+        if t == s {
+            continue;
+        }
         for (c, res) in t {
             match s.get(c) {
                 None => out.push(format!("{v} misses {c} ({} resources)", res.len())),
