@@ -12,7 +12,7 @@ use super::progress::{self, Tick};
 use super::record::{RecordKind, Recorder};
 use super::subject::Subject;
 use super::workload::Federation;
-use crate::model::truth::{DomainState, View, differences_borrowed, entitled_viewers};
+use crate::model::truth::{DomainState, Resources, View, differences_borrowed, entitled_viewers};
 use crate::sim::{Host, LinkConfig, Net, SimTime};
 
 /// The most events a measured phase may take: an implementation that keeps the network busy
@@ -26,18 +26,33 @@ pub type Node = Recorder<Box<dyn Subject>>;
 /// The ground truth of `servers`: for each online user, the presence it is entitled to see
 /// (RFC 6121 subscriptions, XEP-0191 blocks, who is online: [`entitled_viewers`]).
 pub fn truth_of(servers: &[&dyn Subject]) -> View {
+    truth_for(servers, |_| true)
+}
+
+/// [`truth_of`] for the online users that `wanted` selects only.
+fn truth_for(servers: &[&dyn Subject], wanted: impl Fn(&BareJid) -> bool) -> View {
     let online: BTreeSet<&BareJid> = servers.iter().flat_map(|s| s.online().keys()).collect();
     let states: Vec<DomainState<'_>> = servers.iter().map(|s| s.domain_state()).collect();
-    entitled_viewers(&states, |v| online.contains(v))
+    entitled_viewers(&states, |v| online.contains(v) && wanted(v))
 }
 
 /// What every online user of `servers` is shown.
 pub fn shown_of(servers: &[&dyn Subject]) -> View {
-    let mut shown = View::new();
+    shown_in_place(servers)
+        .into_iter()
+        .map(|(u, v)| (u.clone(), v.clone()))
+        .collect()
+}
+
+/// [`shown_of`], borrowed from the servers.
+fn shown_in_place<'a>(
+    servers: &[&'a dyn Subject],
+) -> BTreeMap<&'a BareJid, &'a BTreeMap<BareJid, Resources>> {
+    let mut shown = BTreeMap::new();
     for s in servers {
         for user in s.online().keys() {
             if let Some(v) = s.view(user).filter(|v| !v.is_empty()) {
-                shown.insert(user.clone(), v.clone());
+                shown.insert(user, v);
             }
         }
     }
@@ -218,24 +233,13 @@ impl World {
     /// The differences between what users are shown and the truth (empty when right).
     pub fn diff(&self) -> Vec<String> {
         let servers = self.up_servers();
-        let mut shown = BTreeMap::new();
-        for s in &servers {
-            for user in s.online().keys() {
-                if let Some(v) = s.view(user).filter(|v| !v.is_empty()) {
-                    shown.insert(user, v);
-                }
-            }
-        }
-        differences_borrowed(&truth_of(&servers), &shown)
+        differences_borrowed(&truth_of(&servers), &shown_in_place(&servers))
     }
 
     /// [`World::truth`] for the active users only, the views a measured phase follows.
     fn active_truth(&self) -> View {
-        let servers = self.up_servers();
-        let online: BTreeSet<&BareJid> = servers.iter().flat_map(|s| s.online().keys()).collect();
-        let states: Vec<DomainState<'_>> = servers.iter().map(|s| s.domain_state()).collect();
         let active: std::collections::HashSet<&BareJid> = self.active.values().flatten().collect();
-        entitled_viewers(&states, |v| online.contains(v) && active.contains(v))
+        truth_for(&self.up_servers(), |v| active.contains(v))
     }
 
     fn up_servers(&self) -> Vec<&dyn Subject> {

@@ -234,3 +234,31 @@ impl Session {
         }
     }
 }
+
+impl Live {
+    /// A completed descent of the driver: counts it towards PS-38 if a difference it found
+    /// was also found by the previous one (or it found more than it could record), and
+    /// starts the count again otherwise.
+    pub(super) fn note_descent(&mut self, done: &EdgeReconciler) {
+        if done.overflowed() {
+            self.stuck += 1;
+            self.last_found.clear();
+            return;
+        }
+        let diff = done.diff();
+        let found: BTreeSet<(BareJid, BareJid)> = diff
+            .only_mine
+            .iter()
+            .chain(&diff.only_theirs)
+            .map(|e| (e.publisher.clone(), e.subscriber.clone()))
+            .collect();
+        self.stuck = if found.is_empty() {
+            0
+        } else if found.is_disjoint(&self.last_found) {
+            1
+        } else {
+            self.stuck + 1
+        };
+        self.last_found = found;
+    }
+}

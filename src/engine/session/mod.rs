@@ -71,7 +71,6 @@ use minidom::Element;
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::message::{Message, MessageType};
 use xmpp_parsers::presence::{Presence, Type as PresenceType};
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 use super::bounds::{Bounds, EPOCHS_PER_MINUTE, Footprint, HELLO_INTERVAL, SUPERSEDED_KEPT};
 use super::edge_set::EdgeSet;
@@ -262,34 +261,6 @@ struct Live {
     /// Local publishers whose item is due in a batch (PS-42, PS-44, PS-47).
     dirty: BTreeSet<BareJid>,
     synchronized_reported: bool,
-}
-
-impl Live {
-    /// A completed descent of the driver: counts it towards PS-38 if a difference it found
-    /// was also found by the previous one (or it found more than it could record), and
-    /// starts the count again otherwise.
-    fn note_descent(&mut self, done: &EdgeReconciler) {
-        if done.overflowed() {
-            self.stuck += 1;
-            self.last_found.clear();
-            return;
-        }
-        let diff = done.diff();
-        let found: BTreeSet<(BareJid, BareJid)> = diff
-            .only_mine
-            .iter()
-            .chain(&diff.only_theirs)
-            .map(|e| (e.publisher.clone(), e.subscriber.clone()))
-            .collect();
-        self.stuck = if found.is_empty() {
-            0
-        } else if found.is_disjoint(&self.last_found) {
-            1
-        } else {
-            self.stuck + 1
-        };
-        self.last_found = found;
-    }
 }
 
 /// One peer domain, seen from one server. See the [module documentation](self).
@@ -829,44 +800,6 @@ impl Session {
         self.pump_with(now, dir);
     }
 
-    /// A request of this protocol from a peer this side treats as legacy (it gave up, PS-38,
-    /// or has no hash in common): answered with an error (PS-69), so that the peer ends its
-    /// session too, <out-of-order/> for a reconcile or a batch (PS-75), and for a hello the
-    /// <service-unavailable/> of a server without the extension. Answers and everything
-    /// else are ignored (PS-46).
-    fn refuse_as_legacy(&mut self, stanza: &Element) {
-        if stanza.name() != "iq" || stanza.attr("type") != Some("set") {
-            return;
-        }
-        let Some(payload) = payload_of(stanza) else {
-            return;
-        };
-        if !self.sent_by_peer_domain(stanza) {
-            return;
-        }
-        let id = stanza.attr("id").unwrap_or_default();
-        match payload.name() {
-            "reconcile" => self.send_error(id, &out_of_order("reconcile")),
-            "batch" => self.send_error(id, &out_of_order("batch")),
-            _ => {
-                let error = StanzaError::new(
-                    ErrorType::Cancel,
-                    DefinedCondition::ServiceUnavailable,
-                    "en",
-                    "the peer is treated as legacy (XEP PS-38)",
-                );
-                let iq = Iq::Error {
-                    from: Some(Jid::from(self.local_jid())),
-                    to: Some(Jid::from(self.peer_jid())),
-                    id: id.to_owned(),
-                    error,
-                    payload: None,
-                };
-                self.emit(iq_element(iq));
-            }
-        }
-    }
-
     /// The timer: grace period, retries, the non-driver's hello, request timeouts.
     pub fn handle_timeout(&mut self, now: Time, dir: &dyn Directory) {
         if self.grace_deadline.is_some_and(|t| t <= now) && self.live.is_none() {
@@ -952,18 +885,4 @@ fn parse_checked<T: WireElement>(
         other => other?,
     }
     Ok(value)
-}
-
-fn out_of_order(element: &'static str) -> WireError {
-    WireError::OutOfOrder {
-        element,
-        reason: "no hello exchange on the current streams".into(),
-    }
-}
-
-fn missing(what: &str) -> WireError {
-    WireError::Malformed {
-        element: "iq",
-        reason: crate::wire::Malformed::Structure(format!("the answer lacks a {what}")),
-    }
 }

@@ -2,6 +2,7 @@
 //! each checked before use (XEP §Reconciliation, §Batches, §Error Handling).
 
 use super::*;
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
 impl Session {
     // ---- internals: receiving ----
@@ -51,6 +52,44 @@ impl Session {
         let text = error.to_string();
         self.events.push_back(Event::Rejected(error));
         self.end_session(now, format!("request refused: {text}"), true);
+    }
+
+    /// A request of this protocol from a peer this side treats as legacy (it gave up, PS-38,
+    /// or has no hash in common): answered with an error (PS-69), so that the peer ends its
+    /// session too, <out-of-order/> for a reconcile or a batch (PS-75), and for a hello the
+    /// <service-unavailable/> of a server without the extension. Answers and everything
+    /// else are ignored (PS-46).
+    pub(super) fn refuse_as_legacy(&mut self, stanza: &Element) {
+        if stanza.name() != "iq" || stanza.attr("type") != Some("set") {
+            return;
+        }
+        let Some(payload) = payload_of(stanza) else {
+            return;
+        };
+        if !self.sent_by_peer_domain(stanza) {
+            return;
+        }
+        let id = stanza.attr("id").unwrap_or_default();
+        match payload.name() {
+            "reconcile" => self.send_error(id, &out_of_order("reconcile")),
+            "batch" => self.send_error(id, &out_of_order("batch")),
+            _ => {
+                let error = StanzaError::new(
+                    ErrorType::Cancel,
+                    DefinedCondition::ServiceUnavailable,
+                    "en",
+                    "the peer is treated as legacy (XEP PS-38)",
+                );
+                let iq = Iq::Error {
+                    from: Some(Jid::from(self.local_jid())),
+                    to: Some(Jid::from(self.peer_jid())),
+                    id: id.to_owned(),
+                    error,
+                    payload: None,
+                };
+                self.emit(iq_element(iq));
+            }
+        }
     }
 
     pub(super) fn handle_request(
@@ -479,5 +518,21 @@ impl Session {
         let state = item.to_model();
         self.cache.set(&item.jid, state);
         self.release(&item.jid);
+    }
+}
+
+/// The error for a reconcile or batch outside a session (PS-75).
+fn out_of_order(element: &'static str) -> WireError {
+    WireError::OutOfOrder {
+        element,
+        reason: "no hello exchange on the current streams".into(),
+    }
+}
+
+/// The error for an answer without the payload its request calls for.
+fn missing(what: &str) -> WireError {
+    WireError::Malformed {
+        element: "iq",
+        reason: crate::wire::Malformed::Structure(format!("the answer lacks a {what}")),
     }
 }
