@@ -647,7 +647,7 @@ impl Auditor<'_> {
                     p.answered.remove(&id); // a new query that reuses an id
                     let nodes = r
                         .children()
-                        .filter(|c| matches!(c.name(), "split" | "ids"))
+                        .filter(|c| matches!(c.name(), "split" | "ids" | "sketch"))
                         .filter_map(|c| c.attr("prefix").map(str::to_owned))
                         .collect();
                     p.query_nodes.insert(id.clone(), nodes);

@@ -109,7 +109,17 @@ fn run(
     window: usize,
     priority: Vec<Prefix>,
 ) -> Outcome {
-    let mut puller = Puller::new(priority);
+    run_puller(published, cache, limits, window, Puller::new(priority))
+}
+
+/// [`run`] with a puller set up by the caller.
+fn run_puller(
+    published: &mut PresenceSet,
+    cache: &mut PresenceSet,
+    limits: &Limits,
+    window: usize,
+    mut puller: Puller,
+) -> Outcome {
     let mut in_flight: VecDeque<Reconcile> = VecDeque::new();
     let mut changes = Vec::new();
     for _ in 0..100_000 {
@@ -353,4 +363,32 @@ fn cost_grows_with_differences_not_with_size() {
     }
     // Ten times the publishers, same differences: at most one more level of descent.
     assert!(counts[1] <= counts[0] + 2, "queries {counts:?}");
+}
+
+/// XEP §Sketches: a cache holder told how many entries the peer changed starts with a sketch
+/// of its whole cache, which decodes: one query brings every difference (5000 entries, 30
+/// changes). Told too few, the sketch does not decode, the root comes back as a split and
+/// the descent finds the rest; either way the cache ends equal, without flapping.
+#[test]
+fn a_sketch_finds_the_difference_in_one_query_and_a_short_one_falls_back_to_the_descent() {
+    let limits = Limits::default();
+    for (told, most_queries) in [(30, 1), (1, usize::MAX)] {
+        let (mut published, mut cache) = sets(5000, 30, 11, 3, 3);
+        let before = contents(&cache);
+        let puller = Puller::new(vec![]).sketching(Some(told));
+        let out = run_puller(&mut published, &mut cache, &limits, 4, puller);
+        check_converged(&published, &cache, &before, &out.changes);
+        assert!(
+            out.queries <= most_queries,
+            "told {told}: {} queries",
+            out.queries
+        );
+        if told == 1 {
+            assert!(
+                out.queries > 2,
+                "the undersized sketch fell back: {} queries",
+                out.queries
+            );
+        }
+    }
 }

@@ -108,3 +108,68 @@ fn generated_federation_converges_and_costs_less() {
         "sync {sync:?} vs prosody {legacy:?}"
     );
 }
+
+/// XEP §Sketches: after a link loss with 20 changes (medium workload), the hellos give each
+/// side's changes (PS-96) and the descents start with sketches of the root (PS-97) that
+/// decode: no split is sent, and the end state is right.
+#[test]
+fn a_link_loss_starts_with_sketches_sized_by_the_announced_changes() {
+    let fed = Spec::preset(Preset::Medium).generate(&[A, B]);
+    let mut net = net_of(&fed, true);
+    // Each reconcile query by its first child, each hello by whether it gives the changes.
+    net.set_classifier(|st| {
+        let ns = presence_sync::wire::ns::PRESENCE_SYNC;
+        let typ = st.attr("type").unwrap_or_default();
+        if let Some(r) = st.get_child("reconcile", ns) {
+            let first = r.children().next().map_or("empty", |c| c.name());
+            return format!(
+                "reconcile/{typ}/{}/{first}",
+                r.attr("set").unwrap_or_default()
+            );
+        }
+        if let Some(h) = st.get_child("hello", ns) {
+            let told = h
+                .children()
+                .filter(|c| matches!(c.attr("set"), Some("edges" | "published")))
+                .all(|c| c.attr("changes").is_some());
+            return format!("hello/{}", if told { "changes" } else { "silent" });
+        }
+        presence_sync::sim::stanza_kind(st)
+    });
+    net.partition(A, B);
+    for c in fed.churn(20, 3) {
+        let d = c.domain().to_owned();
+        net.with_host(&d, |s, _| c.apply(s));
+    }
+    net.drive();
+    net.reset_stats();
+    net.repair(A, B);
+    net.drive();
+    assert_truth(&net);
+    let kinds: std::collections::BTreeMap<String, u64> = net
+        .stats()
+        .iter()
+        .map(|(_, _, k, c)| (k.to_owned(), c.stanzas))
+        .fold(Default::default(), |mut m, (k, n)| {
+            *m.entry(k).or_default() += n;
+            m
+        });
+    let count = |k: &str| kinds.get(k).copied().unwrap_or(0);
+    assert_eq!(count("hello/silent"), 0, "{kinds:?}");
+    assert!(count("hello/changes") >= 2, "{kinds:?}");
+    let sketches: u64 = kinds
+        .iter()
+        .filter(|(k, _)| k.starts_with("reconcile/set/") && k.ends_with("/sketch"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        sketches >= 2,
+        "an edge and a presence sketch at least: {kinds:?}"
+    );
+    let splits: u64 = kinds
+        .iter()
+        .filter(|(k, _)| k.contains("/split"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(splits, 0, "every sketch decoded: {kinds:?}");
+}

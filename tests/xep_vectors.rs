@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use jid::BareJid;
 use presence_sync::digest::hash::pair_material;
+use presence_sync::digest::sketch::Sketch;
 use presence_sync::digest::{EdgeHasher, EdgeRef, HashAlgo, NodeValue, PairHasher};
 use presence_sync::model::presence::{encode_key, encode_leaf};
 use presence_sync::model::{EdgeState, PublisherPresence, ResourcePresence, Show};
@@ -114,6 +115,11 @@ fn every_vector_is_reproduced() {
         ];
         let mut eh = EdgeHasher::new(pair.clone());
         let mut both = NodeValue::EMPTY;
+        let ids: Vec<_> = edges.iter().map(|e| eh.leaf(*e).short_id()).collect();
+        check(
+            format!("{a} sketch of the ids of edges 1 and 2, 8 cells"),
+            hex(&Sketch::of(8, &ids).to_bytes()),
+        );
         for (i, e) in edges.iter().enumerate() {
             let mut enc = Vec::new();
             presence_sync::model::edge::encode_edge(e.publisher, e.subscriber, e.state, &mut enc);

@@ -13,6 +13,7 @@ use minidom::Element;
 use super::bench::{A, B, Bench, Negotiated, jid};
 use super::verdict::{self, show};
 use crate::conformance::check::Outcome;
+use crate::digest::sketch::{Sketch, cells_for};
 use crate::digest::{PairHasher, Prefix, PresenceDigest};
 use crate::model::Epoch;
 use crate::wire::{Condition, Limits, WireElement, ns};
@@ -499,6 +500,54 @@ pub(crate) fn all() -> Vec<Case> {
                             Outcome::Pass
                         } else {
                             Outcome::Fail(format!("no item for {alice}: {}", show(&r)))
+                        }
+                    }
+                    Ok(_) => Outcome::Fail("the result carries no <reconcile/>".into()),
+                };
+                (q, Expect::Result(Box::new(test)))
+            },
+        },
+        Case {
+            name: "sketch with a truncated cell",
+            reqs: &["PS-95", "PS-22"],
+            state_reqs: &["PS-95"],
+            before: nothing,
+            build: |c| {
+                // 14 bytes: not 13 per cell for a multiple of 4 cells.
+                let data = STANDARD.encode([0u8; 14]);
+                let q = c.reconcile("presence", &format!("<sketch prefix='' data='{data}'/>"));
+                (q, Expect::Error(BadFormat))
+            },
+        },
+        Case {
+            // Not hostile: a cache holder whose cache is empty but for nothing, sketching it
+            // (XEP §Sketches): the sketch of no id decodes to the subject's whole published
+            // set, so the answer carries an item for each of its entries.
+            name: "sketch of an empty node",
+            reqs: &["PS-95", "PS-26"],
+            state_reqs: &[],
+            before: nothing,
+            build: |c| {
+                let alice = jid(&c.names.first);
+                // Sized for every user of the subject: a sketch that could not decode would
+                // be handed back instead (PS-31), and the case would prove nothing.
+                let cells = cells_for(c.names.users as u64);
+                let data = STANDARD.encode(Sketch::new(cells).to_bytes());
+                let q = c.reconcile("presence", &format!("<sketch prefix='' data='{data}'/>"));
+                let test = move |answer: Option<&Element>| match verdict::result_answer(answer) {
+                    Err(e) => Outcome::Fail(e),
+                    Ok(Some(r)) if r.is("reconcile", ns::PRESENCE_SYNC) => {
+                        let has = r
+                            .children()
+                            .any(|i| i.name() == "item" && i.attr("jid") == Some(alice.as_str()));
+                        let gone = r.children().any(|i| i.name() == "gone");
+                        if has && !gone {
+                            Outcome::Pass
+                        } else {
+                            Outcome::Fail(format!(
+                                "expected an item for {alice} and no <gone/>: {}",
+                                show(&r)
+                            ))
                         }
                     }
                     Ok(_) => Outcome::Fail("the result carries no <reconcile/>".into()),

@@ -220,16 +220,19 @@ impl Probe {
                 set: SetName::Edges,
                 count: edges_count,
                 fp: edges_fp,
+                changes: None,
             },
             Root {
                 set: SetName::Published,
                 count: self.peer_published,
                 fp: published,
+                changes: None,
             },
             Root {
                 set: SetName::Cached,
                 count: pub_count,
                 fp: pub_fp,
+                changes: None,
             },
         )
     }

@@ -12,6 +12,10 @@ use crate::conformance::world::{Phase, World};
 use crate::server::Flavour;
 use crate::sim::Verdict;
 use jid::BareJid;
+use minidom::Element;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::wire::ns::PRESENCE_SYNC;
 
 pub(super) fn scenarios() -> Vec<Scenario> {
     vec![
@@ -78,6 +82,7 @@ const RESYNC: [&str; 13] = [
 fn link_loss(ctx: &Ctx<'_>) -> Body {
     let changes = ctx.fed.churn(ctx.changes, ctx.seed);
     let mut w = ctx.pair();
+    let from = w.net.host(A).records().len();
     let phase = link_loss_with(&mut w, &changes);
     let mut base = ctx.baseline(Flavour::Prosody);
     let baseline = link_loss_with(&mut base, &changes);
@@ -99,10 +104,120 @@ fn link_loss(ctx: &Ctx<'_>) -> Body {
         phase.stanzas <= bound,
         || format!("{} stanzas", phase.stanzas),
     ));
+    let truth_holds = !body
+        .checks
+        .iter()
+        .any(|c| matches!(c.outcome, Outcome::Fail(_)));
+    body.checks
+        .extend(sketch_checks(&w.net.host(A).records()[from..], truth_holds));
     body.phase = Some(phase);
     body.baseline = Some(baseline);
     body.worlds.push(w);
     body
+}
+
+/// XEP §Sketches after a link loss with changes, from the subject's records: its hellos give
+/// the changes of its edge and published sets (PS-96); the first edge query it sends as the
+/// edge driver and its first presence query start with a sketch of the root (PS-97: one of
+/// them at least, since a set whose ids are fewer than a sketch's cells is better described
+/// by them, and one whose changes would not fit an answer by a split); and it answered every
+/// sketch it received, the end state being right (PS-95).
+fn sketch_checks(records: &[Record], truth_holds: bool) -> Vec<Check> {
+    let payload = |st: &Element, name: &str| st.get_child(name, PRESENCE_SYNC).cloned();
+    let mut hellos = 0;
+    let mut announced = 0;
+    let mut first_queries: BTreeMap<String, String> = BTreeMap::new();
+    let mut sketches_in: BTreeSet<String> = BTreeSet::new();
+    let mut answered = 0;
+    for r in records {
+        match &r.kind {
+            RecordKind::Out { stanza, .. } => {
+                if let Some(h) = payload(stanza, "hello") {
+                    hellos += 1;
+                    let given = h
+                        .children()
+                        .filter(|c| matches!(c.attr("set"), Some("edges" | "published")))
+                        .all(|c| c.attr("changes").is_some());
+                    announced += usize::from(given);
+                }
+                if stanza.attr("type") == Some("set")
+                    && let Some(q) = payload(stanza, "reconcile")
+                {
+                    let set = q.attr("set").unwrap_or_default().to_owned();
+                    let first = q.children().next().map(|c| c.name().to_owned());
+                    first_queries
+                        .entry(set)
+                        .or_insert(first.unwrap_or_default());
+                }
+                if stanza.attr("type") == Some("result")
+                    && sketches_in.contains(stanza.attr("id").unwrap_or_default())
+                {
+                    answered += 1;
+                }
+            }
+            RecordKind::In { stanza, .. } => {
+                let sketch = payload(stanza, "reconcile")
+                    .is_some_and(|q| q.children().any(|c| c.name() == "sketch"));
+                if sketch && stanza.attr("type") == Some("set") {
+                    sketches_in.insert(stanza.attr("id").unwrap_or_default().to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    out.push(
+        Check::new(
+            "the subject's hellos give the changes of its edge and published sets",
+            &["PS-96"],
+            hellos > 0 && announced == hellos,
+            || format!("{announced} of {hellos} hellos give both"),
+        )
+        .with_id("changes-announced"),
+    );
+    let starts: Vec<String> = first_queries
+        .iter()
+        .map(|(set, first)| format!("{set}: {first}"))
+        .collect();
+    let name = "the subject starts a descent with a sketch of the root";
+    let sketched = first_queries.values().any(|f| f == "sketch");
+    let split = first_queries.values().any(|f| f == "split");
+    out.push(
+        if !sketched && !split {
+            Check::with(
+                name,
+                &["PS-97"],
+                Outcome::NotExercised(format!(
+                    "no descent started with a split or a sketch ({})",
+                    starts.join(", ")
+                )),
+            )
+        } else {
+            Check::new(name, &["PS-97"], sketched, || {
+                format!("first children: {}", starts.join(", "))
+            })
+        }
+        .with_id("sketch-first"),
+    );
+    let name = "every sketch the subject received was answered, and the end state is right";
+    out.push(
+        if sketches_in.is_empty() {
+            Check::with(
+                name,
+                &["PS-95"],
+                Outcome::NotExercised("the peer sent no sketch".into()),
+            )
+        } else {
+            Check::new(
+                name,
+                &["PS-95"],
+                answered == sketches_in.len() && truth_holds,
+                || format!("{answered} of {} sketches answered", sketches_in.len()),
+            )
+        }
+        .with_id("sketch-answered"),
+    );
+    out
 }
 
 fn link_loss_unchanged(ctx: &Ctx<'_>) -> Body {

@@ -299,7 +299,7 @@ fn sync_stanzas(phase: &Phase) -> u64 {
 /// The processing rules of XEP §Reconciliation that the subject had to apply since `mark`,
 /// from the reconcile children it received: PS-23 for any query, PS-24 for a `<split/>`,
 /// PS-25 for an edge `<ids/>`, PS-26 for a presence `<ids/>` in a query (from the cache
-/// holder), PS-27 for a presence `<ids/>` in an answer (from the authoritative server), PS-28
+/// holder), PS-95 for a `<sketch/>` (XEP §Sketches), PS-27 for a presence `<ids/>` in an answer (from the authoritative server), PS-28
 /// for a `<lack/>`, PS-29 for a `<gone/>`. A truth check after a resync judges these rules
 /// only where the subject applied them.
 fn rules_applied(w: &Wire, mark: &super::records::Mark) -> Vec<&'static str> {
@@ -320,6 +320,7 @@ fn rules_applied(w: &Wire, mark: &super::records::Mark) -> Vec<&'static str> {
         for child in r.children() {
             match (child.name(), query, edges) {
                 ("split", true, _) => rules.insert("PS-24"),
+                ("sketch", true, _) => rules.insert("PS-95"),
                 ("ids", _, true) => rules.insert("PS-25"),
                 ("ids", true, false) => rules.insert("PS-26"),
                 ("ids", false, false) => rules.insert("PS-27"),

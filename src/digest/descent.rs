@@ -15,6 +15,7 @@
 use super::hash::{Fingerprint, HashAlgo, ShortId};
 use super::node::NodeValue;
 use super::prefix::{FANOUT, Prefix};
+use super::sketch::Sketch;
 
 /// One side's digest as the descent sees it.
 pub trait DescentView {
@@ -143,6 +144,22 @@ pub fn answer_ids(view: &mut impl DescentView, prefix: Prefix, theirs: &[ShortId
         mine_only,
         theirs_only,
     }
+}
+
+/// Answers a peer's `<sketch prefix data/>` (XEP §Sketches): the exact difference under
+/// `prefix` if the sketch decodes against the local ids there, None if it does not.
+pub fn answer_sketch(
+    view: &mut impl DescentView,
+    prefix: Prefix,
+    sketch: &Sketch,
+) -> Option<Difference> {
+    let mine = view.ids_under(prefix);
+    let d = sketch.decode(&mine)?;
+    Some(Difference {
+        prefix,
+        mine_only: d.mine_only,
+        theirs_only: d.theirs_only,
+    })
 }
 
 /// Figures of a descent simulated between two local digests (see [`simulate`]).

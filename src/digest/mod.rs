@@ -14,6 +14,7 @@ pub mod node;
 pub mod prefix;
 pub mod presence;
 pub mod set;
+pub mod sketch;
 pub mod tree;
 
 pub use edges::{EdgeDigest, EdgeHasher, EdgeRef};

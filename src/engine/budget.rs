@@ -9,8 +9,10 @@ use std::collections::{HashSet, VecDeque};
 use crate::digest::Prefix;
 use crate::digest::descent::{self, DescentView, Step};
 use crate::digest::prefix::MAX_DEPTH;
+use crate::digest::sketch::{self, CELL_BYTES, Sketch};
 use crate::wire::{
-    ChildFingerprints, IdList, Ids, Limits, Reconcile, ReconcileEntry, Split, WireElement,
+    ChildFingerprints, IdList, Ids, Limits, Reconcile, ReconcileEntry, SketchNode, Split,
+    WireElement,
 };
 
 /// Bytes kept free in every stanza for the `<iq/>` and `<reconcile/>` around the entries.
@@ -24,6 +26,7 @@ pub(crate) fn node_prefix(entry: &ReconcileEntry) -> Option<Prefix> {
     match entry {
         ReconcileEntry::Split(s) => Some(s.prefix),
         ReconcileEntry::Ids(i) => Some(i.prefix),
+        ReconcileEntry::Sketch(k) => Some(k.prefix),
         _ => None,
     }
 }
@@ -34,6 +37,7 @@ pub(crate) fn entry_bytes(entry: &ReconcileEntry) -> usize {
     match entry {
         ReconcileEntry::Split(s) => 40 + s.prefix.len() as usize + b64(256),
         ReconcileEntry::Ids(i) => 32 + i.prefix.len() as usize + b64(8 * i.ids.0.len()),
+        ReconcileEntry::Sketch(k) => 36 + k.prefix.len() as usize + b64(CELL_BYTES * k.data.len()),
         ReconcileEntry::Lack(l) => 20 + b64(8 * l.ids.0.len()),
         ReconcileEntry::Gone(g) => 20 + b64(8 * g.ids.0.len()),
         ReconcileEntry::Item(item) => item.to_xml_bytes().map_or(usize::MAX / 4, |b| b.len()),
@@ -43,9 +47,52 @@ pub(crate) fn entry_bytes(entry: &ReconcileEntry) -> usize {
     }
 }
 
-/// True for the node children (`<split/>`, `<ids/>`).
+/// The cells of a sketch that starts a descent of a set of `count` items (XEP §Sketches),
+/// if one is worth sending: the hellos tell how many `changes` the two sides made apart
+/// (each changes up to two ids: the old and the new), the set is larger than leaf-items, the
+/// sketch is smaller than the ids it stands for and takes at most half a stanza, and the
+/// `item_bytes` each change brings back should fit one answer. Otherwise the descent starts
+/// as without sketches.
+pub(crate) fn sketch_cells(
+    changes: Option<u64>,
+    count: u64,
+    item_bytes: u64,
+    limits: &Limits,
+) -> Option<usize> {
+    let changes = changes?;
+    if count <= u64::from(limits.leaf_items) {
+        return None;
+    }
+    let cells = sketch::cells_for(changes.saturating_mul(2));
+    let bytes = (cells * CELL_BYTES) as u64;
+    let room = u64::from(limits.max_bytes).saturating_sub((ENVELOPE_BYTES + HANDBACK_BYTES) as u64);
+    let fits = bytes.div_ceil(3) * 4 + 64 <= room / 2
+        && changes.saturating_mul(item_bytes) <= room
+        && bytes < count.saturating_mul(8);
+    fits.then_some(cells)
+}
+
+/// True for the node children (`<split/>`, `<ids/>`, `<sketch/>`).
 pub(crate) fn is_node(entry: &ReconcileEntry) -> bool {
-    matches!(entry, ReconcileEntry::Split(_) | ReconcileEntry::Ids(_))
+    matches!(
+        entry,
+        ReconcileEntry::Split(_) | ReconcileEntry::Ids(_) | ReconcileEntry::Sketch(_)
+    )
+}
+
+/// The exact difference under the node of an `<ids/>` (PS-25, PS-26) or a decodable
+/// `<sketch/>` (XEP §Sketches) received in a query; None for a sketch that does not decode
+/// (the node is then handed back as a split, and the requester descends as without it) and
+/// for the other children.
+pub(crate) fn node_difference(
+    set: &mut impl DescentView,
+    entry: &ReconcileEntry,
+) -> Option<descent::Difference> {
+    match entry {
+        ReconcileEntry::Ids(i) => Some(descent::answer_ids(set, i.prefix, &i.ids.0)),
+        ReconcileEntry::Sketch(k) => descent::answer_sketch(set, k.prefix, &k.data),
+        _ => None,
+    }
 }
 
 /// Accumulates the entries of one `<reconcile/>` within the limits (XEP PS-30).
@@ -281,6 +328,9 @@ pub(crate) enum NodeKind {
     Split,
     /// As its ids whatever its size (a priority pull, PS-53), fitted by [`fit_node`].
     Ids,
+    /// As a sketch of this many cells (XEP §Sketches): the start of a descent when the
+    /// difference is expected to be small.
+    Sketch(usize),
 }
 
 /// The queue of nodes a reconciler is to send: prefixes only, each once, at most `cap`
@@ -373,6 +423,10 @@ impl PendingNodes {
                 });
                 fit_node(set, ids, limits)
             }
+            NodeKind::Sketch(cells) => ReconcileEntry::Sketch(SketchNode {
+                prefix,
+                data: Sketch::of(cells, &set.ids_under(prefix)),
+            }),
         }
     }
 }

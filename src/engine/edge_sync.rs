@@ -35,8 +35,8 @@ use std::fmt;
 
 use super::budget::{
     Budget, Claim, NodeAllowance, NodeKind, PendingNodes, QueueFull, drop_repeated, fit_node,
-    hand_back, is_node, max_query_nodes, node_prefix, node_weight, queried_prefixes, reserves,
-    unrelated_node, wire_step,
+    hand_back, is_node, max_query_nodes, node_difference, node_prefix, node_weight,
+    queried_prefixes, reserves, sketch_cells, unrelated_node, wire_step,
 };
 use super::edge_set::EdgeSet;
 use crate::digest::descent;
@@ -168,18 +168,26 @@ impl EdgeReconciler {
         }
     }
 
+    /// What one differing edge is assumed to bring back in an answer (an `<edge/>` of two JIDs),
+    /// to size a sketch ([`sketch_cells`]).
+    const EDGE_BYTES: u64 = 160;
+
     /// The edge driver's first query after unequal edge roots (XEP PS-33): `<ids prefix=''/>`
     /// if its set holds at most leaf-items edges, else `<split prefix=''/>` with its 16 root
     /// children.
     pub fn start(&mut self, set: &mut EdgeSet, limits: &Limits) -> Option<Reconcile> {
-        self.open(set, limits);
+        self.open(set, limits, None);
         self.next_query(set, limits)
     }
 
     /// Queues the root as [`EdgeReconciler::start`] does, without building the query: the
     /// caller sends it with [`EdgeReconciler::next_query`] once its window has room (PS-50).
-    pub fn open(&mut self, set: &EdgeSet, limits: &Limits) {
-        let kind = if set.len() <= limits.leaf_items as u64 {
+    /// With the `changes` both sides made apart (their hellos), a sketch of the root when
+    /// one is worth sending (XEP §Sketches).
+    pub fn open(&mut self, set: &EdgeSet, limits: &Limits, changes: Option<u64>) {
+        let kind = if let Some(cells) = sketch_cells(changes, set.len(), Self::EDGE_BYTES, limits) {
+            NodeKind::Sketch(cells)
+        } else if set.len() <= limits.leaf_items as u64 {
             NodeKind::Describe
         } else {
             NodeKind::Split
@@ -339,8 +347,21 @@ impl EdgeReconciler {
                         .map(|s| fit_node(set, wire_step(s), limits));
                     (r.collect(), Vec::new())
                 }
-                ReconcileEntry::Ids(i) => {
-                    let d = descent::answer_ids(set, i.prefix, &i.ids.0);
+                ReconcileEntry::Ids(_) | ReconcileEntry::Sketch(_) => {
+                    // A sketch that does not decode: the node handed back (XEP §Sketches).
+                    let Some(d) = node_difference(set, entry) else {
+                        if answered.insert(prefix) {
+                            let back = hand_back(set, prefix);
+                            if !budget.take_keeping(std::slice::from_ref(&back), later) {
+                                return Err(DescentError::TooManyNodes {
+                                    count: nodes.len(),
+                                    max: max_query_nodes(limits),
+                                });
+                            }
+                            out.entries.push(back);
+                        }
+                        continue;
+                    };
                     let edges: Vec<(ShortId, Edge)> = d
                         .mine_only
                         .iter()
@@ -450,7 +471,8 @@ impl EdgeReconciler {
                     }
                 }
                 ReconcileEntry::Edge(edge) => self.received(set, edge),
-                ReconcileEntry::Gone(_) | ReconcileEntry::Item(_) => {}
+                // Not in answers: the wire layer rejects them (`Reconcile::check_direction`).
+                ReconcileEntry::Sketch(_) | ReconcileEntry::Gone(_) | ReconcileEntry::Item(_) => {}
             }
         }
         // PS-32: ids lacked in that query and not answered are asked for once more (not

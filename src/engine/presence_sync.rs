@@ -18,8 +18,8 @@ use jid::BareJid;
 
 use super::budget::{
     Budget, Claim, HANDBACK_BYTES, NODE_WEIGHT, NodeAllowance, NodeKind, PendingNodes,
-    drop_repeated, fit_node, hand_back, is_node, max_query_nodes, node_prefix, node_weight,
-    reserves, unrelated_node, wire_step,
+    drop_repeated, fit_node, hand_back, is_node, max_query_nodes, node_difference, node_prefix,
+    node_weight, reserves, sketch_cells, unrelated_node, wire_step,
 };
 use super::edge_sync::DescentError;
 use super::presence_set::PresenceSet;
@@ -70,8 +70,22 @@ pub fn answer(
                     .collect();
                 (s.prefix, responses, Vec::new())
             }
-            ReconcileEntry::Ids(i) => {
-                let d = descent::answer_ids(published, i.prefix, &i.ids.0);
+            ReconcileEntry::Ids(_) | ReconcileEntry::Sketch(_) => {
+                let prefix = node_prefix(entry).expect("a node entry");
+                // A sketch that does not decode: the node handed back (XEP §Sketches).
+                let Some(d) = node_difference(published, entry) else {
+                    if prefixes.insert(prefix) {
+                        let back = hand_back(published, prefix);
+                        if !budget.take_keeping(std::slice::from_ref(&back), later) {
+                            return Err(DescentError::TooManyNodes {
+                                count: nodes.len(),
+                                max: max_query_nodes(limits),
+                            });
+                        }
+                        out.entries.push(back);
+                    }
+                    continue;
+                };
                 let fresh = |ids: Vec<ShortId>| -> Vec<ShortId> {
                     ids.into_iter()
                         .filter(|id| !answered.contains(id))
@@ -84,7 +98,7 @@ pub fn answer(
                     .map(|p| item_of(published, &p))
                     .collect();
                 r.extend(gone_entries(gone.clone(), limits));
-                (i.prefix, r, mine.into_iter().chain(gone).collect())
+                (prefix, r, mine.into_iter().chain(gone).collect())
             }
             _ => unreachable!("filtered to nodes"),
         };
@@ -215,6 +229,8 @@ pub struct Puller {
     expected_count: u64,
     /// Bytes and count of the items sampled from answers so far.
     item_bytes: (u64, u64),
+    /// The entries the peer changed since the last session, from its hello (None: unknown).
+    changes: Option<u64>,
 }
 
 /// The size assumed for an item before any answer has shown one.
@@ -254,6 +270,7 @@ impl Puller {
             max_entries,
             expected_count: 0,
             item_bytes: (0, 0),
+            changes: None,
         };
         for p in priority {
             if puller.prioritized.insert(p) {
@@ -270,6 +287,13 @@ impl Puller {
     /// what its answer can carry: the responder then hands most of them back.
     pub fn expecting(mut self, count: u64) -> Puller {
         self.expected_count = count;
+        self
+    }
+
+    /// Starts the descent with a sketch of the cache when the peer's hello told how many
+    /// entries it `changes`d since the last session (XEP §Sketches, [`sketch_cells`]).
+    pub fn sketching(mut self, changes: Option<u64>) -> Puller {
+        self.changes = changes;
         self
     }
 
@@ -430,7 +454,17 @@ impl Puller {
                 // (and the items they handed back asked for and received), so that it finds
                 // their buckets already equal and brings nothing before them.
                 self.root_started = true;
-                if cache.len() >= deep_start(limits) {
+                let (bytes, n) = self.item_bytes;
+                let item = bytes.checked_div(n).unwrap_or(ITEM_BYTES_GUESS);
+                let sketch = (!cache.is_empty())
+                    .then(|| sketch_cells(self.changes, cache.len(), item, limits))
+                    .flatten();
+                if let Some(cells) = sketch {
+                    // The peer told how many entries it changed since the last session:
+                    // one sketch of the whole cache finds them in one exchange (XEP
+                    // §Sketches); if it does not decode, the root comes back as a split.
+                    (Prefix::ROOT, NodeKind::Sketch(cells))
+                } else if cache.len() >= deep_start(limits) {
                     // A large set: the 16 children of the root are split at once (PS-35), a
                     // round trip less; the answer to a split of the root would have sent
                     // their fingerprints back anyway once more than a few differ.
@@ -440,8 +474,9 @@ impl Puller {
                         let _ = self.nodes.push_back(child, NodeKind::Split);
                     }
                     continue;
+                } else {
+                    (Prefix::ROOT, NodeKind::Describe)
                 }
-                (Prefix::ROOT, NodeKind::Describe)
             } else {
                 break;
             };
@@ -569,7 +604,8 @@ impl Puller {
                         }
                     }
                 }
-                ReconcileEntry::Lack(_) | ReconcileEntry::Edge(_) => {}
+                // Not in answers: the wire layer rejects them (`Reconcile::check_direction`).
+                ReconcileEntry::Sketch(_) | ReconcileEntry::Lack(_) | ReconcileEntry::Edge(_) => {}
             }
         }
         // Ids lacked earlier and now answered; those still missing are asked for again.

@@ -4,7 +4,7 @@
 //! cannot make two servers disagree about what it sent.
 //!
 //! - epochs, prefixes and hash names use the `FromStr`/`Display` of their types;
-//! - fingerprints and id lists are standard padded base64 (RFC 4648 §4) without whitespace
+//! - fingerprints, id lists and sketches are standard padded base64 (RFC 4648 §4) without whitespace
 //!   and without non-zero trailing bits, of exactly the right length;
 //! - numbers with a range ([`Bounded`]) are plain decimal `u32`s checked against it;
 //! - JIDs ([`BareJidAttr`]) must be bare and valid.
@@ -21,6 +21,7 @@ use jid::BareJid;
 use xso::error::Error;
 use xso::{AsXmlText, FromXmlText, TextCodec};
 
+use crate::digest::sketch::{CELL_BYTES, HASHES, Sketch};
 use crate::digest::{Fingerprint, HashAlgo, Prefix, ShortId};
 use crate::model::Epoch;
 use crate::wire::malformed::{Expected, Malformed};
@@ -164,6 +165,28 @@ impl AsXmlText for IdList {
     }
 }
 
+/// The cells of a `<sketch/>` (`data`): base64 of 13 bytes per cell, a positive multiple of 4
+/// cells (XEP §Sketches).
+impl FromXmlText for Sketch {
+    fn from_xml_text(text: String) -> Result<Self, Error> {
+        const ATTR: &str = "data";
+        let bytes = decode_base64(ATTR, &text)?;
+        Sketch::from_bytes(&bytes).map_err(|_| {
+            malformed(Malformed::Length {
+                attr: ATTR,
+                bytes: bytes.len(),
+                expected: Expected::MultipleOf(CELL_BYTES * HASHES),
+            })
+        })
+    }
+}
+
+impl AsXmlText for Sketch {
+    fn as_xml_text(&self) -> Result<Cow<'_, str>, Error> {
+        Ok(Cow::Owned(encode_base64(self.to_bytes())))
+    }
+}
+
 /// Parses the one accepted spelling of a number: decimal digits, no sign, no leading zero
 /// (other than `"0"` itself), at most `u64::MAX`.
 pub fn decimal(attr: &'static str, text: &str) -> Result<u64, Malformed> {
@@ -190,6 +213,21 @@ impl TextCodec<u64> for Count {
 
     fn encode<'x>(&self, value: &'x u64) -> Result<Option<Cow<'x, str>>, Error> {
         Ok(Some(Cow::Owned(value.to_string())))
+    }
+}
+
+/// Codec of an optional `u64` count attribute (`<root changes='...'/>`): [`decimal`] when
+/// present.
+#[derive(Clone, Copy, Debug)]
+pub struct OptCount(pub &'static str);
+
+impl TextCodec<Option<u64>> for OptCount {
+    fn decode(&self, text: String) -> Result<Option<u64>, Error> {
+        decimal(self.0, &text).map(Some).map_err(malformed)
+    }
+
+    fn encode<'x>(&self, value: &'x Option<u64>) -> Result<Option<Cow<'x, str>>, Error> {
+        Ok(value.map(|v| Cow::Owned(v.to_string())))
     }
 }
 

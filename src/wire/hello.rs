@@ -9,7 +9,7 @@ use xso::{AsXml, AsXmlText, FromXml, FromXmlText};
 
 use crate::digest::{Fingerprint, HashAlgo};
 use crate::model::Epoch;
-use crate::wire::codec::{Bounded, Count};
+use crate::wire::codec::{Bounded, Count, OptCount};
 use crate::wire::limits::Limits;
 use crate::wire::malformed::Malformed;
 use crate::wire::ns;
@@ -167,6 +167,10 @@ pub struct Root {
     /// Fingerprint of the root node.
     #[xml(attribute)]
     pub fp: Fingerprint,
+    /// XEP §Sketches: how many items of the set the sender changed since its last session
+    /// with the receiver ended (edges, published only); absent if it does not know.
+    #[xml(attribute(default, codec = OptCount("changes")))]
+    pub changes: Option<u64>,
 }
 
 const MAX_ITEMS: Bounded = Bounded::range("max-items", Limits::MAX_ITEMS);

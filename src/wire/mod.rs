@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | §Stream Feature | `<presence-sync><hash/></presence-sync>` | [`StreamFeature`], [`FeatureHash`] |
 //! | §Hello | `<hello><root/></hello>` | [`Hello`], [`Root`], [`SetName`] |
-//! | §Reconciliation | `<reconcile>` with `<split/>`, `<ids/>`, `<lack/>`, `<gone/>`, `<edge/>`, `<item/>` | [`Reconcile`], [`ReconcileEntry`], [`Split`], [`Ids`], [`Lack`], [`Gone`], [`Edge`] |
+//! | §Reconciliation | `<reconcile>` with `<split/>`, `<ids/>`, `<sketch/>`, `<lack/>`, `<gone/>`, `<edge/>`, `<item/>` | [`Reconcile`], [`ReconcileEntry`], [`Split`], [`Ids`], [`SketchNode`], [`Lack`], [`Gone`], [`Edge`] |
 //! | §Batches | `<batch/>` | [`Batch`] |
 //! | §Items | `<item><presence/><except/></item>` | [`Item`], [`ItemPresence`], [`Except`] |
 //! | §Domain-Level Presence | `<fanout/>` | [`Fanout`] |
@@ -75,7 +75,9 @@ pub use limits::{Domains, Limits, MAX_PAYLOAD_DEPTH};
 pub use malformed::{Expected, Malformed};
 pub use markers::{Fanout, Repair, Shutdown};
 pub use presence::{ItemPresence, ShallowPresence};
-pub use reconcile::{Direction, Gone, Ids, Lack, Reconcile, ReconcileEntry, ReconcileSet, Split};
+pub use reconcile::{
+    Direction, Gone, Ids, Lack, Reconcile, ReconcileEntry, ReconcileSet, SketchNode, Split,
+};
 pub use server_ns::ServerNs;
 pub use validate::{check_outgoing, stanza_bytes};
 

@@ -9,6 +9,7 @@ use xso::{AsXml, AsXmlText, FromXml, FromXmlText};
 
 use crate::digest::Prefix;
 use crate::digest::prefix::MAX_DEPTH;
+use crate::digest::sketch::Sketch;
 use crate::wire::codec::{ChildFingerprints, IdList};
 use crate::wire::edge::Edge;
 use crate::wire::error::WireError;
@@ -125,6 +126,20 @@ pub struct Ids {
     pub ids: IdList,
 }
 
+/// XEP §Sketches: `<sketch prefix='P' data='...'/>` (queries only), "my node P holds exactly
+/// the items whose ids this sketch codes": an `<ids/>` in the size of the expected
+/// difference, which the receiver decodes against its own ids under P.
+#[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
+#[xml(namespace = ns::PRESENCE_SYNC, name = "sketch", on_unknown_attribute = Fail, on_unknown_child = Fail)]
+pub struct SketchNode {
+    /// The node.
+    #[xml(attribute)]
+    pub prefix: Prefix,
+    /// The cells.
+    #[xml(attribute)]
+    pub data: Sketch,
+}
+
 /// XEP §Reconciliation: `<lack ids='...'/>`, "I lack these items of yours: send them" (at least one
 /// id).
 #[derive(FromXml, AsXml, Debug, Clone, PartialEq, Eq)]
@@ -186,6 +201,9 @@ pub enum ReconcileEntry {
     /// `<ids/>`
     #[xml(transparent)]
     Ids(Ids),
+    /// `<sketch/>` (queries only)
+    #[xml(transparent)]
+    Sketch(SketchNode),
     /// `<lack/>`
     #[xml(transparent)]
     Lack(Lack),
@@ -206,6 +224,7 @@ impl ReconcileEntry {
         match self {
             ReconcileEntry::Split(_) => "split",
             ReconcileEntry::Ids(_) => "ids",
+            ReconcileEntry::Sketch(_) => "sketch",
             ReconcileEntry::Lack(_) => "lack",
             ReconcileEntry::Gone(_) => "gone",
             ReconcileEntry::Edge(_) => "edge",
@@ -247,11 +266,16 @@ impl Reconcile {
         }
     }
 
-    /// Number of `<split/>` and `<ids/>` children (bounded by max-items).
+    /// Number of `<split/>`, `<ids/>` and `<sketch/>` children (bounded by max-items).
     pub fn node_count(&self) -> usize {
         self.entries
             .iter()
-            .filter(|e| matches!(e, ReconcileEntry::Split(_) | ReconcileEntry::Ids(_)))
+            .filter(|e| {
+                matches!(
+                    e,
+                    ReconcileEntry::Split(_) | ReconcileEntry::Ids(_) | ReconcileEntry::Sketch(_)
+                )
+            })
             .count()
     }
 
@@ -280,16 +304,20 @@ impl Reconcile {
     }
 
     /// The direction rules of XEP §Reconciliation, Children [PS-23], which parsing cannot
-    /// check because they depend on the iq around the element: in the presence set, `<lack/>`
-    /// only in queries, `<gone/>` and `<item/>` only in answers. (The edge set allows every
-    /// child both ways.) A violation is `bad-format`.
+    /// check because they depend on the iq around the element: `<sketch/>` only in queries;
+    /// in the presence set, `<lack/>` only in queries, `<gone/>` and `<item/>` only in
+    /// answers. (The edge set allows every other child both ways.) A violation is
+    /// `bad-format`.
     pub fn check_direction(&self, direction: Direction) -> Result<(), WireError> {
-        if self.set == ReconcileSet::Edges {
-            return Ok(());
-        }
+        let presence = self.set == ReconcileSet::Presence;
         let wrong = self.entries.iter().find(|e| match direction {
-            Direction::Query => matches!(e, ReconcileEntry::Gone(_) | ReconcileEntry::Item(_)),
-            Direction::Answer => matches!(e, ReconcileEntry::Lack(_)),
+            Direction::Query => {
+                presence && matches!(e, ReconcileEntry::Gone(_) | ReconcileEntry::Item(_))
+            }
+            Direction::Answer => {
+                matches!(e, ReconcileEntry::Sketch(_))
+                    || (presence && matches!(e, ReconcileEntry::Lack(_)))
+            }
         });
         match wrong {
             None => Ok(()),
@@ -325,7 +353,8 @@ impl Reconcile {
             }
             match entry {
                 ReconcileEntry::Split(Split { prefix, .. })
-                | ReconcileEntry::Ids(Ids { prefix, .. }) => {
+                | ReconcileEntry::Ids(Ids { prefix, .. })
+                | ReconcileEntry::Sketch(SketchNode { prefix, .. }) => {
                     if !prefixes.insert(*prefix) {
                         return fail(Malformed::Duplicate {
                             what: "prefix",

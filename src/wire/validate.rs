@@ -83,7 +83,7 @@ impl WireElement for Reconcile {
                 ReconcileEntry::Gone(gone) => {
                     limits.check_items(Self::NAME, "ids in one list", gone.ids.0.len())?
                 }
-                ReconcileEntry::Split(_) => {}
+                ReconcileEntry::Split(_) | ReconcileEntry::Sketch(_) => {}
             }
         }
         check_encoded_size(self, limits)

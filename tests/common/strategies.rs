@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jid::{BareJid, Jid};
 use minidom::Element;
+use presence_sync::digest::sketch::Sketch;
 use presence_sync::digest::{Fingerprint, HashAlgo, Prefix, ShortId};
 use presence_sync::model::Epoch;
 use presence_sync::wire::{
     Batch, ChildFingerprints, Condition, Edge, EdgeState, Except, Fanout, FeatureHash, Gone, Hello,
     IdList, Ids, Item, ItemPresence, Lack, Reconcile, ReconcileEntry, ReconcileSet, Repair, Root,
-    SetName, Shutdown, Split, StreamFeature, SyncElement,
+    SetName, Shutdown, SketchNode, Split, StreamFeature, SyncElement,
 };
 use proptest::collection::{btree_set, vec};
 use proptest::prelude::*;
@@ -109,6 +110,7 @@ pub fn hello() -> impl Strategy<Value = Hello> {
                             set,
                             count: if empty { 0 } else { count },
                             fp,
+                            changes: None,
                         }
                     })
                     .collect(),
@@ -216,13 +218,25 @@ fn entry(set: ReconcileSet) -> BoxedStrategy<ReconcileEntry> {
     let ids =
         (prefix(8), id_list(0)).prop_map(|(prefix, ids)| ReconcileEntry::Ids(Ids { prefix, ids }));
     let lack = id_list(1).prop_map(|ids| ReconcileEntry::Lack(Lack { ids }));
+    let sketch = (prefix(8), id_list(0), 1usize..40).prop_map(|(prefix, ids, cells)| {
+        ReconcileEntry::Sketch(SketchNode {
+            prefix,
+            data: Sketch::of(cells, ids.iter()),
+        })
+    });
     match set {
-        ReconcileSet::Edges => {
-            prop_oneof![split, ids, lack, edge().prop_map(ReconcileEntry::Edge)].boxed()
-        }
+        ReconcileSet::Edges => prop_oneof![
+            split,
+            ids,
+            sketch,
+            lack,
+            edge().prop_map(ReconcileEntry::Edge)
+        ]
+        .boxed(),
         ReconcileSet::Presence => prop_oneof![
             split,
             ids,
+            sketch,
             lack,
             id_list(1).prop_map(|ids| ReconcileEntry::Gone(Gone { ids })),
             item().prop_map(ReconcileEntry::Item),
@@ -237,7 +251,10 @@ fn unique_entries(entries: Vec<ReconcileEntry>) -> Vec<ReconcileEntry> {
         .into_iter()
         .filter(|e| match e {
             ReconcileEntry::Split(Split { prefix, .. })
-            | ReconcileEntry::Ids(Ids { prefix, .. }) => keys.insert(format!("prefix {prefix}")),
+            | ReconcileEntry::Ids(Ids { prefix, .. })
+            | ReconcileEntry::Sketch(SketchNode { prefix, .. }) => {
+                keys.insert(format!("prefix {prefix}"))
+            }
             ReconcileEntry::Edge(edge) => keys.insert(format!("edge {}", edge.label())),
             ReconcileEntry::Item(item) => keys.insert(format!("item {}", item.jid)),
             ReconcileEntry::Lack(_) | ReconcileEntry::Gone(_) => true,

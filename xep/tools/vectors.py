@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reference implementation of the presence-sync hashing rules (XEP "Hashing and Canonical
-Encodings", "Bucket Tree and Fingerprints") used to produce and check the XEP's test vectors.
+Encodings", "Bucket Tree and Fingerprints", "Sketches") used to produce and check the XEP's test vectors.
 
 Usage:
     python3 xep/tools/vectors.py            # print the vectors
@@ -108,6 +108,33 @@ JULIET = ("juliet@capulet.lit", [
 ], ["abram@montague.lit"])
 
 
+M64 = (1 << 64) - 1
+
+
+def mix(v: int) -> int:
+    """MurmurHash3's 64-bit finalizer (XEP "Sketches")."""
+    v ^= v >> 33
+    v = (v * 0xFF51AFD7ED558CCD) & M64
+    v ^= v >> 33
+    v = (v * 0xC4CEB9FE1A85EC53) & M64
+    return v ^ (v >> 33)
+
+
+def sketch(ids: list, m: int) -> bytes:
+    """The cells of a sketch of m cells (a multiple of 4) of 8-byte ids (XEP "Sketches")."""
+    cells = [[0, 0, 0] for _ in range(m)]
+    part = m // 4
+    for x in ids:
+        v = int.from_bytes(x, "big")
+        for j in range(4):
+            h = mix((v + j + 1) & M64) >> 32
+            c = cells[j * part + ((h * part) >> 32)]
+            c[0] = (c[0] + 1) % 256
+            c[1] ^= v
+            c[2] ^= mix(v) & 0xFFFFFFFF
+    return b"".join(bytes([n]) + i.to_bytes(8, "big") + k.to_bytes(4, "big") for n, i, k in cells)
+
+
 def vectors(algo: str) -> list:
     pm = pair_material("montague.lit", "capulet.lit")
     ke = derive_key(algo, CTX_EDGE_LEAF, pm)
@@ -128,6 +155,7 @@ def vectors(algo: str) -> list:
         ("fingerprint of {edge 1, edge 2}", fingerprint(algo, [l1, l2])),
         ("presence key encoding", pk), ("presence key hash", ph),
         ("presence leaf encoding", le), ("presence leaf", pl),
+        ("sketch of the ids of edges 1 and 2, 8 cells", sketch([l1[24:], l2[24:]], 8)),
     ]
 
 

@@ -42,7 +42,16 @@ impl Session {
     }
 
     pub(super) fn my_hello(&self, peer_epoch_for_answer: Option<Epoch>) -> Hello {
-        let root = |set: SetName, (fp, count): (Fingerprint, u64)| Root { set, fp, count };
+        let root = |set: SetName, (fp, count): (Fingerprint, u64)| Root {
+            set,
+            fp,
+            count,
+            changes: match set {
+                SetName::Edges => self.apart.edges,
+                SetName::Published => self.apart.published,
+                SetName::Cached => None,
+            },
+        };
         let peer_epoch = peer_epoch_for_answer.or(self.cache_epoch);
         let cached = if peer_epoch.is_some() {
             self.cache.root()
@@ -183,7 +192,12 @@ impl Session {
                         EdgeReconciler::bounded(bounds.differences, bounds.descent_nodes);
                     // The first query waits for the window like any other (PS-50): the pump
                     // that follows every input sends it when a slot is free.
-                    reconciler.open(&self.edges, &live.limits);
+                    let changes = self
+                        .apart
+                        .edges
+                        .zip(theirs.root(SetName::Edges).and_then(|r| r.changes))
+                        .map(|(a, b)| a.saturating_add(b));
+                    reconciler.open(&self.edges, &live.limits, changes);
                     live.edge = Some(reconciler);
                 }
             }
@@ -226,9 +240,18 @@ impl Session {
                 Vec::new()
             };
             let bounds = Bounds::new(self.edges.len(), &live.limits);
-            live.puller =
-                Some(Puller::bounded(priority, bounds.pull_nodes, bounds.cache).expecting(count));
+            let changes = theirs.root(SetName::Published).and_then(|r| r.changes);
+            live.puller = Some(
+                Puller::bounded(priority, bounds.pull_nodes, bounds.cache)
+                    .expecting(count)
+                    .sketching(changes),
+            );
         }
+        // What changes from now on is counted again for the next hellos (XEP §Sketches).
+        self.apart = Apart {
+            edges: Some(0),
+            published: Some(0),
+        };
         if self.edges_verified && !was_verified {
             self.release_all();
         }

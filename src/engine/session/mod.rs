@@ -299,6 +299,8 @@ pub struct Session {
     sessions_started: u32,
     /// Local publishers changed while our hello was unanswered (PS-44).
     pre_dirty: BTreeSet<BareJid>,
+    /// Changes made since the last session ended, announced in the hello (XEP §Sketches).
+    apart: Apart,
     /// The largest item the effective max-bytes allows (PS-41): the published states are
     /// reduced to it.
     item_limit: usize,
@@ -318,6 +320,30 @@ pub struct Session {
     verify_at: Option<Time>,
     out: VecDeque<Element>,
     events: VecDeque<Event>,
+}
+
+/// The changes a side made to its edge and published sets since its last session with the
+/// peer ended (XEP §Sketches, the hello's `changes`): None until a session has been
+/// established in this run (the changes are then unknown), zeroed when a hello exchange
+/// completes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Apart {
+    edges: Option<u64>,
+    published: Option<u64>,
+}
+
+impl Apart {
+    fn count_edges(&mut self, n: u64) {
+        if let Some(c) = &mut self.edges {
+            *c = c.saturating_add(n);
+        }
+    }
+
+    fn count_published(&mut self) {
+        if let Some(c) = &mut self.published {
+            *c = c.saturating_add(1);
+        }
+    }
 }
 
 impl fmt::Debug for Session {
@@ -401,6 +427,7 @@ impl Session {
             live: None,
             sessions_started: 0,
             pre_dirty: BTreeSet::new(),
+            apart: Apart::default(),
             item_limit,
             full,
             requests: BTreeMap::new(),
@@ -691,6 +718,9 @@ impl Session {
         for e in added {
             self.edges.insert(e.clone());
         }
+        if self.live.is_none() {
+            self.apart.count_edges((removed.len() + added.len()) as u64);
+        }
         let waiting = self.hello_at.is_some()
             || self.retry_at.is_some()
             || self
@@ -730,6 +760,7 @@ impl Session {
             .values()
             .any(|r| matches!(r, Request::Hello(..)));
         if !established && !hello_pending {
+            self.apart.count_published();
             return; // found by the next hello's comparison
         }
         let behind_bulk =
