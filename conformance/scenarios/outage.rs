@@ -121,7 +121,8 @@ fn link_loss(ctx: &Ctx<'_>) -> Body {
 /// edge driver and its first presence query start with a sketch of the root (PS-97: one of
 /// them at least, since a set whose ids are fewer than a sketch's cells is better described
 /// by them, and one whose changes would not fit an answer by a split); and it answered every
-/// sketch it received, the end state being right (PS-95).
+/// sketch it received, the end state being right (PS-95). A subject that announces no
+/// changes (one without sketches) leaves PS-96 and PS-97 not exercised.
 fn sketch_checks(records: &[Record], truth_holds: bool) -> Vec<Check> {
     let payload = |st: &Element, name: &str| st.get_child(name, PRESENCE_SYNC).cloned();
     let mut hellos = 0;
@@ -166,13 +167,22 @@ fn sketch_checks(records: &[Record], truth_holds: bool) -> Vec<Check> {
         }
     }
     let mut out = Vec::new();
+    // A subject without sketches gives no changes at all: PS-96 and PS-97 are SHOULDs, so
+    // that is "not exercised", as for the other optional features; giving them in some
+    // hellos only is a failure.
+    let name = "the subject's hellos give the changes of its edge and published sets";
     out.push(
-        Check::new(
-            "the subject's hellos give the changes of its edge and published sets",
-            &["PS-96"],
-            hellos > 0 && announced == hellos,
-            || format!("{announced} of {hellos} hellos give both"),
-        )
+        if announced == 0 {
+            Check::with(
+                name,
+                &["PS-96"],
+                Outcome::NotExercised(format!("none of its {hellos} hellos gives them")),
+            )
+        } else {
+            Check::new(name, &["PS-96"], announced == hellos, || {
+                format!("{announced} of {hellos} hellos give both")
+            })
+        }
         .with_id("changes-announced"),
     );
     let starts: Vec<String> = first_queries
@@ -183,14 +193,18 @@ fn sketch_checks(records: &[Record], truth_holds: bool) -> Vec<Check> {
     let sketched = first_queries.values().any(|f| f == "sketch");
     let split = first_queries.values().any(|f| f == "split");
     out.push(
-        if !sketched && !split {
+        if announced == 0 || (!sketched && !split) {
             Check::with(
                 name,
                 &["PS-97"],
-                Outcome::NotExercised(format!(
-                    "no descent started with a split or a sketch ({})",
-                    starts.join(", ")
-                )),
+                Outcome::NotExercised(if announced == 0 {
+                    "the subject announces no changes: it sends no sketches".to_owned()
+                } else {
+                    format!(
+                        "no descent started with a split or a sketch ({})",
+                        starts.join(", ")
+                    )
+                }),
             )
         } else {
             Check::new(name, &["PS-97"], sketched, || {
