@@ -513,10 +513,63 @@ pub(crate) fn all() -> Vec<Case> {
             state_reqs: &["PS-95"],
             before: nothing,
             build: |c| {
-                // 14 bytes: not 13 per cell for a multiple of 4 cells.
+                // 14 bytes: not 13 per cell.
                 let data = STANDARD.encode([0u8; 14]);
                 let q = c.reconcile("presence", &format!("<sketch prefix='' data='{data}'/>"));
                 (q, Expect::Error(BadFormat))
+            },
+        },
+        Case {
+            name: "sketch of five cells",
+            reqs: &["PS-95", "PS-22"],
+            state_reqs: &["PS-95"],
+            before: nothing,
+            build: |c| {
+                // Whole cells, but not a multiple of 4 of them.
+                let data = STANDARD.encode([0u8; 13 * 5]);
+                let q = c.reconcile("presence", &format!("<sketch prefix='' data='{data}'/>"));
+                (q, Expect::Error(BadFormat))
+            },
+        },
+        Case {
+            // A sketch that decodes to one id of the receiver's that the receiver does not
+            // hold (a cell of count 255, the cells of no id the subject has): not decodable
+            // (XEP §Sketches, PS-95), so the root is handed back as a split, and no item is
+            // sent for it.
+            name: "sketch naming an id the receiver does not hold as its own",
+            reqs: &["PS-95", "PS-31"],
+            state_reqs: &[],
+            before: nothing,
+            build: |c| {
+                let cells = cells_for(c.names.users as u64 + 1);
+                let stranger = crate::digest::ShortId(*b"stranger");
+                let mut bytes = Sketch::of(cells, [&stranger]).to_bytes();
+                for cell in bytes.chunks_mut(crate::digest::sketch::CELL_BYTES) {
+                    if cell[0] == 1 {
+                        cell[0] = 255;
+                    }
+                }
+                let data = STANDARD.encode(bytes);
+                let q = c.reconcile("presence", &format!("<sketch prefix='' data='{data}'/>"));
+                let test = move |answer: Option<&Element>| match verdict::result_answer(answer) {
+                    Err(e) => Outcome::Fail(e),
+                    Ok(Some(r)) if r.is("reconcile", ns::PRESENCE_SYNC) => {
+                        let back = r
+                            .children()
+                            .any(|n| n.name() == "split" && n.attr("prefix") == Some(""));
+                        let items = r.children().filter(|i| i.name() == "item").count();
+                        if back && items == 0 {
+                            Outcome::Pass
+                        } else {
+                            Outcome::Fail(format!(
+                                "expected the root handed back as a split and no item: {}",
+                                show(&r)
+                            ))
+                        }
+                    }
+                    Ok(_) => Outcome::Fail("the result carries no <reconcile/>".into()),
+                };
+                (q, Expect::Result(Box::new(test)))
             },
         },
         Case {

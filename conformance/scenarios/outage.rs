@@ -120,7 +120,10 @@ fn link_loss(ctx: &Ctx<'_>) -> Body {
 /// the changes of its edge and published sets (PS-96); the first edge query it sends as the
 /// edge driver and its first presence query start with a sketch of the root (PS-97: one of
 /// them at least, since a set whose ids are fewer than a sketch's cells is better described
-/// by them, and one whose changes would not fit an answer by a split); and it answered every
+/// by them, and one whose changes would not fit an answer by a split), each of which the
+/// peer decodes (a cost check: a sketch sized as PS-97 says fails about once in 700 decodes,
+/// so a fixed workload passes or fails for good, and a subject whose sketches are too small
+/// or wrong fails); and it answered every
 /// sketch it received, the end state being right (PS-95). A subject that announces no
 /// changes (one without sketches) leaves PS-96 and PS-97 not exercised.
 fn sketch_checks(records: &[Record], truth_holds: bool) -> Vec<Check> {
@@ -130,6 +133,10 @@ fn sketch_checks(records: &[Record], truth_holds: bool) -> Vec<Check> {
     let mut first_queries: BTreeMap<String, String> = BTreeMap::new();
     let mut sketches_in: BTreeSet<String> = BTreeSet::new();
     let mut answered = 0;
+    // The subject's sketch queries, and those the peer handed back (a split of the node: the
+    // sketch did not decode).
+    let mut sketches_out: BTreeSet<String> = BTreeSet::new();
+    let mut handed_back = 0;
     for r in records {
         match &r.kind {
             RecordKind::Out { stanza, .. } => {
@@ -146,6 +153,9 @@ fn sketch_checks(records: &[Record], truth_holds: bool) -> Vec<Check> {
                 {
                     let set = q.attr("set").unwrap_or_default().to_owned();
                     let first = q.children().next().map(|c| c.name().to_owned());
+                    if q.children().any(|c| c.name() == "sketch") {
+                        sketches_out.insert(stanza.attr("id").unwrap_or_default().to_owned());
+                    }
                     first_queries
                         .entry(set)
                         .or_insert(first.unwrap_or_default());
@@ -161,6 +171,13 @@ fn sketch_checks(records: &[Record], truth_holds: bool) -> Vec<Check> {
                     .is_some_and(|q| q.children().any(|c| c.name() == "sketch"));
                 if sketch && stanza.attr("type") == Some("set") {
                     sketches_in.insert(stanza.attr("id").unwrap_or_default().to_owned());
+                }
+                if stanza.attr("type") == Some("result")
+                    && sketches_out.contains(stanza.attr("id").unwrap_or_default())
+                    && payload(stanza, "reconcile")
+                        .is_some_and(|a| a.children().any(|c| c.name() == "split"))
+                {
+                    handed_back += 1;
                 }
             }
             _ => {}
@@ -189,7 +206,7 @@ fn sketch_checks(records: &[Record], truth_holds: bool) -> Vec<Check> {
         .iter()
         .map(|(set, first)| format!("{set}: {first}"))
         .collect();
-    let name = "the subject starts a descent with a sketch of the root";
+    let name = "the subject starts a descent with a sketch of the root, which the peer decodes";
     let sketched = first_queries.values().any(|f| f == "sketch");
     let split = first_queries.values().any(|f| f == "split");
     out.push(
@@ -207,8 +224,16 @@ fn sketch_checks(records: &[Record], truth_holds: bool) -> Vec<Check> {
                 }),
             )
         } else {
-            Check::new(name, &["PS-97"], sketched, || {
-                format!("first children: {}", starts.join(", "))
+            Check::new(name, &["PS-97"], sketched && handed_back == 0, || {
+                if sketched {
+                    format!(
+                        "{handed_back} of its {} sketches did not decode at the peer \
+                         (handed back as splits): sized below the changes announced",
+                        sketches_out.len()
+                    )
+                } else {
+                    format!("first children: {}", starts.join(", "))
+                }
             })
         }
         .with_id("sketch-first"),

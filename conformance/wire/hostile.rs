@@ -71,7 +71,7 @@ use crate::wire::{Condition, WireElement, ns};
 /// make the suite's peer look restarted to the subject for the rest of the run), the
 /// domain-level presence of type probe, the malformed shutdown and repair markers (each is
 /// discarded, as the malformed domain-level presence that is played is).
-pub const FROM_SIMULATION: [&str; 28] = [
+pub const FROM_SIMULATION: [&str; 30] = [
     "reconcile with a child in the wrong direction",
     "reconcile with an unknown attribute",
     "id list in non-canonical base64 (no padding)",
@@ -99,6 +99,8 @@ pub const FROM_SIMULATION: [&str; 28] = [
     "split of the root matching none of its children",
     "query for a prefix deeper than the stored depth",
     "sketch with a truncated cell",
+    "sketch of five cells",
+    "sketch naming an id the receiver does not hold as its own",
     "sketch of an empty node",
 ];
 

@@ -65,11 +65,20 @@ pub(crate) fn sketch_cells(
     }
     let cells = sketch::cells_for(changes.saturating_mul(2));
     let bytes = (cells * CELL_BYTES) as u64;
-    let room = u64::from(limits.max_bytes).saturating_sub((ENVELOPE_BYTES + HANDBACK_BYTES) as u64);
-    let fits = bytes.div_ceil(3) * 4 + 64 <= room / 2
-        && changes.saturating_mul(item_bytes) <= room
+    let fits = bytes.div_ceil(3) * 4 + 64 <= answer_room(limits) / 2
+        && fits_one_answer(changes, item_bytes, limits)
         && bytes < count.saturating_mul(8);
     fits.then_some(cells)
+}
+
+/// The bytes an answer has for its responses.
+fn answer_room(limits: &Limits) -> u64 {
+    u64::from(limits.max_bytes).saturating_sub((ENVELOPE_BYTES + HANDBACK_BYTES) as u64)
+}
+
+/// True if the items of `changes` changes, `item_bytes` each, should fit one answer.
+pub(crate) fn fits_one_answer(changes: u64, item_bytes: u64, limits: &Limits) -> bool {
+    changes.saturating_mul(item_bytes) <= answer_room(limits)
 }
 
 /// True for the node children (`<split/>`, `<ids/>`, `<sketch/>`).
