@@ -77,7 +77,7 @@ fn answer_room(limits: &Limits) -> u64 {
 }
 
 /// True if the items of `changes` changes, `item_bytes` each, should fit one answer.
-pub(crate) fn fits_one_answer(changes: u64, item_bytes: u64, limits: &Limits) -> bool {
+fn fits_one_answer(changes: u64, item_bytes: u64, limits: &Limits) -> bool {
     changes.saturating_mul(item_bytes) <= answer_room(limits)
 }
 

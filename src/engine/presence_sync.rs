@@ -18,8 +18,8 @@ use jid::BareJid;
 
 use super::budget::{
     Budget, Claim, HANDBACK_BYTES, NODE_WEIGHT, NodeAllowance, NodeKind, PendingNodes,
-    drop_repeated, fit_node, fits_one_answer, hand_back, is_node, max_query_nodes, node_difference,
-    node_prefix, node_weight, reserves, sketch_cells, unrelated_node, wire_step,
+    drop_repeated, fit_node, hand_back, is_node, max_query_nodes, node_difference, node_prefix,
+    node_weight, reserves, sketch_cells, unrelated_node, wire_step,
 };
 use super::edge_sync::DescentError;
 use super::presence_set::PresenceSet;
@@ -459,20 +459,11 @@ impl Puller {
                 let sketch = (!cache.is_empty())
                     .then(|| sketch_cells(self.changes, cache.len(), item, limits))
                     .flatten();
-                // A few changes in a cache whose ids are fewer than a sketch's cells: the ids
-                // of the whole cache in one list, one exchange too (PS-35).
-                let whole = self
-                    .changes
-                    .is_some_and(|c| fits_one_answer(c, item, limits))
-                    && !cache.is_empty()
-                    && cache.len() <= u64::from(limits.max_items);
                 if let Some(cells) = sketch {
                     // The peer told how many entries it changed since the last session:
                     // one sketch of the whole cache finds them in one exchange (XEP
                     // §Sketches); if it does not decode, the root comes back as a split.
                     (Prefix::ROOT, NodeKind::Sketch(cells))
-                } else if whole {
-                    (Prefix::ROOT, NodeKind::Ids)
                 } else if cache.len() >= deep_start(limits) {
                     // A large set: the 16 children of the root are split at once (PS-35), a
                     // round trip less; the answer to a split of the root would have sent
