@@ -339,63 +339,57 @@ impl EdgeReconciler {
         let reserves = reserves(set, &nodes);
         for (entry, later) in nodes.iter().zip(reserves) {
             let prefix = node_prefix(entry).expect("a node entry");
-            let (mut responses, edges) = match entry {
+            // None: a sketch that does not decode, handed back below (XEP §Sketches).
+            let responded = match entry {
                 ReconcileEntry::Split(s) => {
                     let steps = descent::answer_split(set, s.prefix, &s.fps.0, leaf_items);
                     let r = steps
                         .into_iter()
                         .map(|s| fit_node(set, wire_step(s), limits));
-                    (r.collect(), Vec::new())
+                    Some((r.collect(), Vec::new()))
                 }
                 ReconcileEntry::Ids(_) | ReconcileEntry::Sketch(_) => {
-                    // A sketch that does not decode: the node handed back (XEP §Sketches).
-                    let Some(d) = node_difference(set, entry) else {
-                        if answered.insert(prefix) {
-                            let back = hand_back(set, prefix);
-                            if !budget.take_keeping(std::slice::from_ref(&back), later) {
-                                return Err(DescentError::TooManyNodes {
-                                    count: nodes.len(),
-                                    max: max_query_nodes(limits),
-                                });
-                            }
-                            out.entries.push(back);
-                        }
-                        continue;
-                    };
-                    let edges: Vec<(ShortId, Edge)> = d
-                        .mine_only
-                        .iter()
-                        // Already sent in this descent (the node was handed back and compared
-                        // again): the peer has it, in its diff if not in its set.
-                        .filter(|id| !sent.contains(id) && !self.only_mine.contains_key(id))
-                        .filter_map(|id| set.edge_of(id).map(|e| (*id, e.clone())))
-                        .collect();
-                    let lacked: Vec<ShortId> = d
-                        .theirs_only
-                        .into_iter()
-                        .filter(|id| !self.only_theirs.contains_key(id))
-                        .collect();
-                    let mut r: Vec<ReconcileEntry> = edges
-                        .iter()
-                        .map(|(_, e)| ReconcileEntry::Edge(e.into()))
-                        .collect();
-                    r.extend(lacked.chunks(limits.max_items as usize).map(lack_of));
-                    (r, edges)
+                    node_difference(set, entry).map(|d| {
+                        let edges: Vec<(ShortId, Edge)> = d
+                            .mine_only
+                            .iter()
+                            // Already sent in this descent (the node was handed back and compared
+                            // again): the peer has it, in its diff if not in its set.
+                            .filter(|id| !sent.contains(id) && !self.only_mine.contains_key(id))
+                            .filter_map(|id| set.edge_of(id).map(|e| (*id, e.clone())))
+                            .collect();
+                        let lacked: Vec<ShortId> = d
+                            .theirs_only
+                            .into_iter()
+                            .filter(|id| !self.only_theirs.contains_key(id))
+                            .collect();
+                        let mut r: Vec<ReconcileEntry> = edges
+                            .iter()
+                            .map(|(_, e)| ReconcileEntry::Edge(e.into()))
+                            .collect();
+                        r.extend(lacked.chunks(limits.max_items as usize).map(lack_of));
+                        (r, edges)
+                    })
                 }
                 _ => unreachable!("filtered to nodes"),
             };
-            let mut seen = answered.clone();
-            drop_repeated(&mut responses, &mut seen);
-            if budget.take_keeping(&responses, later) {
-                answered = seen;
-                out.entries.extend(responses);
-                for (id, edge) in edges {
-                    sent.insert(id);
-                    if self.note(id) {
-                        self.only_mine.insert(id, edge);
+            let mut taken = false;
+            if let Some((mut responses, edges)) = responded {
+                let mut seen = answered.clone();
+                drop_repeated(&mut responses, &mut seen);
+                if budget.take_keeping(&responses, later) {
+                    taken = true;
+                    answered = seen;
+                    out.entries.extend(responses);
+                    for (id, edge) in edges {
+                        sent.insert(id);
+                        if self.note(id) {
+                            self.only_mine.insert(id, edge);
+                        }
                     }
                 }
-            } else if answered.insert(prefix) {
+            }
+            if !taken && answered.insert(prefix) {
                 let back = hand_back(set, prefix);
                 if !budget.take_keeping(std::slice::from_ref(&back), later) {
                     return Err(DescentError::TooManyNodes {

@@ -60,55 +60,47 @@ pub fn answer(
     let nodes: Vec<&ReconcileEntry> = query.entries.iter().filter(|e| is_node(e)).collect();
     let reserves = reserves(published, &nodes);
     for (entry, later) in nodes.iter().zip(reserves) {
-        let (prefix, mut responses, ids): (Prefix, Vec<ReconcileEntry>, Vec<ShortId>) = match entry
-        {
+        let prefix = node_prefix(entry).expect("a node entry");
+        // None: a sketch that does not decode, handed back below (XEP §Sketches).
+        let responded: Option<(Vec<ReconcileEntry>, Vec<ShortId>)> = match entry {
             ReconcileEntry::Split(s) => {
                 let steps = descent::answer_split(published, s.prefix, &s.fps.0, leaf_items);
                 let responses = steps
                     .into_iter()
                     .map(|step| fit_node(published, wire_step(step), limits))
                     .collect();
-                (s.prefix, responses, Vec::new())
+                Some((responses, Vec::new()))
             }
-            ReconcileEntry::Ids(_) | ReconcileEntry::Sketch(_) => {
-                let prefix = node_prefix(entry).expect("a node entry");
-                // A sketch that does not decode: the node handed back (XEP §Sketches).
-                let Some(d) = node_difference(published, entry) else {
-                    if prefixes.insert(prefix) {
-                        let back = hand_back(published, prefix);
-                        if !budget.take_keeping(std::slice::from_ref(&back), later) {
-                            return Err(DescentError::TooManyNodes {
-                                count: nodes.len(),
-                                max: max_query_nodes(limits),
-                            });
-                        }
-                        out.entries.push(back);
-                    }
-                    continue;
-                };
-                let fresh = |ids: Vec<ShortId>| -> Vec<ShortId> {
-                    ids.into_iter()
-                        .filter(|id| !answered.contains(id))
-                        .collect()
-                };
-                let (mine, gone) = (fresh(d.mine_only), fresh(d.theirs_only));
-                let mut r: Vec<ReconcileEntry> = mine
-                    .iter()
-                    .filter_map(|id| published.publisher_of(id).cloned())
-                    .map(|p| item_of(published, &p))
-                    .collect();
-                r.extend(gone_entries(gone.clone(), limits));
-                (prefix, r, mine.into_iter().chain(gone).collect())
-            }
+            ReconcileEntry::Ids(_) | ReconcileEntry::Sketch(_) => node_difference(published, entry)
+                .map(|d| {
+                    let fresh = |ids: Vec<ShortId>| -> Vec<ShortId> {
+                        ids.into_iter()
+                            .filter(|id| !answered.contains(id))
+                            .collect()
+                    };
+                    let (mine, gone) = (fresh(d.mine_only), fresh(d.theirs_only));
+                    let mut r: Vec<ReconcileEntry> = mine
+                        .iter()
+                        .filter_map(|id| published.publisher_of(id).cloned())
+                        .map(|p| item_of(published, &p))
+                        .collect();
+                    r.extend(gone_entries(gone.clone(), limits));
+                    (r, mine.into_iter().chain(gone).collect())
+                }),
             _ => unreachable!("filtered to nodes"),
         };
-        let mut seen = prefixes.clone();
-        drop_repeated(&mut responses, &mut seen);
-        if budget.take_keeping(&responses, later) {
-            prefixes = seen;
-            answered.extend(ids);
-            out.entries.extend(responses);
-        } else if prefixes.insert(prefix) {
+        let mut taken = false;
+        if let Some((mut responses, ids)) = responded {
+            let mut seen = prefixes.clone();
+            drop_repeated(&mut responses, &mut seen);
+            if budget.take_keeping(&responses, later) {
+                taken = true;
+                prefixes = seen;
+                answered.extend(ids);
+                out.entries.extend(responses);
+            }
+        }
+        if !taken && prefixes.insert(prefix) {
             let back = hand_back(published, prefix);
             if !budget.take_keeping(std::slice::from_ref(&back), later) {
                 return Err(DescentError::TooManyNodes {

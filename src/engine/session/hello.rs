@@ -285,3 +285,27 @@ impl Live {
         self.last_found = found;
     }
 }
+
+/// The changes a side made to its edge and published sets since its last session with the
+/// peer ended (XEP §Sketches, the hello's `changes`): None until a session has been
+/// established in this run (the changes are then unknown), zeroed when a hello exchange
+/// completes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Apart {
+    edges: Option<u64>,
+    published: Option<u64>,
+}
+
+impl Apart {
+    pub(super) fn count_edges(&mut self, n: u64) {
+        if let Some(c) = &mut self.edges {
+            *c = c.saturating_add(n);
+        }
+    }
+
+    pub(super) fn count_published(&mut self) {
+        if let Some(c) = &mut self.published {
+            *c = c.saturating_add(1);
+        }
+    }
+}

@@ -93,6 +93,7 @@ mod cache;
 mod config;
 mod directory;
 mod hello;
+use hello::Apart;
 mod receive;
 mod send;
 
@@ -320,30 +321,6 @@ pub struct Session {
     verify_at: Option<Time>,
     out: VecDeque<Element>,
     events: VecDeque<Event>,
-}
-
-/// The changes a side made to its edge and published sets since its last session with the
-/// peer ended (XEP §Sketches, the hello's `changes`): None until a session has been
-/// established in this run (the changes are then unknown), zeroed when a hello exchange
-/// completes.
-#[derive(Clone, Copy, Debug, Default)]
-struct Apart {
-    edges: Option<u64>,
-    published: Option<u64>,
-}
-
-impl Apart {
-    fn count_edges(&mut self, n: u64) {
-        if let Some(c) = &mut self.edges {
-            *c = c.saturating_add(n);
-        }
-    }
-
-    fn count_published(&mut self) {
-        if let Some(c) = &mut self.published {
-            *c = c.saturating_add(1);
-        }
-    }
 }
 
 impl fmt::Debug for Session {
