@@ -392,3 +392,93 @@ fn a_sketch_finds_the_difference_in_one_query_and_a_short_one_falls_back_to_the_
         }
     }
 }
+
+#[test]
+fn pulls_of_one_publisher_are_sized_by_the_share_the_peer_publishes() {
+    // A restarted server pulls its users' contacts one by one; most are offline and their
+    // pulls bring nothing. Told that the peer publishes a third of the publishers its users
+    // follow, it puts about three times as many of them in a query (up to max-items), and the
+    // answer still fits without a hand-back.
+    let limits = Limits {
+        max_items: 512,
+        ..Limits::default()
+    };
+    let (mut published, _) = sets(3_000, 0, 5, 2, 2);
+    let offline = (0..6_000).map(|i| jid(&format!("away{i}@a.example")));
+    let wanted: Vec<BareJid> = (0..3_000)
+        .map(|i| jid(&format!("u{i}@a.example")))
+        .chain(offline)
+        .collect();
+    let mut order = SplitMix64::new(7);
+    let mut wanted = wanted;
+    for i in (1..wanted.len()).rev() {
+        wanted.swap(i, order.below(i as u64 + 1) as usize);
+    }
+    let mut cache = PresenceSet::new(pair(), 2);
+    let urgent: Vec<Prefix> = wanted.iter().map(|j| cache.prefix_of(j, 8)).collect();
+    let mut sized = Puller::new(urgent.clone())
+        .expecting(3_000)
+        .following(9_000);
+    let mut guessing = Puller::new(urgent.clone()).expecting(3_000);
+    let q = sized.next_query(&mut cache, &limits).expect("a query");
+    let g = guessing.next_query(&mut cache, &limits).expect("a query");
+    assert!(
+        2 * q.entries.len() > 3 * g.entries.len(),
+        "told the share: {} pulls; not told: {}",
+        q.entries.len(),
+        g.entries.len()
+    );
+    let a = answer(&mut published, &q, &limits).expect("an answer fits");
+    assert!(
+        !a.entries
+            .iter()
+            .any(|e| matches!(e, ReconcileEntry::Ids(_))),
+        "nothing handed back"
+    );
+    assert!(a.items().count() > 100, "{} items", a.items().count());
+    let mut changes = sized
+        .handle_answer(&mut cache, &a)
+        .expect("a related answer");
+    let out = run_puller(&mut published, &mut cache, &limits, 4, sized);
+    changes.extend(out.changes);
+    check_converged(&published, &cache, &BTreeMap::new(), &changes);
+}
+
+#[test]
+fn a_cache_filled_by_pulls_needs_no_descent_from_the_root() {
+    // Pulls of every publisher's bucket fill an empty cache; once it equals the published
+    // root of the hello, the descent from the root would only confirm it (XEP §Starting and
+    // Ending a Descent): told that root, the cache holder sends one query fewer.
+    let limits = Limits::default();
+    for n in [40u64, 3_000] {
+        let (mut published, _) = sets(n, 0, 11, 2, 2);
+        let root = published.root().0;
+        let mut cache = PresenceSet::new(pair(), 2);
+        let buckets: BTreeSet<Prefix> = published
+            .iter()
+            .map(|(j, _)| j.clone())
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|j| cache.prefix_of(j, 2))
+            .collect();
+        let pulls: Vec<Prefix> = buckets.into_iter().collect();
+        let mut other = PresenceSet::new(pair(), 2);
+        let plain = run(&mut published, &mut other, &limits, 4, pulls.clone());
+        check_converged(&published, &other, &BTreeMap::new(), &plain.changes);
+        let told = run_puller(
+            &mut published,
+            &mut cache,
+            &limits,
+            4,
+            Puller::new(pulls).expecting(n).verifying(root),
+        );
+        check_converged(&published, &cache, &BTreeMap::new(), &told.changes);
+        // The descent from the root is a query of its own (a sketch, or splits and ids).
+        assert!(
+            told.queries < plain.queries,
+            "n = {n}: {} and {}",
+            told.queries,
+            plain.queries
+        );
+    }
+}

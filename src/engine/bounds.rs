@@ -10,7 +10,7 @@
 //!
 //! | structure | bound | at the bound |
 //! |---|---|---|
-//! | our unanswered requests | `w + 1` (the window, and one hello) | nothing more is sent until an answer or the timeout (PS-50, PS-51) |
+//! | our unanswered requests | `w + 1` (the window, and one hello; this server's own window if a hello lowered it while requests were out) | nothing more is sent until an answer or the timeout (PS-50, PS-51) |
 //! | requests of the peer | 0 queued: each is answered at once | a hello sooner than 10 s after the last one is refused with `<window-exceeded/>` (PS-20), as is a fourth new epoch within 60 s |
 //! | epochs of the peer remembered as superseded | [`SUPERSEDED_KEPT`] | the oldest is forgotten: a shutdown announcement that late ends the session instead of being ignored (PS-55) |
 //! | new epochs of the peer within the last minute | [`EPOCHS_PER_MINUTE`] | see requests |

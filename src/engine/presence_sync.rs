@@ -25,10 +25,10 @@ use super::edge_sync::DescentError;
 use super::presence_set::PresenceSet;
 use crate::digest::descent;
 use crate::digest::prefix::MAX_DEPTH;
-use crate::digest::{Prefix, ShortId};
+use crate::digest::{Fingerprint, Prefix, ShortId};
 use crate::model::PublisherPresence;
 use crate::wire::{
-    Gone, IdList, Item, Lack, Limits, Reconcile, ReconcileEntry, ReconcileSet, WireElement,
+    Gone, IdList, Ids, Item, Lack, Limits, Reconcile, ReconcileEntry, ReconcileSet, WireElement,
 };
 
 fn item_of(set: &PresenceSet, publisher: &BareJid) -> ReconcileEntry {
@@ -223,10 +223,18 @@ pub struct Puller {
     item_bytes: (u64, u64),
     /// The entries the peer changed since the last session, from its hello (None: unknown).
     changes: Option<u64>,
+    /// Pulls of 8-nibble buckets answered so far, and the items they brought: the share of
+    /// wanted publishers the peer publishes (the others are offline), for their claims.
+    deep_hits: (u64, u64),
+    /// The peer's published root in the hello that started this reconciliation.
+    target: Option<Fingerprint>,
 }
 
 /// The size assumed for an item before any answer has shown one.
 const ITEM_BYTES_GUESS: u64 = 512;
+
+/// How many answered pulls of one publisher the prior of [`Puller::following`] counts as.
+const PRIOR_PULLS: u64 = 64;
 
 /// Items of each answer sampled for the average item size.
 const ITEMS_SAMPLED: usize = 16;
@@ -263,6 +271,8 @@ impl Puller {
             expected_count: 0,
             item_bytes: (0, 0),
             changes: None,
+            deep_hits: (0, 0),
+            target: None,
         };
         for p in priority {
             if puller.prioritized.insert(p) {
@@ -279,6 +289,26 @@ impl Puller {
     /// what its answer can carry: the responder then hands most of them back.
     pub fn expecting(mut self, count: u64) -> Puller {
         self.expected_count = count;
+        self
+    }
+
+    /// Sets the expected share of pulls of one publisher (8 nibbles) that bring an item: the
+    /// peer publishes `count` entries and this side's users follow `followed` of its
+    /// publishers, so about count / followed of them are published (the others are offline).
+    /// It counts as [`PRIOR_PULLS`] answered pulls; the answers refine it.
+    pub fn following(mut self, followed: u64) -> Puller {
+        if followed > 0 && self.expected_count > 0 {
+            let found = (PRIOR_PULLS * self.expected_count / followed).min(PRIOR_PULLS);
+            self.deep_hits = (PRIOR_PULLS, found);
+        }
+        self
+    }
+
+    /// The peer's published root in the hello exchange: once the pulls have made the cache
+    /// equal to it, no descent from the root is needed (XEP §Starting and Ending a Descent),
+    /// since every change after that hello reaches the cache live (PS-44).
+    pub fn verifying(mut self, root: Fingerprint) -> Puller {
+        self.target = Some(root);
         self
     }
 
@@ -307,11 +337,46 @@ impl Puller {
                     items16: per_bucket16,
                 }
             }
+            ReconcileEntry::Ids(i) if i.ids.0.is_empty() && self.expected_count > 0 => {
+                // The pull of one wanted publisher (8 nibbles): its item if the peer publishes
+                // it, in the share the answers so far have shown (half an item before any).
+                let (asked, found) = self.deep_hits;
+                let per16 = ((found << 4) + 8) / (asked + 1);
+                let (bytes, n) = self.item_bytes;
+                let item = bytes.checked_div(n).unwrap_or(ITEM_BYTES_GUESS);
+                let expected =
+                    usize::try_from(per16.saturating_mul(item) / 16).unwrap_or(usize::MAX);
+                Claim {
+                    bytes: node_weight(i.prefix).max(expected),
+                    items16: per16,
+                }
+            }
             e => Claim {
                 bytes: node_prefix(e).map_or(NODE_WEIGHT, node_weight),
                 items16: 0,
             },
         }
+    }
+
+    /// The bytes claimed by the nodes that could go in a query now (waiting nodes and priority
+    /// pulls not held back by a query in flight), counted up to `cap`.
+    fn ready_weight(&self, cache: &mut PresenceSet, cap: usize) -> usize {
+        let mut weight = self.nodes.len().saturating_mul(NODE_WEIGHT);
+        for p in &self.priority {
+            if weight >= cap {
+                break;
+            }
+            if self.in_flight_cover.contains_key(p) {
+                continue;
+            }
+            let listed = cache.ids_under_count(*p);
+            let entry = ReconcileEntry::Ids(Ids {
+                prefix: *p,
+                ids: IdList(vec![ShortId([0; 8]); listed]),
+            });
+            weight = weight.saturating_add(self.claim(&entry).bytes);
+        }
+        weight
     }
 
     /// Counts the node `prefixes` of a query sent (`add`) or answered in [`Self::in_flight_cover`]:
@@ -395,6 +460,16 @@ impl Puller {
     /// `<iq type='set'/>` and passes the answer to [`Puller::handle_answer`]; it may call this
     /// again before the answer arrives, up to its window.
     pub fn next_query(&mut self, cache: &mut PresenceSet, limits: &Limits) -> Option<Reconcile> {
+        if self.lack.is_empty()
+            && !self.in_flight.is_empty()
+            && !self.awaiting_cover.is_empty()
+            && self.ready_weight(cache, limits.max_bytes as usize / 2)
+                < limits.max_bytes as usize / 2
+        {
+            // The answers in flight release the bucket pulls waiting for them: a query of the
+            // few pulls ready now would take a place in the window half empty.
+            return None;
+        }
         let mut budget = Budget::new(limits);
         // A query leaves room for the hand-backs of its answer (PS-31).
         let mut allowance = NodeAllowance::new(limits);
@@ -446,6 +521,10 @@ impl Puller {
                 // (and the items they handed back asked for and received), so that it finds
                 // their buckets already equal and brings nothing before them.
                 self.root_started = true;
+                if !cache.is_empty() && self.target == Some(cache.root().0) {
+                    // The pulls brought the peer's whole set as of its hello.
+                    continue;
+                }
                 let (bytes, n) = self.item_bytes;
                 let item = bytes.checked_div(n).unwrap_or(ITEM_BYTES_GUESS);
                 let sketch = (!cache.is_empty())
@@ -538,6 +617,24 @@ impl Puller {
         let (ids, _) = self.footprint();
         if cache.len() as usize + new_entries + ids + lacked > self.max_entries {
             return Err(DescentError::Exhausted(self.max_entries));
+        }
+        let deep: HashSet<Prefix> = queried
+            .iter()
+            .filter(|p| p.len() == MAX_DEPTH)
+            .copied()
+            .collect();
+        if !deep.is_empty() {
+            let handed_back = answer
+                .entries
+                .iter()
+                .filter(|e| node_prefix(e).is_some_and(|p| deep.contains(&p)))
+                .count() as u64;
+            let found = answer
+                .items()
+                .filter(|item| deep.contains(&cache.prefix_of(&item.jid, MAX_DEPTH)))
+                .count() as u64;
+            self.deep_hits.0 += (deep.len() as u64).saturating_sub(handed_back);
+            self.deep_hits.1 += found;
         }
         for item in answer.items().take(ITEMS_SAMPLED) {
             let bytes = item.to_xml_bytes().map_or(0, |b| b.len());

@@ -15,9 +15,13 @@ pub const SMALL_PEER: u64 = 40;
 /// allows (XEP §Flow Control and Limits, §Choices Left to Implementations). The window paces
 /// a restart's pull, about one round trip per window of answers (the packet bench's cold
 /// restart at 10^6 edges measures it); the cost is at most window × max-bytes (4 MiB) of a
-/// peer's requests and answers in flight.
+/// peer's requests and answers in flight. max-items 512: a restart's query pulls up to 512
+/// contacts of active users one by one (most are offline and bring nothing), and a list of
+/// 512 ids (5 464 characters of base64) stays within the 8 192 that XML parsers such as rxml
+/// accept in an attribute value.
 pub const LIMITS: Limits = Limits {
     window: 64,
+    max_items: 512,
     ..Limits::DEFAULT
 };
 

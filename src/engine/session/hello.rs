@@ -213,6 +213,7 @@ impl Session {
             // (found by fuzzing: a count of 2.8·10^16 built a tree of 1.1 GB).
             let cap = Bounds::new(self.edges.len(), &live.limits).cache as u64;
             let count = fp_count(theirs, SetName::Published).min(cap);
+            let mut followed = 0;
             let priority = if self.cache.is_empty() {
                 // Restart: pull the wanted buckets first (PS-53), then the root.
                 if self.cache.digest().tree().depth() == 0 {
@@ -226,12 +227,35 @@ impl Session {
                 } else {
                     dir.wanted(&self.peer)
                 };
-                // The most urgent publishers each alone (a bucket would bring its other
-                // publishers before the next urgent one), the others by bucket.
-                wanted
+                // The peer's publishers our users follow: about count / followed of them
+                // are published (online), which sizes the pulls of one publisher each.
+                let publishers: BTreeSet<BareJid> = self
+                    .edges
                     .iter()
+                    .filter(|e| e.publisher.domain().as_str() == self.peer)
+                    .map(|e| e.publisher.clone())
+                    .collect();
+                followed = publishers.len() as u64;
+                // The most urgent publishers each alone (a bucket would bring its other
+                // publishers before the next urgent one), the others by bucket, and then the
+                // rest of the publishers our users follow (PS-53: "then the rest"), so that
+                // the pulls fill the cache and no descent from the root is needed.
+                let rest: Vec<BareJid> = if len == 0 {
+                    Vec::new()
+                } else {
+                    let ranked: BTreeSet<&BareJid> = wanted.iter().map(|(p, _)| p).collect();
+                    publishers
+                        .iter()
+                        .filter(|p| !ranked.contains(p))
+                        .cloned()
+                        .collect()
+                };
+                let ranked = wanted.iter().map(|(p, rank)| (p, *rank));
+                let others = rest.iter().map(|p| (p, u8::MAX));
+                ranked
+                    .chain(others)
                     .map(|(p, rank)| {
-                        let len = if *rank == 0 { MAX_DEPTH } else { len };
+                        let len = if rank == 0 { MAX_DEPTH } else { len };
                         self.cache.prefix_of(p, len)
                     })
                     .filter(|p| seen.insert(*p))
@@ -244,6 +268,8 @@ impl Session {
             live.puller = Some(
                 Puller::bounded(priority, bounds.pull_nodes, bounds.cache)
                     .expecting(count)
+                    .following(followed)
+                    .verifying(fp(theirs, SetName::Published))
                     .sketching(changes),
             );
         }
