@@ -126,6 +126,14 @@ pub struct Bounds {
 }
 
 impl Bounds {
+    /// These bounds for a server that announces `own` limits: a hello can lower the window
+    /// while requests sent under the old one are unanswered (found by fuzzing); no more are
+    /// sent until they are (PS-50), and none was ever sent beyond this server's own window.
+    pub fn sending_within(mut self, own: &Limits) -> Bounds {
+        self.requests = self.requests.max(own.window as usize + 1);
+        self
+    }
+
     /// The bounds of a session whose edge set holds `edges` edges, under `limits`.
     pub fn new(edges: u64, limits: &Limits) -> Bounds {
         let e = usize::try_from(edges).unwrap_or(usize::MAX / 64);

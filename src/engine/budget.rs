@@ -114,6 +114,39 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
+    /// Answers one node child `prefix` of a query (PS-31): its `responses` if they fit and
+    /// leave room for the hand-backs of the `later` nodes, else (and for None: a sketch that
+    /// did not decode) the node's hand-back, once per prefix. `prefixes` holds the prefixes the
+    /// answer names so far. True if the responses went in; `too_many` if not even the
+    /// hand-back fits.
+    pub(crate) fn respond(
+        &mut self,
+        set: &mut impl DescentView,
+        prefix: Prefix,
+        responses: Option<Vec<ReconcileEntry>>,
+        prefixes: &mut HashSet<Prefix>,
+        later: Reserve,
+        out: &mut Vec<ReconcileEntry>,
+    ) -> Result<bool, ()> {
+        if let Some(mut responses) = responses {
+            let mut seen = prefixes.clone();
+            drop_repeated(&mut responses, &mut seen);
+            if self.take_keeping(&responses, later) {
+                *prefixes = seen;
+                out.extend(responses);
+                return Ok(true);
+            }
+        }
+        if prefixes.insert(prefix) {
+            let back = hand_back(set, prefix);
+            if !self.take_keeping(std::slice::from_ref(&back), later) {
+                return Err(());
+            }
+            out.push(back);
+        }
+        Ok(false)
+    }
+
     pub(crate) fn new(limits: &Limits) -> Budget {
         Budget {
             nodes: 0,

@@ -34,9 +34,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use super::budget::{
-    Budget, Claim, NodeAllowance, NodeKind, PendingNodes, QueueFull, drop_repeated, fit_node,
-    hand_back, is_node, max_query_nodes, node_difference, node_prefix, node_weight,
-    queried_prefixes, reserves, sketch_cells, unrelated_node, wire_step,
+    Budget, Claim, NodeAllowance, NodeKind, PendingNodes, QueueFull, fit_node, is_node,
+    max_query_nodes, node_difference, node_prefix, node_weight, queried_prefixes, reserves,
+    sketch_cells, unrelated_node, wire_step,
 };
 use super::edge_set::EdgeSet;
 use crate::digest::descent;
@@ -373,31 +373,27 @@ impl EdgeReconciler {
                 }
                 _ => unreachable!("filtered to nodes"),
             };
-            let mut taken = false;
-            if let Some((mut responses, edges)) = responded {
-                let mut seen = answered.clone();
-                drop_repeated(&mut responses, &mut seen);
-                if budget.take_keeping(&responses, later) {
-                    taken = true;
-                    answered = seen;
-                    out.entries.extend(responses);
-                    for (id, edge) in edges {
-                        sent.insert(id);
-                        if self.note(id) {
-                            self.only_mine.insert(id, edge);
-                        }
+            let (responses, edges) = responded.unzip();
+            let taken = budget
+                .respond(
+                    set,
+                    prefix,
+                    responses,
+                    &mut answered,
+                    later,
+                    &mut out.entries,
+                )
+                .map_err(|()| DescentError::TooManyNodes {
+                    count: nodes.len(),
+                    max: max_query_nodes(limits),
+                })?;
+            if taken {
+                for (id, edge) in edges.into_iter().flatten() {
+                    sent.insert(id);
+                    if self.note(id) {
+                        self.only_mine.insert(id, edge);
                     }
                 }
-            }
-            if !taken && answered.insert(prefix) {
-                let back = hand_back(set, prefix);
-                if !budget.take_keeping(std::slice::from_ref(&back), later) {
-                    return Err(DescentError::TooManyNodes {
-                        count: nodes.len(),
-                        max: max_query_nodes(limits),
-                    });
-                }
-                out.entries.push(back);
             }
         }
         for entry in &query.entries {

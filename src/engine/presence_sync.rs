@@ -17,9 +17,9 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use jid::BareJid;
 
 use super::budget::{
-    Budget, Claim, HANDBACK_BYTES, NODE_WEIGHT, NodeAllowance, NodeKind, PendingNodes,
-    drop_repeated, fit_node, hand_back, is_node, max_query_nodes, node_difference, node_prefix,
-    node_weight, reserves, sketch_cells, unrelated_node, wire_step,
+    Budget, Claim, HANDBACK_BYTES, NODE_WEIGHT, NodeAllowance, NodeKind, PendingNodes, fit_node,
+    is_node, max_query_nodes, node_difference, node_prefix, node_weight, reserves, sketch_cells,
+    unrelated_node, wire_step,
 };
 use super::edge_sync::DescentError;
 use super::presence_set::PresenceSet;
@@ -28,7 +28,7 @@ use crate::digest::prefix::MAX_DEPTH;
 use crate::digest::{Fingerprint, Prefix, ShortId};
 use crate::model::PublisherPresence;
 use crate::wire::{
-    Gone, IdList, Ids, Item, Lack, Limits, Reconcile, ReconcileEntry, ReconcileSet, WireElement,
+    Gone, IdList, Item, Lack, Limits, Reconcile, ReconcileEntry, ReconcileSet, WireElement,
 };
 
 fn item_of(set: &PresenceSet, publisher: &BareJid) -> ReconcileEntry {
@@ -89,26 +89,22 @@ pub fn answer(
                 }),
             _ => unreachable!("filtered to nodes"),
         };
-        let mut taken = false;
-        if let Some((mut responses, ids)) = responded {
-            let mut seen = prefixes.clone();
-            drop_repeated(&mut responses, &mut seen);
-            if budget.take_keeping(&responses, later) {
-                taken = true;
-                prefixes = seen;
-                answered.extend(ids);
-                out.entries.extend(responses);
-            }
-        }
-        if !taken && prefixes.insert(prefix) {
-            let back = hand_back(published, prefix);
-            if !budget.take_keeping(std::slice::from_ref(&back), later) {
-                return Err(DescentError::TooManyNodes {
-                    count: nodes.len(),
-                    max: max_query_nodes(limits),
-                });
-            }
-            out.entries.push(back);
+        let (responses, ids) = responded.unzip();
+        let taken = budget
+            .respond(
+                published,
+                prefix,
+                responses,
+                &mut prefixes,
+                later,
+                &mut out.entries,
+            )
+            .map_err(|()| DescentError::TooManyNodes {
+                count: nodes.len(),
+                max: max_query_nodes(limits),
+            })?;
+        if taken {
+            answered.extend(ids.into_iter().flatten());
         }
     }
     let mut gone = Vec::new();
@@ -319,38 +315,11 @@ impl Puller {
         self
     }
 
-    /// The room in its answer that a node child claims (PS-31): [`node_weight`], or for the
-    /// pull of a bucket, the items expected under it that the cache lacks and a hand-back (the
-    /// responder keeps one free for each node after it).
+    /// The room in its answer that a node child claims (PS-31): [`node_weight`], or for an
+    /// `<ids/>` pull, [`Self::pull_claim`].
     fn claim(&self, entry: &ReconcileEntry) -> Claim {
         match entry {
-            ReconcileEntry::Ids(i) if i.prefix.len() < MAX_DEPTH && self.expected_count > 0 => {
-                // In sixteenths of an item: a bucket often holds one or two.
-                let per_bucket16 = ((self.expected_count << 4) >> (4 * u32::from(i.prefix.len())))
-                    .saturating_sub((i.ids.0.len() as u64) << 4);
-                let (bytes, n) = self.item_bytes;
-                let item = bytes.checked_div(n).unwrap_or(ITEM_BYTES_GUESS);
-                let expected =
-                    usize::try_from(per_bucket16.saturating_mul(item) / 16).unwrap_or(usize::MAX);
-                Claim {
-                    bytes: NODE_WEIGHT.max(expected.saturating_add(HANDBACK_BYTES)),
-                    items16: per_bucket16,
-                }
-            }
-            ReconcileEntry::Ids(i) if i.ids.0.is_empty() && self.expected_count > 0 => {
-                // The pull of one wanted publisher (8 nibbles): its item if the peer publishes
-                // it, in the share the answers so far have shown (half an item before any).
-                let (asked, found) = self.deep_hits;
-                let per16 = ((found << 4) + 8) / (asked + 1);
-                let (bytes, n) = self.item_bytes;
-                let item = bytes.checked_div(n).unwrap_or(ITEM_BYTES_GUESS);
-                let expected =
-                    usize::try_from(per16.saturating_mul(item) / 16).unwrap_or(usize::MAX);
-                Claim {
-                    bytes: node_weight(i.prefix).max(expected),
-                    items16: per16,
-                }
-            }
+            ReconcileEntry::Ids(i) => self.pull_claim(i.prefix, i.ids.0.len()),
             e => Claim {
                 bytes: node_prefix(e).map_or(NODE_WEIGHT, node_weight),
                 items16: 0,
@@ -358,23 +327,60 @@ impl Puller {
         }
     }
 
+    /// The claim of an `<ids/>` of `prefix` listing `listed` cached ids, once the peer's
+    /// published count is known: for the pull of a bucket, the items expected under it that
+    /// the cache lacks and a hand-back (the responder keeps one free for each node after it);
+    /// for the pull of one wanted publisher (8 nibbles, nothing cached), its item if the peer
+    /// publishes it, in the share the answers so far have shown (half an item before any).
+    fn pull_claim(&self, prefix: Prefix, listed: usize) -> Claim {
+        let weight = Claim {
+            bytes: node_weight(prefix),
+            items16: 0,
+        };
+        if self.expected_count == 0 {
+            return weight;
+        }
+        let bytes_of = |items16: u64| {
+            usize::try_from(items16.saturating_mul(self.item_size()) / 16).unwrap_or(usize::MAX)
+        };
+        if prefix.len() < MAX_DEPTH {
+            // In sixteenths of an item: a bucket often holds one or two.
+            let per_bucket16 = ((self.expected_count << 4) >> (4 * u32::from(prefix.len())))
+                .saturating_sub((listed as u64) << 4);
+            Claim {
+                bytes: NODE_WEIGHT.max(bytes_of(per_bucket16).saturating_add(HANDBACK_BYTES)),
+                items16: per_bucket16,
+            }
+        } else if listed == 0 {
+            let (asked, found) = self.deep_hits;
+            let per16 = ((found << 4) + 8) / (asked + 1);
+            Claim {
+                bytes: weight.bytes.max(bytes_of(per16)),
+                items16: per16,
+            }
+        } else {
+            weight
+        }
+    }
+
+    /// The average size of the items sampled from answers so far (a guess before any).
+    fn item_size(&self) -> u64 {
+        let (bytes, n) = self.item_bytes;
+        bytes.checked_div(n).unwrap_or(ITEM_BYTES_GUESS)
+    }
+
     /// The bytes claimed by the nodes that could go in a query now (waiting nodes and priority
     /// pulls not held back by a query in flight), counted up to `cap`.
-    fn ready_weight(&self, cache: &mut PresenceSet, cap: usize) -> usize {
+    fn ready_weight(&self, cache: &PresenceSet, cap: usize) -> usize {
         let mut weight = self.nodes.len().saturating_mul(NODE_WEIGHT);
         for p in &self.priority {
             if weight >= cap {
                 break;
             }
-            if self.in_flight_cover.contains_key(p) {
-                continue;
+            if !self.in_flight_cover.contains_key(p) {
+                let claim = self.pull_claim(*p, cache.ids_under_count(*p));
+                weight = weight.saturating_add(claim.bytes);
             }
-            let listed = cache.ids_under_count(*p);
-            let entry = ReconcileEntry::Ids(Ids {
-                prefix: *p,
-                ids: IdList(vec![ShortId([0; 8]); listed]),
-            });
-            weight = weight.saturating_add(self.claim(&entry).bytes);
         }
         weight
     }
@@ -525,8 +531,7 @@ impl Puller {
                     // The pulls brought the peer's whole set as of its hello.
                     continue;
                 }
-                let (bytes, n) = self.item_bytes;
-                let item = bytes.checked_div(n).unwrap_or(ITEM_BYTES_GUESS);
+                let item = self.item_size();
                 let sketch = (!cache.is_empty())
                     .then(|| sketch_cells(self.changes, cache.len(), item, limits))
                     .flatten();

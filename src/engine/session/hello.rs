@@ -229,31 +229,30 @@ impl Session {
                 };
                 // The peer's publishers our users follow: about count / followed of them
                 // are published (online), which sizes the pulls of one publisher each.
-                let publishers: BTreeSet<BareJid> = self
+                let publishers: BTreeSet<&BareJid> = self
                     .edges
                     .iter()
                     .filter(|e| e.publisher.domain().as_str() == self.peer)
-                    .map(|e| e.publisher.clone())
+                    .map(|e| &e.publisher)
                     .collect();
                 followed = publishers.len() as u64;
                 // The most urgent publishers each alone (a bucket would bring its other
                 // publishers before the next urgent one), the others by bucket, and then the
                 // rest of the publishers our users follow (PS-53: "then the rest"), so that
                 // the pulls fill the cache and no descent from the root is needed.
-                let rest: Vec<BareJid> = if len == 0 {
+                let rest: Vec<&BareJid> = if len == 0 {
                     Vec::new()
                 } else {
                     let ranked: BTreeSet<&BareJid> = wanted.iter().map(|(p, _)| p).collect();
                     publishers
-                        .iter()
+                        .into_iter()
                         .filter(|p| !ranked.contains(p))
-                        .cloned()
                         .collect()
                 };
-                let ranked = wanted.iter().map(|(p, rank)| (p, *rank));
-                let others = rest.iter().map(|p| (p, u8::MAX));
-                ranked
-                    .chain(others)
+                wanted
+                    .iter()
+                    .map(|(p, rank)| (p, *rank))
+                    .chain(rest.into_iter().map(|p| (p, u8::MAX)))
                     .map(|(p, rank)| {
                         let len = if rank == 0 { MAX_DEPTH } else { len };
                         self.cache.prefix_of(p, len)

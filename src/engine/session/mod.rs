@@ -455,12 +455,7 @@ impl Session {
     /// The bound of every structure the peer can make grow, for the current edge set and
     /// limits (XEP §Resource Exhaustion, [`crate::engine::bounds`]).
     pub fn bounds(&self) -> Bounds {
-        let mut bounds = Bounds::new(self.edges.len(), &self.limits());
-        // A hello can lower the window while requests sent under the old one are unanswered
-        // (found by fuzzing): no more are sent until they are (PS-50), and none was ever sent
-        // beyond this server's own window.
-        bounds.requests = bounds.requests.max(self.config.limits.window as usize + 1);
-        bounds
+        Bounds::new(self.edges.len(), &self.limits()).sending_within(&self.config.limits)
     }
 
     /// The sizes of the structures the peer can make grow, now: always within
