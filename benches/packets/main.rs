@@ -6,8 +6,11 @@
 //! (default 10^6; `10000` for a quick run). Progress goes to stderr with the wall time of every
 //! run; the tables, the targets and the wall times go to stdout; the rows are written
 //! to `target/presence-sync/packets.csv` (under `$CARGO_TARGET_DIR` if set), columns
-//! `scenario,edges,differences,scheme,stanzas,bytes,round_trips,converged` (`converged`:
-//! `false` if the run left stale or missing presence), and the plot (stanzas, bytes and round
+//! `scenario,edges,differences,scheme,stanzas,bytes,round_trips,converged,sim_ms,active_ms`
+//! (`converged`: `false` if the run left stale or missing presence; `sim_ms`: simulated ms
+//! from the start of the phase until every view was right, for the server worlds that
+//! converged; `active_ms`: until the active users' views were right, the extension's world
+//! only), and the plot (stanzas, bytes and round
 //! trips against edges, log-log, one line per scheme, three panels per scenario, stale runs
 //! marked with a cross) to `packets.svg` beside it.
 //!
@@ -24,7 +27,9 @@
 //! `Spec::preset(Small).with_edges(n)`, seed 1, 30% of users online, the most active 10% of
 //! them active, as the project's targets define the active users) one
 //! federation of `a.example` and `b.example` is generated, and three worlds are built on it
-//! (`conformance::world::World`, the deterministic `Net`, 20 ms per hop), everybody logged in:
+//! (`conformance::world::World`, the deterministic `Net` on the links of
+//! `conformance::world::s2s_link`: 20 ms one way, 100 Mbit/s, 150 µs to handle a stanza),
+//! everybody logged in:
 //!
 //! | scheme | servers |
 //! |---|---|
@@ -180,6 +185,11 @@ struct Row {
     round_trips: u64,
     /// The end state was right (always true for negentropy and the floor, which are computed).
     converged: bool,
+    /// Simulated ms from the start of the phase until every view was right (a server world
+    /// that converged; for a graceful restart, from the restart).
+    sim_ms: Option<u64>,
+    /// Simulated ms until every active user's view was right (the extension's world only).
+    active_ms: Option<u64>,
 }
 
 /// A server world of one scheme.
@@ -542,6 +552,8 @@ fn run_size(target: u64, t0: Instant) -> SizeResult {
                         bytes: b,
                         round_trips: r,
                         converged: true,
+                        sim_ms: None,
+                        active_ms: None,
                     });
                 }
             }
@@ -554,6 +566,11 @@ fn run_size(target: u64, t0: Instant) -> SizeResult {
                 bytes: m.phase.bytes,
                 round_trips: u64::from(m.phase.round_trips),
                 converged: m.phase.converged,
+                sim_ms: m.phase.sim_ms_to_converge,
+                active_ms: m
+                    .phase
+                    .sim_ms_to_active_synced
+                    .filter(|_| kind == Kind::Extension),
             });
         }
     }
@@ -629,6 +646,60 @@ fn table(scenario: &str, rows: &[&Row]) -> String {
     s
 }
 
+/// Simulated time until every view was right, per scenario and size, for the three server
+/// worlds, and until the active users' views were right for the extension (at most 80
+/// columns).
+fn time_table(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n== simulated time until every view is right (ms from the start of the phase) =="
+    );
+    let _ = writeln!(
+        s,
+        "{:<20} {:>9} {:>9} {:>9} {:>14} {:>9}",
+        "scenario", "edges", "rfc6121", "xep0033", "presence-sync", "active"
+    );
+    let ms = |r: Option<&Row>, v: fn(&Row) -> Option<u64>| match r {
+        Some(r) if !r.converged => "stale".to_owned(),
+        Some(r) => v(r).map_or_else(|| "-".to_owned(), |v| v.to_string()),
+        None => "-".to_owned(),
+    };
+    // The mismatch's repairs change rosters, and the truth with them, not what users are
+    // shown: the time until views are right says nothing there.
+    for scenario in scenario_names().into_iter().filter(|s| s != "mismatch") {
+        let edges: BTreeSet<u64> = rows
+            .iter()
+            .filter(|r| r.scenario == scenario)
+            .map(|r| r.edges)
+            .collect();
+        for (i, e) in edges.into_iter().enumerate() {
+            let of = |scheme: &str| {
+                rows.iter()
+                    .find(|r| r.scenario == scenario && r.edges == e && r.scheme == scheme)
+            };
+            let ext = of("presence-sync");
+            let _ = writeln!(
+                s,
+                "{:<20} {e:>9} {:>9} {:>9} {:>14} {:>9}",
+                if i == 0 { scenario.as_str() } else { "" },
+                ms(of("rfc6121"), |r| r.sim_ms),
+                ms(of("xep0033"), |r| r.sim_ms),
+                ms(ext, |r| r.sim_ms),
+                ms(ext, |r| r.active_ms),
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "links: 20 ms one way, 100 Mbit/s each direction, 150 us to handle a stanza (assumed,\n\
+         see conformance::world::s2s_link); active: until the active users' views were right.\n\
+         stale: the run left stale or missing presence. A graceful restart counts from the restart.\n\
+         The mismatch is left out: its repairs change rosters, not what users are shown."
+    );
+    s
+}
+
 /// `n` of `of` as "n of of", or "never" if the moment never came.
 fn share(n: Option<u64>, of: u64) -> String {
     n.map_or_else(|| "never".to_owned(), |n| format!("{n} of {of}"))
@@ -697,18 +768,21 @@ fn main() {
     if !hubs.is_empty() {
         print!("{}", hub::table(&hubs));
     }
+    print!("{}", time_table(&rows));
 
     // CSV and plot.
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| PathBuf::from("target"), PathBuf::from)
         .join("presence-sync");
     std::fs::create_dir_all(&dir).expect("creating the output directory");
-    let mut csv =
-        String::from("scenario,edges,differences,scheme,stanzas,bytes,round_trips,converged\n");
+    let mut csv = String::from(
+        "scenario,edges,differences,scheme,stanzas,bytes,round_trips,converged,sim_ms,active_ms\n",
+    );
+    let opt = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
     for r in &rows {
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             r.scenario,
             r.edges,
             r.differences,
@@ -716,7 +790,9 @@ fn main() {
             r.stanzas,
             r.bytes,
             r.round_trips,
-            r.converged
+            r.converged,
+            opt(r.sim_ms),
+            opt(r.active_ms)
         );
     }
     let csv_path = dir.join("packets.csv");

@@ -118,6 +118,16 @@ pub fn print(results: &[SizeResult], rows: &[Row], hubs: &[HubRun], max: u64) ->
             share(st_to_active, st),
             wanted as f64 * 100.0 / entries.max(1) as f64
         );
+        let cold = largest
+            .rows
+            .iter()
+            .find(|r| r.scenario == "cold-restart" && r.scheme == "presence-sync");
+        if let Some((Some(active), Some(all))) = cold.map(|r| (r.active_ms, r.sim_ms)) {
+            println!(
+                "  in simulated time (links of the time table): the active users right at\n  \
+                 {active} ms, every view at {all} ms"
+            );
+        }
     }
     {
         let s = largest.ext_cold_seconds;

@@ -224,6 +224,9 @@ pub struct Puller {
     deep_hits: (u64, u64),
     /// The peer's published root in the hello that started this reconciliation.
     target: Option<Fingerprint>,
+    /// Priority prefixes not sent yet that pull the contacts of active users: their queries
+    /// go before live changes (PS-52).
+    urgent: HashSet<Prefix>,
 }
 
 /// The size assumed for an item before any answer has shown one.
@@ -269,6 +272,7 @@ impl Puller {
             changes: None,
             deep_hits: (0, 0),
             target: None,
+            urgent: HashSet::new(),
         };
         for p in priority {
             if puller.prioritized.insert(p) {
@@ -306,6 +310,23 @@ impl Puller {
     pub fn verifying(mut self, root: Fingerprint) -> Puller {
         self.target = Some(root);
         self
+    }
+
+    /// Marks the priority `prefixes` that pull the contacts of active users after a restart
+    /// (rank 0 of XEP §Priority Ordering): the queries holding them may go before live
+    /// changes (PS-52), so that the peer answers them while the restart's login storm is
+    /// still on its way. Prefixes not in the priority list are ignored.
+    pub fn urgent(mut self, prefixes: impl IntoIterator<Item = Prefix>) -> Puller {
+        self.urgent = prefixes
+            .into_iter()
+            .filter(|p| self.prioritized.contains(p))
+            .collect();
+        self
+    }
+
+    /// Whether a pull of [`Self::urgent`] is still to be sent.
+    pub fn has_urgent(&self) -> bool {
+        !self.urgent.is_empty()
     }
 
     /// Starts the descent with a sketch of the cache when the peer's hello told how many
@@ -504,6 +525,7 @@ impl Puller {
                 node
             } else if let Some(p) = self.priority.pop_front() {
                 self.prioritized.remove(&p);
+                self.urgent.remove(&p);
                 // PS-21: a prefix at most once per query. A prefix under one already in the
                 // query is covered by it; one over a prefix already in the query waits for
                 // the next query, so that the answer brings no item twice.

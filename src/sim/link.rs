@@ -5,12 +5,15 @@
 //!
 //! ```text
 //! start    = max(now, end of the previous stanza's serialisation on this direction)
-//! end      = start + ceil(size × 1000 / bandwidth_bytes_per_ms) µs     (0 if bandwidth is None)
+//! end      = start + per_stanza + ceil(size × 1000 / bandwidth_bytes_per_ms) µs
+//!                                                  (the last term 0 if bandwidth is None)
 //! arrival  = max(end + latency + jitter, arrival of the previous stanza on this direction)
 //! ```
 //!
 //! The last `max` is what keeps a direction FIFO when jitter is on: a stanza never overtakes an
-//! earlier one on the same direction (a TCP stream does not reorder).
+//! earlier one on the same direction (a TCP stream does not reorder). `per_stanza` models the
+//! cost of handling one stanza: a direction carries one stanza at a time, so a burst of small
+//! stanzas is paced by it as a burst of large ones is by the bandwidth.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -43,6 +46,9 @@ pub struct LinkConfig {
     /// Extra one-way latency drawn uniformly in `[0, jitter]` per stanza from the net's seeded
     /// generator (default zero: no draw at all). Never reorders a direction.
     pub jitter: Duration,
+    /// Time a stanza occupies its direction whatever its size: the cost of handling it
+    /// (default zero). Precision: microseconds.
+    pub per_stanza: Duration,
 }
 
 impl Default for LinkConfig {
@@ -52,6 +58,7 @@ impl Default for LinkConfig {
             bandwidth_bytes_per_ms: None,
             up: true,
             jitter: Duration::ZERO,
+            per_stanza: Duration::ZERO,
         }
     }
 }
@@ -70,6 +77,13 @@ impl LinkConfig {
         self
     }
 
+    /// This configuration with a cost per stanza: each stanza occupies its direction for
+    /// `cost` on top of its serialisation.
+    pub fn with_per_stanza(mut self, cost: Duration) -> Self {
+        self.per_stanza = cost;
+        self
+    }
+
     /// This configuration with random extra latency in `[0, jitter]`.
     pub fn with_jitter(mut self, jitter: Duration) -> Self {
         self.jitter = jitter;
@@ -82,12 +96,14 @@ impl LinkConfig {
         self
     }
 
-    /// Serialisation time of `size` bytes in microseconds.
+    /// Time a stanza of `size` bytes occupies its direction, in microseconds: the cost per
+    /// stanza plus the serialisation at the bandwidth.
     pub(crate) fn serialisation_micros(&self, size: u64) -> u64 {
-        match self.bandwidth_bytes_per_ms {
+        let bytes = match self.bandwidth_bytes_per_ms {
             None => 0,
             Some(bw) => (size.saturating_mul(1000)).div_ceil(bw),
-        }
+        };
+        micros(self.per_stanza).saturating_add(bytes)
     }
 }
 
@@ -278,6 +294,20 @@ mod tests {
         assert_eq!(config.serialisation_micros(1), 334);
         assert_eq!(config.serialisation_micros(3), 1000);
         assert_eq!(LinkConfig::default().serialisation_micros(1 << 40), 0);
+    }
+
+    #[test]
+    fn a_cost_per_stanza_paces_small_stanzas() {
+        // 100 µs a stanza, 1000 bytes per ms: 10 bytes take 100 + 10 µs, back to back.
+        let config = LinkConfig::default()
+            .with_bandwidth(1000)
+            .with_per_stanza(Duration::from_micros(100));
+        let mut dir = Dir::default();
+        assert_eq!(enqueue(&mut dir, &config, 0, 10), SimTime(20_110));
+        assert_eq!(enqueue(&mut dir, &config, 0, 10), SimTime(20_220));
+        assert_eq!(config.serialisation_micros(1000), 1100);
+        let unpaced = LinkConfig::default().with_per_stanza(Duration::from_micros(7));
+        assert_eq!(unpaced.serialisation_micros(1 << 40), 7);
     }
 
     #[test]

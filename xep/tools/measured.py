@@ -6,7 +6,7 @@ benchmark's recorded results, so that no quoted number can drift from the run th
     python3 xep/tools/measured.py --write   # regenerate both parts in place
 
 Sources: benches/results/packets.csv (scenario,edges,differences,scheme,stanzas,bytes,
-round_trips, as `cargo bench --bench packets` writes it) and benches/results/packets.txt (the
+round_trips,converged,sim_ms,active_ms, as `cargo bench --bench packets` writes it) and benches/results/packets.txt (the
 full output of the same run). Only the largest size of the run is used.
 
 Generated parts:
@@ -103,6 +103,26 @@ def report_part(top, cells):
         diffs = grouped(int(cells[(key, "presence-sync")]["differences"]))
         out.append(f"| {name} (`{key}`) | {diffs} | "
                    + " | ".join(cell(cells[(key, s)], key) for s, _ in SCHEMES) + " |")
+    if any(r.get("sim_ms") for r in cells.values()):
+        out += ["", "Simulated time until every view was right, in ms from the start of the phase "
+                "(a graceful restart: from the restart), and for this extension until its active "
+                "users' views were right. The bench's links: 20 ms one way, 100 Mbit/s each "
+                "direction, 150 µs to handle a stanza (assumed, not yet calibrated):", "",
+                "| scenario | RFC 6121 | XEP-0033 | this extension | its active users |",
+                "|---|---|---|---|---|"]
+        # The mismatch's repairs change rosters (and the truth), not what users are shown.
+        for key, name, _ in SCENARIOS:
+            if (key, "presence-sync") not in cells or key == "mismatch":
+                continue
+            row = [name + f" (`{key}`)"]
+            for scheme, col in (("rfc6121", "sim_ms"), ("xep0033", "sim_ms"),
+                                ("presence-sync", "sim_ms"), ("presence-sync", "active_ms")):
+                r = cells.get((key, scheme), {})
+                if r.get("converged") == "false":
+                    row.append("stale")
+                else:
+                    row.append(grouped(int(r[col])) if r.get(col) else "-")
+            out.append("| " + " | ".join(row) + " |")
     text = TXT.read_text(encoding="utf-8").splitlines()
     start = next((i for i, l in enumerate(text)
                   if l.startswith(("Targets (measured figures)", "Targets of issue"))), None)

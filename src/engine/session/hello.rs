@@ -214,6 +214,7 @@ impl Session {
             let cap = Bounds::new(self.edges.len(), &live.limits).cache as u64;
             let count = fp_count(theirs, SetName::Published).min(cap);
             let mut followed = 0;
+            let mut urgent = Vec::new();
             let priority = if self.cache.is_empty() {
                 // Restart: pull the wanted buckets first (PS-53), then the root.
                 if self.cache.digest().tree().depth() == 0 {
@@ -255,7 +256,11 @@ impl Session {
                     .chain(rest.into_iter().map(|p| (p, u8::MAX)))
                     .map(|(p, rank)| {
                         let len = if rank == 0 { MAX_DEPTH } else { len };
-                        self.cache.prefix_of(p, len)
+                        let prefix = self.cache.prefix_of(p, len);
+                        if rank == 0 {
+                            urgent.push(prefix);
+                        }
+                        prefix
                     })
                     .filter(|p| seen.insert(*p))
                     .collect()
@@ -269,7 +274,8 @@ impl Session {
                     .expecting(count)
                     .following(followed)
                     .verifying(fp(theirs, SetName::Published))
-                    .sketching(changes),
+                    .sketching(changes)
+                    .urgent(urgent),
             );
         }
         // What changes from now on is counted again for the next hellos (XEP §Sketches).

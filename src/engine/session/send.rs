@@ -134,8 +134,8 @@ impl Session {
         used < live.limits.window as usize
     }
 
-    /// Sends what the window allows, live batches first (PS-52), then edge queries, then
-    /// presence queries; notices completions.
+    /// Sends what the window allows: a restart's pulls of the contacts of active users, live
+    /// batches (PS-52), edge queries, then the other presence queries; notices completions.
     pub(super) fn pump_with(&mut self, now: Time, dir: &dyn Directory) {
         if self.plan_repairs(dir) && self.driver {
             // The verification hello waits until the server has applied these repairs to its
@@ -151,6 +151,19 @@ impl Session {
             return;
         }
         let behind_bulk = self.config.mutation == Some(Mutation::LiveBehindBulk);
+        // PS-52: a restart's pulls of the contacts of active users go first, so that the
+        // peer answers them while the login storm's batches are still on their way.
+        while self.window_free() {
+            let live = self.live.as_mut().expect("checked");
+            let Some(puller) = live.puller.as_mut().filter(|p| p.has_urgent()) else {
+                break;
+            };
+            let Some(q) = puller.next_query(&mut self.cache, &live.limits) else {
+                break;
+            };
+            let id = self.next_id("presence");
+            self.send_query(id, q, Request::Presence(now));
+        }
         while !behind_bulk
             && self.window_free()
             && self.live.as_ref().is_some_and(|l| !l.dirty.is_empty())
