@@ -267,7 +267,7 @@ impl World {
     }
 
     /// Reconcile queries and answers delivered since the last reset of the counters.
-    fn reconcile_stanzas(&self) -> u64 {
+    pub fn reconcile_stanzas(&self) -> u64 {
         self.net
             .stats()
             .iter()

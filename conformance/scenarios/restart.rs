@@ -10,7 +10,7 @@ use crate::conformance::check::{Check, Outcome};
 use crate::conformance::record::{Record, RecordKind};
 use crate::conformance::subject::{Implementation, Reference, Subject};
 use crate::conformance::workload::Federation;
-use crate::conformance::world::{Phase, World, hellos_received};
+use crate::conformance::world::{MAX_EVENTS, Phase, World, hellos_received};
 use crate::server::Flavour;
 use crate::wire::ns;
 
@@ -365,7 +365,118 @@ fn priority(ctx: &Ctx<'_>) -> Body {
         to_active.is_some_and(|n| n * 2 <= all),
         || format!("right only after {to_active:?} of {all}"),
     ));
+    body.check("late-login-first", late_login_first(ctx, &fed));
     body.phase = Some(phase);
     body.worlds.push(w);
     body
+}
+
+/// The peer's window in the `late-login-first` check: two requests at a time, so that a user
+/// who logs in early in the subject's pull finds most of it still queued.
+const LATE_LOGIN_WINDOW: u32 = 2;
+
+/// PS-53's second clause: a user who logs in while a restart's pull is under way has the
+/// buckets of its contacts moved to the front of the queue. In the priority workload, with
+/// the peer's window at [`LATE_LOGIN_WINDOW`], A restarts and every user of A logs in except
+/// one: of those shown at most one answer's worth of contacts of B before the crash
+/// ([`PRIORITY_MAX_ITEMS`]), the one shown the most; once the pull has exchanged a few
+/// reconcile stanzas, that user logs in (active). Its view must be right within the first half
+/// of the reconcile stanzas the pull still exchanges after its login: its contacts' buckets
+/// would otherwise come where the queue had them, anywhere in the rest of the pull.
+fn late_login_first(ctx: &Ctx<'_>, fed: &Federation) -> Check {
+    let name = format!(
+        "a user who logs in during the pull (the peer's window {LATE_LOGIN_WINDOW}) sees its contacts within the first half of the reconcile stanzas left"
+    );
+    let mut peer = Reference::peer();
+    peer.setup.config.limits.max_items = PRIORITY_MAX_ITEMS;
+    peer.setup.config.limits.window = LATE_LOGIN_WINDOW;
+    let mut w = World::new(fed, &[A], |d| {
+        if d == A {
+            ctx.imp.server(d, ctx.seed)
+        } else {
+            peer.server(d, ctx.seed ^ 0x5eed)
+        }
+    });
+    w.log_in_all(fed);
+    let shown_from_b = |u: &BareJid| {
+        w.server(A)
+            .view(u)
+            .map_or(0, |v| v.keys().filter(|c| c.domain().as_str() == B).count())
+    };
+    let Some(late) = w
+        .server(A)
+        .online()
+        .keys()
+        .filter(|u| shown_from_b(u) <= PRIORITY_MAX_ITEMS as usize)
+        .max_by_key(|u| (shown_from_b(u), std::cmp::Reverse((*u).clone())))
+        .filter(|u| shown_from_b(u) > 0)
+        .cloned()
+    else {
+        return Check::with(
+            name,
+            &["PS-53"],
+            Outcome::NotExercised("no user of A is shown a contact of B".into()),
+        );
+    };
+    let (late_sessions, others): (Vec<_>, Vec<_>) =
+        fed.sessions(A).iter().partition(|s| s.user == late);
+    w.net.crash(A);
+    w.net.drive_for(Duration::from_secs(5));
+    w.net.restart(A);
+    let active: Vec<BareJid> = fed.active_users(A).cloned().collect();
+    w.act(A, |s| {
+        for x in &others {
+            s.login(&x.user, &x.resource, x.presence.clone());
+        }
+        for u in active.iter().filter(|u| **u != late) {
+            s.set_active(u, true);
+        }
+    });
+    // The pull under way: a few reconcile stanzas exchanged.
+    let mut events = 0u64;
+    while w.reconcile_stanzas() < 4 && events < MAX_EVENTS {
+        events += 1;
+        if w.net.drive_bounded(1).is_ok() {
+            break;
+        }
+    }
+    let at_login = w.reconcile_stanzas();
+    w.act(A, |s| {
+        for x in &late_sessions {
+            s.login(&x.user, &x.resource, x.presence.clone());
+        }
+        s.set_active(&late, true);
+    });
+    // Each change of its view, with the reconcile stanzas delivered by then; judged against
+    // the truth at the end (nothing changes after its login).
+    let view_of = |w: &World| w.server(A).view(&late).cloned().unwrap_or_default();
+    let mut changes = vec![(w.reconcile_stanzas(), view_of(&w))];
+    loop {
+        events += 1;
+        let quiet = w.net.drive_bounded(1).is_ok();
+        let now = view_of(&w);
+        if changes.last().is_some_and(|(_, v)| *v != now) {
+            changes.push((w.reconcile_stanzas(), now));
+        }
+        if quiet || events >= MAX_EVENTS {
+            break;
+        }
+    }
+    let want = w.truth().get(&late).cloned().unwrap_or_default();
+    let right_at = changes.last().filter(|(_, v)| *v == want).map(|(n, _)| *n);
+    let left = w.reconcile_stanzas() - at_login;
+    let converged = w.diff().is_empty();
+    match right_at {
+        Some(n) if converged => {
+            let to_late = n - at_login;
+            Check::new(name, &["PS-53"], to_late * 2 <= left, || {
+                format!(
+                    "{late} right only after {to_late} of the {left} reconcile stanzas left at its login"
+                )
+            })
+        }
+        _ => Check::new(name, &["PS-53"], false, || {
+            format!("{late} or another user not right at the end (converged: {converged})")
+        }),
+    }
 }

@@ -448,6 +448,11 @@ impl Puller {
         self.priority.push_front(prefix);
     }
 
+    /// The peer's published count that sizes the pulls ([`Puller::expecting`]; 0: unknown).
+    pub fn expected(&self) -> u64 {
+        self.expected_count
+    }
+
     /// Queries sent so far.
     pub fn queries(&self) -> usize {
         self.queries

@@ -768,17 +768,19 @@ impl Session {
     /// activity): they move to the front of the pull in progress (PS-53), each alone if
     /// `urgent` (a user became active), else with its bucket.
     pub fn want(&mut self, publishers: &[BareJid], urgent: bool) {
-        let count = self.cache.len().max(1);
-        let len = bucket_len(count, self.config.limits.leaf_items);
         let Some(live) = &mut self.live else {
             return;
         };
-        if len == 0 {
-            return; // one bucket: the descent from the root is the pull
-        }
         let Some(puller) = &mut live.puller else {
             return;
         };
+        // During a restart's pull the cache is still filling: its buckets are those of the
+        // count the peer published, as the pull's own were (session/hello.rs).
+        let count = (self.cache.len() as u64).max(puller.expected()).max(1);
+        let len = bucket_len(count, self.config.limits.leaf_items);
+        if len == 0 {
+            return; // one bucket: the descent from the root is the pull
+        }
         let len = if urgent { MAX_DEPTH } else { len };
         let mut seen = BTreeSet::new();
         for p in publishers.iter().rev() {
