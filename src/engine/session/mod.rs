@@ -776,7 +776,7 @@ impl Session {
         };
         // During a restart's pull the cache is still filling: its buckets are those of the
         // count the peer published, as the pull's own were (session/hello.rs).
-        let count = (self.cache.len() as u64).max(puller.expected()).max(1);
+        let count = self.cache.len().max(puller.expected()).max(1);
         let len = bucket_len(count, self.config.limits.leaf_items);
         if len == 0 {
             return; // one bucket: the descent from the root is the pull
