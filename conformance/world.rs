@@ -331,10 +331,7 @@ impl World {
             let mut delivered = self.net.stats().deliveries();
             let mut last_delivery = start;
             loop {
-                let done = match until {
-                    Some(t) => !self.net.step_until(t),
-                    None => self.net.drive_bounded(1).is_ok(),
-                };
+                let done = self.step_once(until);
                 let now_delivered = self.net.stats().deliveries();
                 if now_delivered != delivered {
                     delivered = now_delivered;
@@ -369,10 +366,7 @@ impl World {
                 ));
                 break;
             }
-            let done = match until {
-                Some(t) => !self.net.step_until(t),
-                None => self.net.drive_bounded(1).is_ok(),
-            };
+            let done = self.step_once(until);
             // Only hosts that had an input can have delivered something.
             let mut changed = false;
             for h in self.net.take_touched() {
@@ -412,6 +406,15 @@ impl World {
         let mut phase = self.finish(start, last_change, active_since, held);
         phase.complaints = complaints;
         phase
+    }
+
+    /// Runs one event (up to `until` if given); true once the network has nothing left to do
+    /// (by then).
+    fn step_once(&mut self, until: Option<SimTime>) -> bool {
+        match until {
+            Some(t) => !self.net.step_until(t),
+            None => self.net.drive_bounded(1).is_ok(),
+        }
     }
 
     /// The figures of a phase that started at `start` and whose views last changed at

@@ -10,6 +10,7 @@ use crate::digest::Prefix;
 use crate::digest::descent::{self, DescentView, Step};
 use crate::digest::prefix::MAX_DEPTH;
 use crate::digest::sketch::{self, CELL_BYTES, Sketch};
+use crate::engine::edge_sync::DescentError;
 use crate::wire::{
     ChildFingerprints, IdList, Ids, Limits, Reconcile, ReconcileEntry, SketchNode, Split,
     WireElement,
@@ -111,14 +112,17 @@ pub(crate) struct Budget {
     items: usize,
     bytes: usize,
     max_items: usize,
+    /// [`max_query_nodes`] of the limits, for the error of [`Budget::respond`].
+    max_query_nodes: usize,
 }
 
 impl Budget {
     /// Answers one node child `prefix` of a query (PS-31): its `responses` if they fit and
     /// leave room for the hand-backs of the `later` nodes, else (and for None: a sketch that
     /// did not decode) the node's hand-back, once per prefix. `prefixes` holds the prefixes the
-    /// answer names so far. True if the responses went in; `too_many` if not even the
-    /// hand-back fits.
+    /// answer names so far. True if the responses went in; if not even the hand-back fits, the
+    /// query's `query_nodes` node children were too many for the limits.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn respond(
         &mut self,
         set: &mut impl DescentView,
@@ -127,7 +131,8 @@ impl Budget {
         prefixes: &mut HashSet<Prefix>,
         later: Reserve,
         out: &mut Vec<ReconcileEntry>,
-    ) -> Result<bool, ()> {
+        query_nodes: usize,
+    ) -> Result<bool, DescentError> {
         if let Some(mut responses) = responses {
             let mut seen = prefixes.clone();
             drop_repeated(&mut responses, &mut seen);
@@ -140,7 +145,10 @@ impl Budget {
         if prefixes.insert(prefix) {
             let back = hand_back(set, prefix);
             if !self.take_keeping(std::slice::from_ref(&back), later) {
-                return Err(());
+                return Err(DescentError::TooManyNodes {
+                    count: query_nodes,
+                    max: self.max_query_nodes,
+                });
             }
             out.push(back);
         }
@@ -153,6 +161,7 @@ impl Budget {
             items: 0,
             bytes: (limits.max_bytes as usize).saturating_sub(ENVELOPE_BYTES),
             max_items: limits.max_items as usize,
+            max_query_nodes: max_query_nodes(limits),
         }
     }
 

@@ -35,8 +35,8 @@ use std::fmt;
 
 use super::budget::{
     Budget, Claim, NodeAllowance, NodeKind, PendingNodes, QueueFull, fit_node, is_node,
-    max_query_nodes, node_difference, node_prefix, node_weight, queried_prefixes, reserves,
-    sketch_cells, unrelated_node, wire_step,
+    node_difference, node_prefix, node_weight, queried_prefixes, reserves, sketch_cells,
+    unrelated_node, wire_step,
 };
 use super::edge_set::EdgeSet;
 use crate::digest::descent;
@@ -374,19 +374,15 @@ impl EdgeReconciler {
                 _ => unreachable!("filtered to nodes"),
             };
             let (responses, edges) = responded.unzip();
-            let taken = budget
-                .respond(
-                    set,
-                    prefix,
-                    responses,
-                    &mut answered,
-                    later,
-                    &mut out.entries,
-                )
-                .map_err(|()| DescentError::TooManyNodes {
-                    count: nodes.len(),
-                    max: max_query_nodes(limits),
-                })?;
+            let taken = budget.respond(
+                set,
+                prefix,
+                responses,
+                &mut answered,
+                later,
+                &mut out.entries,
+                nodes.len(),
+            )?;
             if taken {
                 for (id, edge) in edges.into_iter().flatten() {
                     sent.insert(id);

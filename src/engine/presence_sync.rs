@@ -18,8 +18,8 @@ use jid::BareJid;
 
 use super::budget::{
     Budget, Claim, HANDBACK_BYTES, NODE_WEIGHT, NodeAllowance, NodeKind, PendingNodes, fit_node,
-    is_node, max_query_nodes, node_difference, node_prefix, node_weight, reserves, sketch_cells,
-    unrelated_node, wire_step,
+    is_node, node_difference, node_prefix, node_weight, reserves, sketch_cells, unrelated_node,
+    wire_step,
 };
 use super::edge_sync::DescentError;
 use super::presence_set::PresenceSet;
@@ -90,19 +90,15 @@ pub fn answer(
             _ => unreachable!("filtered to nodes"),
         };
         let (responses, ids) = responded.unzip();
-        let taken = budget
-            .respond(
-                published,
-                prefix,
-                responses,
-                &mut prefixes,
-                later,
-                &mut out.entries,
-            )
-            .map_err(|()| DescentError::TooManyNodes {
-                count: nodes.len(),
-                max: max_query_nodes(limits),
-            })?;
+        let taken = budget.respond(
+            published,
+            prefix,
+            responses,
+            &mut prefixes,
+            later,
+            &mut out.entries,
+            nodes.len(),
+        )?;
         if taken {
             answered.extend(ids.into_iter().flatten());
         }

@@ -153,17 +153,7 @@ impl Session {
         let behind_bulk = self.config.mutation == Some(Mutation::LiveBehindBulk);
         // PS-52: a restart's pulls of the contacts of active users go first, so that the
         // peer answers them while the login storm's batches are still on their way.
-        while self.window_free() {
-            let live = self.live.as_mut().expect("checked");
-            let Some(puller) = live.puller.as_mut().filter(|p| p.has_urgent()) else {
-                break;
-            };
-            let Some(q) = puller.next_query(&mut self.cache, &live.limits) else {
-                break;
-            };
-            let id = self.next_id("presence");
-            self.send_query(id, q, Request::Presence(now));
-        }
+        self.send_pulls(now, true);
         while !behind_bulk
             && self.window_free()
             && self.live.as_ref().is_some_and(|l| !l.dirty.is_empty())
@@ -179,17 +169,7 @@ impl Session {
             let id = self.next_id("edges");
             self.send_query(id, q, Request::Edges(now));
         }
-        while self.window_free() {
-            let live = self.live.as_mut().expect("checked");
-            let Some(puller) = &mut live.puller else {
-                break;
-            };
-            let Some(q) = puller.next_query(&mut self.cache, &live.limits) else {
-                break;
-            };
-            let id = self.next_id("presence");
-            self.send_query(id, q, Request::Presence(now));
-        }
+        self.send_pulls(now, false);
         // The broken variant: live changes go only once no query of the resync is waiting.
         while behind_bulk
             && !self.bulk_outstanding()
@@ -231,6 +211,26 @@ impl Session {
             live.synchronized_reported = true;
             self.failures = 0;
             self.events.push_back(Event::Synchronized);
+        }
+    }
+
+    /// Sends the puller's queries while the window allows; `urgent_only`: only while a pull of
+    /// active users' contacts is still to be sent (those go before live batches, PS-52).
+    fn send_pulls(&mut self, now: Time, urgent_only: bool) {
+        while self.window_free() {
+            let live = self.live.as_mut().expect("checked");
+            let Some(puller) = live
+                .puller
+                .as_mut()
+                .filter(|p| !urgent_only || p.has_urgent())
+            else {
+                break;
+            };
+            let Some(q) = puller.next_query(&mut self.cache, &live.limits) else {
+                break;
+            };
+            let id = self.next_id("presence");
+            self.send_query(id, q, Request::Presence(now));
         }
     }
 
