@@ -327,6 +327,50 @@ fn urgent_publishers_go_many_to_a_query_and_what_does_not_fit_is_handed_back() {
     }
 }
 
+#[test]
+fn the_hand_backs_of_an_urgent_pull_are_urgent_too() {
+    // PS-52: a restart's pulls of active users' contacts go before its live changes; when an
+    // answer hands some of them back (PS-31), asking for those finishes the same pulls, so it
+    // goes first as well, and no further.
+    let limits = Limits {
+        max_bytes: 16_384,
+        ..Limits::default()
+    };
+    let (mut published, _) = sets(3_000, 0, 5, 2, 2);
+    let wanted: Vec<BareJid> = (0..200)
+        .map(|i| jid(&format!("u{}@a.example", 3 * i)))
+        .chain((0..50).map(|i| jid(&format!("away{i}@a.example"))))
+        .collect();
+    let mut cache = PresenceSet::new(pair(), 2);
+    let urgent: Vec<Prefix> = wanted.iter().map(|j| cache.prefix_of(j, 8)).collect();
+    let mut puller = Puller::new(urgent.clone()).urgent(urgent);
+    assert!(puller.has_urgent());
+    let q = puller.next_query(&mut cache, &limits).expect("a query");
+    assert_eq!(
+        q.entries.len(),
+        wanted.len(),
+        "one query holds every urgent pull"
+    );
+    assert!(!puller.has_urgent(), "every urgent pull is sent");
+    let a = answer(&mut published, &q, &limits).expect("an answer");
+    let handed_back = a
+        .entries
+        .iter()
+        .filter(|e| matches!(e, ReconcileEntry::Ids(_)))
+        .count();
+    assert!(handed_back > 0, "200 items do not fit in 16 KB");
+    puller
+        .handle_answer(&mut cache, &a)
+        .expect("a valid answer");
+    assert!(
+        puller.has_urgent(),
+        "the handed-back ids are still to be asked for"
+    );
+    let q = puller.next_query(&mut cache, &limits).expect("the lack");
+    assert!(matches!(q.entries[0], ReconcileEntry::Lack(_)), "{q:?}");
+    assert!(!puller.has_urgent(), "asked for");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 

@@ -118,6 +118,7 @@
 //! (both directions); mismatch, the edges in which the two servers' sets differ.
 
 mod floor;
+mod honest;
 mod hub;
 mod negentropy;
 mod plot;
@@ -487,6 +488,7 @@ fn run_size(target: u64, t0: Instant) -> SizeResult {
     let mut ext_cold_active = (None, 0, None, 0);
     let mut ext_cold_share = (0, 0);
     let mut computed_rows: Vec<Row> = Vec::new();
+    let reconnect = honest::reconnect_bytes();
     let mut differences: BTreeMap<String, u64> = BTreeMap::new();
     let mut failures = Vec::new();
     for kind in [Kind::Extension, Kind::Rfc6121, Kind::Xep0033] {
@@ -543,13 +545,19 @@ fn run_size(target: u64, t0: Instant) -> SizeResult {
                 );
                 differences.insert(m.scenario.clone(), d);
                 for (scheme, (s, b, r)) in [("negentropy", n), ("floor", f)] {
+                    // Negentropy needs the new link as every scheme does; the floor does not.
+                    let link = if scheme == "floor" || s == 0 {
+                        0
+                    } else {
+                        reconnect
+                    };
                     computed_rows.push(Row {
                         scenario: m.scenario.clone(),
                         edges,
                         differences: d,
                         scheme,
                         stanzas: s,
-                        bytes: b,
+                        bytes: b + link,
                         round_trips: r,
                         converged: true,
                         sim_ms: None,
@@ -563,7 +571,7 @@ fn run_size(target: u64, t0: Instant) -> SizeResult {
                 differences: differences.get(&m.scenario).copied().unwrap_or(0),
                 scheme: kind.name(),
                 stanzas: m.phase.stanzas,
-                bytes: m.phase.bytes,
+                bytes: m.phase.bytes + if m.phase.stanzas > 0 { reconnect } else { 0 },
                 round_trips: u64::from(m.phase.round_trips),
                 converged: m.phase.converged,
                 sim_ms: m.phase.sim_ms_to_converge,
@@ -761,6 +769,7 @@ fn main() {
     println!("number of differing items. End state 'stale': the run left stale or missing");
     println!("presence. Negentropy and the floor are computed on the sets the resync must");
     println!("reconcile (see benches/packets/main.rs).");
+    print!("{}", honest::assumptions());
     for scenario in scenario_names() {
         let of: Vec<&Row> = rows.iter().filter(|r| r.scenario == scenario).collect();
         print!("{}", table(&scenario, &of));

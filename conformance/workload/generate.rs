@@ -82,14 +82,47 @@ pub(super) const STATUSES: [&str; 6] = [
     "listening to music",
 ];
 
+/// The language of every generated status text: RFC 6120 §8.1.5 has the sending server add the
+/// stream's `xml:lang` to a client's stanza that lacks one. The model keeps a language per
+/// status only, so it travels on the `<status/>` (14 bytes, as on the stanza).
+pub(super) const STATUS_LANG: &str = "en";
+
+/// Users in a thousand with an avatar: their presence carries its hash (XEP-0153); the others
+/// say they have none with an empty `<photo/>`.
+pub(super) const AVATARS_PER_MILLE: u32 = 700;
+
+/// The XEP-0153 vCard-based avatar `<x/>` of `user`'s presence: the 40 hex digits of a SHA-1
+/// (here, derived from the JID so that it stays the user's across changes and runs without
+/// drawing from any random stream), or an empty `<photo/>` for the users without an avatar.
+pub(super) fn avatar(user: &BareJid) -> Element {
+    let hash = blake3::hash(user.as_str().as_bytes());
+    let bytes = hash.as_bytes();
+    let draw = u32::from(u16::from_le_bytes([bytes[0], bytes[1]])) % 1000;
+    let photo = if draw < AVATARS_PER_MILLE {
+        let hex: String = bytes[..20].iter().map(|b| format!("{b:02x}")).collect();
+        format!("<photo>{hex}</photo>")
+    } else {
+        "<photo/>".to_owned()
+    };
+    format!("<x xmlns='vcard-temp:x:update'>{photo}</x>")
+        .parse()
+        .expect("a valid vcard-temp:x:update element")
+}
+
 /// Caps elements parsed once.
 pub(super) fn caps() -> [Element; 2] {
     CAPS.map(|c| c.parse().expect("valid caps element"))
 }
 
 /// A plausible presence for resource `r` of [`RESOURCES`]: mostly available on a laptop,
-/// often away on a phone; three in ten with a status text.
-pub(super) fn presence(rng: &mut SplitMix64, r: usize, caps: &[Element; 2]) -> ResourcePresence {
+/// often away on a phone; three in ten with a status text (in [`STATUS_LANG`]); the client's
+/// caps and the user's `avatar`.
+pub(super) fn presence(
+    rng: &mut SplitMix64,
+    r: usize,
+    caps: &[Element; 2],
+    avatar: &Element,
+) -> ResourcePresence {
     let u = rng.unit();
     let show = if r == 0 {
         match u {
@@ -111,13 +144,13 @@ pub(super) fn presence(rng: &mut SplitMix64, r: usize, caps: &[Element; 2]) -> R
     let mut statuses = BTreeMap::new();
     if rng.unit() < 0.3 {
         let text = STATUSES[rng.below(STATUSES.len() as u64) as usize];
-        statuses.insert(String::new(), text.to_owned());
+        statuses.insert(STATUS_LANG.to_owned(), text.to_owned());
     }
     ResourcePresence {
         show,
         priority: if r == 0 { 5 } else { 1 },
         statuses,
-        extensions: vec![caps[r].clone()],
+        extensions: vec![caps[r].clone(), avatar.clone()],
     }
 }
 
@@ -326,12 +359,13 @@ impl<'s> Gen<'s> {
                 }
                 let primary = usize::from(rng.unit() >= 0.6);
                 let both = rng.unit() < spec.two_resources;
+                let photo = avatar(user);
                 for (r, resource) in RESOURCES.iter().enumerate() {
                     if both || r == primary {
                         self.fed.sessions.push(Session {
                             user: user.clone(),
                             resource: (*resource).to_owned(),
-                            presence: presence(&mut rng, r, &caps),
+                            presence: presence(&mut rng, r, &caps, &photo),
                         });
                     }
                 }

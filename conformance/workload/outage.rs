@@ -323,7 +323,7 @@ impl<'f> ChurnState<'f> {
                     i = self.rng.below(self.live.len() as u64) as usize;
                 }
                 let (user, r, ref old) = self.live[i];
-                let mut new = presence(&mut self.rng, r, &self.caps);
+                let mut new = presence(&mut self.rng, r, &self.caps, &avatar(fed.jid(user)));
                 if new == *old {
                     new.show = if old.show == Show::Away {
                         Show::Available
@@ -348,7 +348,7 @@ impl<'f> ChurnState<'f> {
                         2 => 0,
                         _ => continue,
                     };
-                    let p = presence(&mut self.rng, r, &self.caps);
+                    let p = presence(&mut self.rng, r, &self.caps, &avatar(fed.jid(user)));
                     self.live.push((user, r, p.clone()));
                     *self.online.entry(user).or_insert(0) |= 1 << r;
                     return Some(Change::Login {

@@ -223,6 +223,14 @@ pub struct Puller {
     /// Priority prefixes not sent yet that pull the contacts of active users: their queries
     /// go before live changes (PS-52).
     urgent: HashSet<Prefix>,
+    /// Per query in flight (in the order of `in_flight`): it pulled contacts of active users.
+    urgent_flights: VecDeque<bool>,
+    /// Some of the ids in `lack` were handed back by the answer to such a query: asking for
+    /// them finishes those pulls, so it goes before live changes too.
+    urgent_lack: bool,
+    /// Some of the ids in `lack` are asked for again (an answer did not bring them): the
+    /// query that asks for them carries nothing else (PS-84).
+    lack_again: bool,
 }
 
 /// The size assumed for an item before any answer has shown one.
@@ -269,6 +277,9 @@ impl Puller {
             deep_hits: (0, 0),
             target: None,
             urgent: HashSet::new(),
+            urgent_flights: VecDeque::new(),
+            urgent_lack: false,
+            lack_again: false,
         };
         for p in priority {
             if puller.prioritized.insert(p) {
@@ -320,9 +331,10 @@ impl Puller {
         self
     }
 
-    /// Whether a pull of [`Self::urgent`] is still to be sent.
+    /// Whether a pull of [`Self::urgent`] is still to be sent, or the ids an answer to one
+    /// handed back (PS-31) are still to be asked for.
     pub fn has_urgent(&self) -> bool {
-        !self.urgent.is_empty()
+        !self.urgent.is_empty() || (self.urgent_lack && !self.lack.is_empty())
     }
 
     /// Starts the descent with a sketch of the cache when the peer's hello told how many
@@ -502,6 +514,8 @@ impl Puller {
         // A query leaves room for the hand-backs of its answer (PS-31).
         let mut allowance = NodeAllowance::new(limits);
         let mut q = Reconcile::new(ReconcileSet::Presence);
+        // The query pulls contacts of active users (PS-52).
+        let mut urgent_query = false;
         if !self.lack.is_empty() {
             // At most max-items ids per list (PS-82); the rest go in the next query.
             let ids: Vec<ShortId> = self
@@ -513,24 +527,39 @@ impl Puller {
             for id in &ids {
                 self.lack.remove(id);
             }
+            urgent_query |= self.urgent_lack;
+            let again = self.lack_again;
+            if self.lack.is_empty() {
+                self.urgent_lack = false;
+                self.lack_again = false;
+            }
             let entry = ReconcileEntry::Lack(Lack { ids: IdList(ids) });
             // A lack always fits: ids are 8 bytes and max-items bounds what we received.
             budget.take(std::slice::from_ref(&entry));
             q.entries.push(entry);
+            if again {
+                // PS-84: ids asked for again go in a query of their own.
+                self.in_flight.push_back(Vec::new());
+                self.urgent_flights.push_back(urgent_query);
+                self.queries += 1;
+                return Some(q);
+            }
         }
         let mut deferred = Vec::new();
         // The node prefixes of this query so far.
         let mut listed: Vec<Prefix> = Vec::new();
         loop {
+            let mut this_urgent = false;
             let (prefix, kind) = if let Some(node) = self.nodes.pop_front() {
                 node
             } else if let Some(p) = self.priority.pop_front() {
                 self.prioritized.remove(&p);
-                self.urgent.remove(&p);
+                this_urgent = self.urgent.remove(&p);
                 // PS-21: a prefix at most once per query. A prefix under one already in the
                 // query is covered by it; one over a prefix already in the query waits for
                 // the next query, so that the answer brings no item twice.
                 if listed.iter().any(|other| other.contains(p)) {
+                    urgent_query |= this_urgent;
                     continue;
                 }
                 if listed.iter().any(|other| p.contains(*other)) {
@@ -590,6 +619,7 @@ impl Puller {
             }
             q.entries.push(entry);
             listed.push(prefix);
+            urgent_query |= this_urgent;
         }
         for p in deferred.into_iter().rev() {
             if self.prioritized.insert(p) {
@@ -601,6 +631,7 @@ impl Puller {
         }
         self.cover(&listed, true);
         self.in_flight.push_back(listed);
+        self.urgent_flights.push_back(urgent_query);
         self.queries += 1;
         Some(q)
     }
@@ -615,6 +646,7 @@ impl Puller {
         answer: &Reconcile,
     ) -> Result<Vec<CacheChange>, DescentError> {
         let queried = self.in_flight.pop_front().unwrap_or_default();
+        let urgent_answer = self.urgent_flights.pop_front().unwrap_or(false);
         self.cover(&queried, false);
         if !self.awaiting_cover.is_empty() {
             let cover = &self.in_flight_cover;
@@ -687,6 +719,7 @@ impl Puller {
                         .collect();
                     if !d.theirs_only.is_empty() {
                         self.lack.extend(d.theirs_only.iter().copied());
+                        self.urgent_lack |= urgent_answer;
                     }
                     self.stale.push(StaleGroup {
                         waiting: d.theirs_only.into_iter().collect(),
@@ -735,8 +768,9 @@ impl Puller {
             .flat_map(|g| g.waiting.iter().copied())
             .filter(|id| !self.lack.contains(id))
             .collect();
-        if self.in_flight.is_empty() {
+        if self.in_flight.is_empty() && !still_lacking.is_empty() {
             self.lack.extend(still_lacking);
+            self.lack_again = true;
         }
         // Groups whose lacks are all answered drop their stale entries, unless an item has
         // replaced them meanwhile (the entry then has another id).

@@ -7,6 +7,8 @@
 //! tabulated in BRIEF §3. Every difference is one method of [`Flavour`], so the RFC 6121 logic
 //! (`rfc6121.rs`) reads as the RFC with the flavour's choices named where they apply.
 
+use super::stanzas::Extra;
+
 /// Recipients per XEP-0033 stanza when ejabberd's mod_multicast groups them: its default limit
 /// for presence to a remote server (`DEFAULT_LIMIT_REMOTE_PRESENCE` in `mod_multicast.erl`,
 /// BRIEF §3).
@@ -61,6 +63,26 @@ impl Flavour {
     /// `resource-unbind` hook). ejabberd sends nothing (BRIEF §3 row 6).
     pub fn unavailable_on_shutdown(self) -> bool {
         matches!(self, Flavour::Prosody)
+    }
+
+    /// What a probe answer carries beside the presence: a XEP-0203 `<delay/>` in both (Prosody
+    /// sends the stored presence, tagged once broadcast, from `handle_normal_presence`;
+    /// ejabberd's `route_probe_reply` adds one with `xmpp_util:add_delay_info`).
+    pub fn probe_answer_extra(self) -> Extra {
+        match self {
+            Flavour::Prosody => Extra::ProsodyDelay,
+            Flavour::Ejabberd { .. } => Extra::EjabberdDelay,
+        }
+    }
+
+    /// What the current presence sent outside a broadcast (after a subscription approval or a
+    /// redundant `subscribe`) carries: Prosody sends the stored, delay-tagged presence;
+    /// ejabberd routes the last presence as it was.
+    pub fn stored_presence_extra(self) -> Extra {
+        match self {
+            Flavour::Prosody => Extra::ProsodyDelay,
+            Flavour::Ejabberd { .. } => Extra::None,
+        }
     }
 
     /// At initial presence the probes go out before the presence broadcast (ejabberd's

@@ -14,16 +14,18 @@ use minidom::Element;
 
 use super::Server;
 use super::config::MULTICAST_LIMIT;
-use super::stanzas::{Kind, Rejected, Stanza, multicast, parse};
+use super::stanzas::{Extra, Kind, Rejected, Stanza, multicast, parse};
 
 impl Server {
-    /// Sends `kind` from `from` to `recipients`, all of domain `peer`.
+    /// Sends `kind` (with `extra` on the wire) from `from` to `recipients`, all of domain
+    /// `peer`.
     pub(super) fn legacy_fan_out(
         &mut self,
         peer: &str,
         from: &Jid,
         recipients: &[BareJid],
         kind: &Kind,
+        extra: Extra,
     ) {
         // mod_multicast groups what ejabberd_c2s sends with `route_multiple`: probes and
         // presence broadcasts, never subscription stanzas.
@@ -32,11 +34,11 @@ impl Server {
             // A peer domain came from a JID's domain, so it is a valid bare JID.
             let service = BareJid::new(peer).expect("a domain is a bare JID");
             for chunk in recipients.chunks(MULTICAST_LIMIT) {
-                self.transmit(peer, multicast(from, &service, chunk, kind));
+                self.transmit(peer, multicast(from, &service, chunk, kind, extra));
             }
         } else {
             for r in recipients {
-                let stanza = Stanza::new(from.clone(), r.clone(), kind.clone());
+                let stanza = Stanza::new(from.clone(), r.clone(), kind.clone()).with_extra(extra);
                 self.transmit(peer, stanza.to_element());
             }
         }
@@ -87,11 +89,7 @@ impl Server {
                 self.stats.rejected += 1;
                 continue;
             }
-            self.receive(Stanza {
-                from: stanza.from.clone(),
-                to,
-                kind: stanza.kind.clone(),
-            });
+            self.receive(Stanza::new(stanza.from.clone(), to, stanza.kind.clone()));
         }
         Ok(())
     }

@@ -76,7 +76,8 @@ use minidom::Element;
 pub use client::ClientOut;
 pub use config::{Flavour, MULTICAST_LIMIT, MULTICAST_RECEIVE_LIMIT};
 pub use stanzas::{
-    ADDRESS, Address, Addresses, Kind, Received, Rejected, Stanza, is_multicast, multicast, parse,
+    ADDRESS, Address, Addresses, DELAY, Extra, Kind, Received, Rejected, SHUTDOWN_STATUS, STAMP,
+    Stanza, is_multicast, multicast, parse,
 };
 use state::Volatile;
 pub use state::{Bounce, LocalStats, Peer, PeerMode, Persistent};
@@ -589,9 +590,16 @@ impl Server {
     }
 
     /// A broadcast or a round of probes to `recipients` of domain `peer`, through its mode.
-    fn fan_out_peer(&mut self, peer: &str, from: &Jid, recipients: &[BareJid], kind: &Kind) {
+    fn fan_out_peer(
+        &mut self,
+        peer: &str,
+        from: &Jid,
+        recipients: &[BareJid],
+        kind: &Kind,
+        extra: Extra,
+    ) {
         match self.volatile.peer(peer).mode {
-            PeerMode::Legacy => self.legacy_fan_out(peer, from, recipients, kind),
+            PeerMode::Legacy => self.legacy_fan_out(peer, from, recipients, kind, extra),
             // Broadcasts need nothing here: the caller updated the published state
             // (`sync_publish`), which crosses the link once (PS-45).
             PeerMode::Sync => {
@@ -599,7 +607,7 @@ impl Server {
                     let user = from.to_bare();
                     self.serve_from_cache(peer, &user, recipients);
                 } else if self.mutation() == Some(Mutation::PerEdgePresence) {
-                    self.legacy_fan_out(peer, from, recipients, kind);
+                    self.legacy_fan_out(peer, from, recipients, kind, extra);
                 }
             }
         }
@@ -632,7 +640,7 @@ impl Server {
                 .expect("valid resource")
                 .into();
             if !contacts.is_empty() {
-                self.legacy_fan_out(peer, &from, &contacts, &Kind::Probe);
+                self.legacy_fan_out(peer, &from, &contacts, &Kind::Probe, Extra::None);
             }
             if !subscribers.is_empty() {
                 self.legacy_fan_out(
@@ -640,6 +648,7 @@ impl Server {
                     &from,
                     &subscribers,
                     &Kind::Available(presence.clone()),
+                    Extra::None,
                 );
             }
         }
@@ -656,20 +665,30 @@ impl Server {
     }
 
     /// Prosody's clean shutdown: every session ends, so every available resource sends
-    /// `unavailable` to every remote subscriber, one stanza per edge (BRIEF §3 row 6).
+    /// `unavailable`, with [`SHUTDOWN_STATUS`](stanzas::SHUTDOWN_STATUS), to every remote
+    /// subscriber, one stanza per edge (BRIEF §3 row 6).
     fn end_sessions(&mut self) {
         for (user, resources) in self.online_resources() {
             let account = self.account(&user);
-            let remote: Vec<BareJid> = account
-                .roster
-                .iter()
-                .filter(|(c, _)| c.domain().as_str() != self.domain && account.publishes_to(c))
-                .map(|(c, _)| c.clone())
-                .collect();
+            let mut remote: BTreeMap<String, Vec<BareJid>> = BTreeMap::new();
+            for (c, _) in account.roster.iter() {
+                if c.domain().as_str() != self.domain && account.publishes_to(c) {
+                    remote
+                        .entry(c.domain().to_string())
+                        .or_default()
+                        .push(c.clone());
+                }
+            }
             for resource in resources {
                 // Resources were valid when the session logged in.
-                let from = user.with_resource_str(&resource).expect("valid resource");
-                self.fan_out(&from.into(), remote.clone(), &Kind::Unavailable);
+                let from: Jid = user
+                    .with_resource_str(&resource)
+                    .expect("valid resource")
+                    .into();
+                for (peer, recipients) in &remote {
+                    let (kind, extra) = (Kind::Unavailable, Extra::ShutdownStatus);
+                    self.fan_out_peer(peer, &from, recipients, &kind, extra);
+                }
             }
         }
     }

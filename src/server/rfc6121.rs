@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use jid::{BareJid, Jid};
 
-use super::stanzas::{Kind, Stanza};
+use super::stanzas::{Extra, Kind, Stanza};
 use super::{ClientOut, Server};
 use crate::engine::repair::RepairStanza;
 use crate::model::{Account, BlockList, ResourcePresence, Subscription, SubscriptionStanza};
@@ -100,7 +100,7 @@ impl Server {
             }
         }
         for (peer, recipients) in remote {
-            self.fan_out_peer(&peer, from, &recipients, kind);
+            self.fan_out_peer(&peer, from, &recipients, kind, Extra::None);
         }
     }
 
@@ -122,11 +122,14 @@ impl Server {
             .unwrap_or_default()
     }
 
-    /// Current presence of each available resource of `user`, to `to` (RFC 6121 §3.1.5, §4.3.2).
+    /// Current presence of each available resource of `user`, to `to` (RFC 6121 §3.1.5, §4.3.2),
+    /// as the flavour stores it.
     fn send_current_presence(&mut self, user: &BareJid, to: &Jid) {
+        let extra = self.flavour.stored_presence_extra();
         for (resource, presence) in self.resources_of(user) {
             let from = full(user, &resource);
-            self.route(Stanza::new(from, to.clone(), Kind::Available(presence)));
+            let stanza = Stanza::new(from, to.clone(), Kind::Available(presence));
+            self.route(stanza.with_extra(extra));
         }
     }
 
@@ -466,10 +469,11 @@ impl Server {
         if self.account(user).publishes_to(&prober_bare) {
             if self.volatile.online.contains_key(user) {
                 // Per edge in every peer mode (PS-67).
+                let extra = self.flavour.probe_answer_extra();
                 for (resource, presence) in self.resources_of(user) {
                     let from = full(user, &resource);
                     let stanza = Stanza::new(from, prober.clone(), Kind::Available(presence));
-                    self.route_answer(stanza);
+                    self.route_answer(stanza.with_extra(extra));
                 }
             } else if self.flavour.answers_offline_probe() {
                 let stanza = Stanza::new(user.clone(), prober.clone(), Kind::Unavailable);

@@ -12,6 +12,7 @@ use std::fmt;
 
 use jid::{BareJid, Jid};
 use minidom::Element;
+use minidom::rxml::NcName;
 use xmpp_parsers::message::Lang;
 use xmpp_parsers::presence::{Presence, Type};
 use xso::{AsXml, FromXml};
@@ -70,6 +71,39 @@ impl Address {
     }
 }
 
+/// The XEP-0203 (Delayed Delivery) namespace.
+pub const DELAY: &str = "urn:xmpp:delay";
+
+/// The `<status/>` of the `unavailable` each session sends when Prosody is stopped
+/// (`prosodyctl stop` sends SIGTERM): mod_posix shuts down with the reason "Received SIGTERM",
+/// mod_c2s closes every session with it, and mod_presence's `resource-unbind` hook writes
+/// "Disconnected: " and the reason.
+pub const SHUTDOWN_STATUS: &str = "Disconnected: Received SIGTERM";
+
+/// The stamp of every `<delay/>` this model writes. The core reads no clock, and what a stamp
+/// says changes nothing here; its length is that of Prosody's `datetime.datetime()`
+/// (`ejabberd` adds six digits of microseconds, [`Extra::EjabberdDelay`]).
+pub const STAMP: &str = "2026-01-01T00:00:00Z";
+
+/// What a sending server adds to a stanza on the wire that this model does not keep: it costs
+/// bytes on the link, and [`parse`] drops it again (a receiving server passes it to clients,
+/// whose view of who is available it does not change).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Extra {
+    /// Nothing.
+    #[default]
+    None,
+    /// XEP-0203 `<delay/>` from the sender's domain, as Prosody writes it: mod_presence tags
+    /// the stored presence of a session once it is broadcast, so every copy sent later (probe
+    /// answers, presence after a subscription approval) carries it.
+    ProsodyDelay,
+    /// XEP-0203 `<delay/>` from the sender's full JID with a stamp in microseconds, as
+    /// ejabberd's `route_probe_reply` adds it to probe answers (`xmpp_util:add_delay_info`).
+    EjabberdDelay,
+    /// [`SHUTDOWN_STATUS`] on an `unavailable`.
+    ShutdownStatus,
+}
+
 /// What a presence stanza means to the server (RFC 6121 §3 and §4).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
@@ -95,6 +129,8 @@ pub struct Stanza {
     pub to: Jid,
     /// What it says.
     pub kind: Kind,
+    /// What the sender adds on the wire that the model does not keep.
+    pub extra: Extra,
 }
 
 impl Stanza {
@@ -104,12 +140,18 @@ impl Stanza {
             from: from.into(),
             to: to.into(),
             kind,
+            extra: Extra::None,
         }
+    }
+
+    /// The stanza with `extra` added on the wire.
+    pub fn with_extra(self, extra: Extra) -> Stanza {
+        Stanza { extra, ..self }
     }
 
     /// The `<presence/>` element in `jabber:server`.
     pub fn to_element(&self) -> Element {
-        presence_element(&self.from, &self.to, &self.kind)
+        presence_element(&self.from, &self.to, &self.kind, self.extra)
     }
 }
 
@@ -118,8 +160,14 @@ impl Stanza {
 /// model is the domain itself (`peer`). The `<addresses/>` element comes first, so that the
 /// driver counts the stanza under its own kind (`presence/addresses`,
 /// `presence/probe/addresses`).
-pub fn multicast(from: &Jid, peer: &BareJid, recipients: &[BareJid], kind: &Kind) -> Element {
-    let mut stanza = presence_element(from, &Jid::from(peer.clone()), kind);
+pub fn multicast(
+    from: &Jid,
+    peer: &BareJid,
+    recipients: &[BareJid],
+    kind: &Kind,
+    extra: Extra,
+) -> Element {
+    let mut stanza = presence_element(from, &Jid::from(peer.clone()), kind, extra);
     let addresses = Addresses {
         list: recipients
             .iter()
@@ -136,7 +184,7 @@ pub fn multicast(from: &Jid, peer: &BareJid, recipients: &[BareJid], kind: &Kind
     stanza
 }
 
-fn presence_element(from: &Jid, to: &Jid, kind: &Kind) -> Element {
+fn presence_element(from: &Jid, to: &Jid, kind: &Kind, extra: Extra) -> Element {
     let type_ = match kind {
         Kind::Available(_) => Type::None,
         Kind::Unavailable => Type::Unavailable,
@@ -159,6 +207,25 @@ fn presence_element(from: &Jid, to: &Jid, kind: &Kind) -> Element {
             .map(|(lang, text)| (Lang(lang.clone()), text.clone()))
             .collect();
         p.payloads = rp.extensions.clone();
+    }
+    let delay = |by: String, stamp: &str| {
+        let name = |n: &str| NcName::try_from(n).expect("XEP-0203 attribute names are valid");
+        Element::builder("delay", DELAY)
+            .attr(name("from"), by)
+            .attr(name("stamp"), stamp)
+            .build()
+    };
+    match extra {
+        Extra::None => {}
+        Extra::ProsodyDelay => p.payloads.push(delay(from.domain().to_string(), STAMP)),
+        Extra::EjabberdDelay => {
+            let stamp = STAMP.replace('Z', ".000000Z");
+            p.payloads.push(delay(from.to_string(), &stamp));
+        }
+        Extra::ShutdownStatus => {
+            p.statuses
+                .insert(Lang(String::new()), SHUTDOWN_STATUS.to_owned());
+        }
     }
     // xmpp-parsers writes every Presence it can hold; payloads are minidom trees.
     xso::transform(&ServerNs(p)).expect("a presence serialises")
@@ -220,8 +287,15 @@ pub fn parse(element: &Element) -> Result<Received, Rejected> {
     };
     let mut recipients = None;
     let mut extensions = Vec::new();
+    let mut extra = Extra::None;
     for payload in p.payloads {
-        if payload.is("addresses", ADDRESS) {
+        if payload.is("delay", DELAY) {
+            // A server's note (XEP-0203 §4), not part of what the sender published.
+            extra = match payload.attr("from").and_then(|f| Jid::new(f).ok()) {
+                Some(by) if by.node().is_some() => Extra::EjabberdDelay,
+                _ => Extra::ProsodyDelay,
+            };
+        } else if payload.is("addresses", ADDRESS) {
             if recipients.is_some() {
                 return Err(Rejected::BadAddresses);
             }
@@ -248,7 +322,12 @@ pub fn parse(element: &Element) -> Result<Received, Rejected> {
             statuses: p.statuses.into_iter().map(|(l, t)| (l.0, t)).collect(),
             extensions,
         }),
-        Type::Unavailable => Kind::Unavailable,
+        Type::Unavailable => {
+            if !p.statuses.is_empty() {
+                extra = Extra::ShutdownStatus;
+            }
+            Kind::Unavailable
+        }
         Type::Probe => Kind::Probe,
         Type::Subscribe => Kind::Subscription(SubscriptionStanza::Subscribe),
         Type::Subscribed => Kind::Subscription(SubscriptionStanza::Subscribed),
@@ -257,7 +336,12 @@ pub fn parse(element: &Element) -> Result<Received, Rejected> {
         Type::Error => Kind::Error,
     };
     Ok(Received {
-        stanza: Stanza { from, to, kind },
+        stanza: Stanza {
+            from,
+            to,
+            kind,
+            extra,
+        },
         recipients,
     })
 }
@@ -333,6 +417,41 @@ mod tests {
     }
 
     #[test]
+    fn what_servers_add_costs_bytes_and_is_dropped_on_receipt() {
+        let from = jid("juliet@a.example/balcony");
+        let to = jid("romeo@b.example");
+        let answer = Stanza::new(from.clone(), to.clone(), Kind::Available(away()));
+        let plain = String::from(&answer.to_element()).len();
+        let cases = [
+            (
+                Kind::Available(away()),
+                Extra::ProsodyDelay,
+                "from='a.example'",
+            ),
+            (
+                Kind::Available(away()),
+                Extra::EjabberdDelay,
+                "stamp='2026-01-01T00:00:00.000000Z'",
+            ),
+            (Kind::Unavailable, Extra::ShutdownStatus, SHUTDOWN_STATUS),
+        ];
+        for (kind, extra, shows) in cases {
+            let s = Stanza::new(from.clone(), to.clone(), kind.clone()).with_extra(extra);
+            let xml = String::from(&s.to_element());
+            assert!(xml.contains(shows), "{xml}");
+            if extra != Extra::ShutdownStatus {
+                assert!(xml.len() > plain + 60, "{xml}");
+            }
+            let r = parse(&s.to_element()).unwrap();
+            assert_eq!(r.stanza, s, "{xml}");
+            assert_eq!(
+                r.stanza.kind, kind,
+                "the model keeps only what the sender published"
+            );
+        }
+    }
+
+    #[test]
     fn multicast_round_trips_with_addresses_first() {
         let to: Vec<BareJid> = (0..3).map(|i| bare(&format!("u{i}@b.example"))).collect();
         let e = multicast(
@@ -340,6 +459,7 @@ mod tests {
             &bare("b.example"),
             &to,
             &Kind::Available(away()),
+            Extra::None,
         );
         assert!(is_multicast(&e));
         assert_eq!(e.children().next().unwrap().name(), "addresses");
@@ -390,7 +510,7 @@ mod tests {
         let many: Vec<BareJid> = (0..=MULTICAST_RECEIVE_LIMIT)
             .map(|i| bare(&format!("u{i}@b")))
             .collect();
-        let e = multicast(&jid("a@a/r"), &bare("b"), &many, &Kind::Probe);
+        let e = multicast(&jid("a@a/r"), &bare("b"), &many, &Kind::Probe, Extra::None);
         assert_eq!(parse(&e), Err(Rejected::BadAddresses));
     }
 }

@@ -420,3 +420,51 @@ fn second_resource_probes_again_and_answers_go_to_it() {
     );
     p.check_truth();
 }
+
+#[test]
+fn probe_answers_and_shutdown_carry_what_each_flavour_adds() {
+    for (flavour, delay_from) in [
+        (PROSODY, "a.example"),
+        (EJABBERD, "juliet@a.example/balcony"),
+    ] {
+        let mut p = Pair::new(flavour, PROSODY);
+        p.relate(&juliet(), &romeo(), NamedState::Both, NamedState::Both);
+        p.a.login(&juliet(), "balcony", away());
+        p.run();
+        p.sent.clear();
+        // romeo's probe is answered with juliet's stored presence, delay-tagged.
+        p.b.login(&romeo(), "orchard", ResourcePresence::default());
+        p.run();
+        let answers: Vec<&Element> = p
+            .sent
+            .iter()
+            .filter(|(by_a, e)| *by_a && e.attr("type").is_none())
+            .map(|(_, e)| e)
+            .collect();
+        assert_eq!(answers.len(), 1, "{flavour:?}");
+        let delay = answers[0]
+            .get_child("delay", super::DELAY)
+            .unwrap_or_else(|| panic!("{flavour:?}: no delay on {:?}", answers[0]));
+        assert_eq!(delay.attr("from"), Some(delay_from));
+        // What romeo is shown is juliet's presence, without the server's note.
+        assert_eq!(p.b.view(&romeo())[&juliet()]["balcony"], away());
+        p.check_truth();
+        p.sent.clear();
+        // A clean shutdown: Prosody's sessions end with a reason, ejabberd says nothing.
+        p.a.shutdown(SimTime::ZERO);
+        p.run();
+        let statuses: Vec<String> = p
+            .sent
+            .iter()
+            .filter(|(by_a, e)| *by_a && e.attr("type") == Some("unavailable"))
+            .filter_map(|(_, e)| e.get_child("status", crate::wire::ns::JABBER_SERVER))
+            .map(|s| s.text())
+            .collect();
+        let want: &[&str] = if flavour == PROSODY {
+            &[super::SHUTDOWN_STATUS]
+        } else {
+            &[]
+        };
+        assert_eq!(statuses, want, "{flavour:?}");
+    }
+}

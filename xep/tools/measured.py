@@ -124,6 +124,11 @@ def report_part(top, cells):
                     row.append(grouped(int(r[col])) if r.get(col) else "-")
             out.append("| " + " | ".join(row) + " |")
     text = TXT.read_text(encoding="utf-8").splitlines()
+    # What the byte columns assume, as the run stated it (one paragraph starting "Bytes:").
+    first = next((i for i, l in enumerate(text) if l.startswith("Bytes:")), None)
+    if first is not None:
+        end = next((i for i in range(first, len(text)) if not text[i].strip()), len(text))
+        out = [" ".join(text[first:end]), ""] + out
     start = next((i for i, l in enumerate(text)
                   if l.startswith(("Targets (measured figures)", "Targets of issue"))), None)
     if start is not None:
