@@ -72,6 +72,32 @@ pub fn print(results: &[SizeResult], rows: &[Row], hubs: &[HubRun], max: u64) ->
     }
     {
         let e = find(rows, "cold-restart", big, "presence-sync").expect("row");
+        let n = find(rows, "cold-restart", big, "negentropy").expect("row");
+        let f = find(rows, "cold-restart", big, "floor").expect("row");
+        let few = e.stanzas <= n.stanzas && e.round_trips <= n.round_trips;
+        // Within 1.3 times the floor, in integers: 10 · bytes <= 13 · floor.
+        let lean = 10 * e.bytes <= 13 * f.bytes;
+        all_ok &= few && lean;
+        println!(
+            "- cold restart with login storm, {big} edges{at_1e6}:\n  \
+             presence-sync {} stanzas, {} RTT, {} B ({:.2}x the floor's {} B);\n  \
+             negentropy {}, {}, {} B\n  \
+             (target: no more stanzas and RTT than negentropy): {}\n  \
+             (target: bytes within 1.3x the floor's): {}",
+            e.stanzas,
+            e.round_trips,
+            e.bytes,
+            e.bytes as f64 / f.bytes as f64,
+            f.bytes,
+            n.stanzas,
+            n.round_trips,
+            n.bytes,
+            verdict(few),
+            verdict(lean),
+        );
+    }
+    {
+        let e = find(rows, "cold-restart", big, "presence-sync").expect("row");
         let p = find(rows, "cold-restart", big, "rfc6121").expect("row");
         let x = find(rows, "cold-restart", big, "xep0033").expect("row");
         let (rp, rx) = (
