@@ -37,14 +37,10 @@ pub fn print(results: &[SizeResult], rows: &[Row], hubs: &[HubRun], max: u64) ->
         all_ok &= ok;
         println!(
             "- link loss with d = 100, {big} edges{at_1e6}:\n  \
-             presence-sync {} stanzas, {} RTT, {} B ({:.1}x the floor's {} B);\n  \
+             {};\n  \
              negentropy {}, {}, {} B ({:.1}x)\n  \
              (target: at most 4 stanzas, 2 RTT and 3x the floor's bytes): {}",
-            e.stanzas,
-            e.round_trips,
-            e.bytes,
-            e.bytes as f64 / f.bytes as f64,
-            f.bytes,
+            against_floor(e, f, 1),
             n.stanzas,
             n.round_trips,
             n.bytes,
@@ -80,15 +76,11 @@ pub fn print(results: &[SizeResult], rows: &[Row], hubs: &[HubRun], max: u64) ->
         all_ok &= few && lean;
         println!(
             "- cold restart with login storm, {big} edges{at_1e6}:\n  \
-             presence-sync {} stanzas, {} RTT, {} B ({:.2}x the floor's {} B);\n  \
+             {};\n  \
              negentropy {}, {}, {} B\n  \
              (target: no more stanzas and RTT than negentropy): {}\n  \
              (target: bytes within 1.3x the floor's): {}",
-            e.stanzas,
-            e.round_trips,
-            e.bytes,
-            e.bytes as f64 / f.bytes as f64,
-            f.bytes,
+            against_floor(e, f, 2),
             n.stanzas,
             n.round_trips,
             n.bytes,
@@ -178,4 +170,17 @@ pub fn print(results: &[SizeResult], rows: &[Row], hubs: &[HubRun], max: u64) ->
         );
     }
     all_ok
+}
+
+/// The extension's row `e` beside the floor's `f`, the ratio of bytes with `decimals`.
+fn against_floor(e: &Row, f: &Row, decimals: usize) -> String {
+    format!(
+        "presence-sync {} stanzas, {} RTT, {} B ({:.*}x the floor's {} B)",
+        e.stanzas,
+        e.round_trips,
+        e.bytes,
+        decimals,
+        e.bytes as f64 / f.bytes as f64,
+        f.bytes
+    )
 }

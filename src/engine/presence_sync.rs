@@ -195,8 +195,8 @@ pub struct Puller {
     lack: BTreeSet<ShortId>,
     stale: Vec<StaleGroup>,
     root_started: bool,
-    /// The node prefixes of each unanswered query, oldest first.
-    in_flight: VecDeque<Vec<Prefix>>,
+    /// Each unanswered query, oldest first.
+    in_flight: VecDeque<Flight>,
     /// For each prefix, how many node prefixes of unanswered queries lie at or under it: a
     /// bucket pull over one of them waits for its answer, so that no item comes twice.
     in_flight_cover: HashMap<Prefix, u32>,
@@ -223,14 +223,21 @@ pub struct Puller {
     /// Priority prefixes not sent yet that pull the contacts of active users: their queries
     /// go before live changes (PS-52).
     urgent: HashSet<Prefix>,
-    /// Per query in flight (in the order of `in_flight`): it pulled contacts of active users.
-    urgent_flights: VecDeque<bool>,
     /// Some of the ids in `lack` were handed back by the answer to such a query: asking for
     /// them finishes those pulls, so it goes before live changes too.
     urgent_lack: bool,
     /// Some of the ids in `lack` are asked for again (an answer did not bring them): the
     /// query that asks for them carries nothing else (PS-84).
     lack_again: bool,
+}
+
+/// A query of the puller that is not answered yet.
+#[derive(Clone, Debug)]
+struct Flight {
+    /// Its node prefixes.
+    prefixes: Vec<Prefix>,
+    /// It pulled contacts of active users (PS-52).
+    urgent: bool,
 }
 
 /// The size assumed for an item before any answer has shown one.
@@ -277,7 +284,6 @@ impl Puller {
             deep_hits: (0, 0),
             target: None,
             urgent: HashSet::new(),
-            urgent_flights: VecDeque::new(),
             urgent_lack: false,
             lack_again: false,
         };
@@ -539,9 +545,7 @@ impl Puller {
             q.entries.push(entry);
             if again {
                 // PS-84: ids asked for again go in a query of their own.
-                self.in_flight.push_back(Vec::new());
-                self.urgent_flights.push_back(urgent_query);
-                self.queries += 1;
+                self.launch(Vec::new(), urgent_query);
                 return Some(q);
             }
         }
@@ -629,11 +633,18 @@ impl Puller {
         if q.entries.is_empty() {
             return None;
         }
-        self.cover(&listed, true);
-        self.in_flight.push_back(listed);
-        self.urgent_flights.push_back(urgent_query);
-        self.queries += 1;
+        self.launch(listed, urgent_query);
         Some(q)
+    }
+
+    /// Counts a query of the node prefixes `listed` as sent and in flight.
+    fn launch(&mut self, listed: Vec<Prefix>, urgent: bool) {
+        self.cover(&listed, true);
+        self.in_flight.push_back(Flight {
+            prefixes: listed,
+            urgent,
+        });
+        self.queries += 1;
     }
 
     /// Applies an answer to the cache; returns the changes in the order they were applied. An
@@ -645,8 +656,10 @@ impl Puller {
         cache: &mut PresenceSet,
         answer: &Reconcile,
     ) -> Result<Vec<CacheChange>, DescentError> {
-        let queried = self.in_flight.pop_front().unwrap_or_default();
-        let urgent_answer = self.urgent_flights.pop_front().unwrap_or(false);
+        let (queried, urgent_answer) = self
+            .in_flight
+            .pop_front()
+            .map_or((Vec::new(), false), |f| (f.prefixes, f.urgent));
         self.cover(&queried, false);
         if !self.awaiting_cover.is_empty() {
             let cover = &self.in_flight_cover;

@@ -670,25 +670,17 @@ impl Server {
     fn end_sessions(&mut self) {
         for (user, resources) in self.online_resources() {
             let account = self.account(&user);
-            let mut remote: BTreeMap<String, Vec<BareJid>> = BTreeMap::new();
-            for (c, _) in account.roster.iter() {
-                if c.domain().as_str() != self.domain && account.publishes_to(c) {
-                    remote
-                        .entry(c.domain().to_string())
-                        .or_default()
-                        .push(c.clone());
-                }
-            }
+            let remote: Vec<BareJid> = account
+                .roster
+                .iter()
+                .filter(|(c, _)| c.domain().as_str() != self.domain && account.publishes_to(c))
+                .map(|(c, _)| c.clone())
+                .collect();
             for resource in resources {
                 // Resources were valid when the session logged in.
-                let from: Jid = user
-                    .with_resource_str(&resource)
-                    .expect("valid resource")
-                    .into();
-                for (peer, recipients) in &remote {
-                    let (kind, extra) = (Kind::Unavailable, Extra::ShutdownStatus);
-                    self.fan_out_peer(peer, &from, recipients, &kind, extra);
-                }
+                let from = user.with_resource_str(&resource).expect("valid resource");
+                let (kind, extra) = (Kind::Unavailable, Extra::ShutdownStatus);
+                self.fan_out_with(&from.into(), remote.clone(), &kind, extra);
             }
         }
     }

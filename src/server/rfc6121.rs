@@ -91,16 +91,27 @@ impl Server {
     /// Sends `kind` from `from` to every one of `recipients`: local ones one by one, remote ones
     /// as one list per peer domain to the peer's mode.
     pub(super) fn fan_out(&mut self, from: &Jid, recipients: Vec<BareJid>, kind: &Kind) {
+        self.fan_out_with(from, recipients, kind, Extra::None);
+    }
+
+    /// [`Self::fan_out`] with `extra` added on the wire to every stanza.
+    pub(super) fn fan_out_with(
+        &mut self,
+        from: &Jid,
+        recipients: Vec<BareJid>,
+        kind: &Kind,
+        extra: Extra,
+    ) {
         let mut remote: BTreeMap<String, Vec<BareJid>> = BTreeMap::new();
         for r in recipients {
             if r.domain().as_str() == self.domain {
-                self.route(Stanza::new(from.clone(), r, kind.clone()));
+                self.route(Stanza::new(from.clone(), r, kind.clone()).with_extra(extra));
             } else {
                 remote.entry(r.domain().to_string()).or_default().push(r);
             }
         }
         for (peer, recipients) in remote {
-            self.fan_out_peer(&peer, from, &recipients, kind, Extra::None);
+            self.fan_out_peer(&peer, from, &recipients, kind, extra);
         }
     }
 

@@ -85,6 +85,9 @@ pub const SHUTDOWN_STATUS: &str = "Disconnected: Received SIGTERM";
 /// (`ejabberd` adds six digits of microseconds, [`Extra::EjabberdDelay`]).
 pub const STAMP: &str = "2026-01-01T00:00:00Z";
 
+/// [`STAMP`] as ejabberd writes it, with microseconds (`xmpp_util:encode_timestamp`).
+const EJABBERD_STAMP: &str = "2026-01-01T00:00:00.000000Z";
+
 /// What a sending server adds to a stanza on the wire that this model does not keep: it costs
 /// bytes on the link, and [`parse`] drops it again (a receiving server passes it to clients,
 /// whose view of who is available it does not change).
@@ -218,10 +221,7 @@ fn presence_element(from: &Jid, to: &Jid, kind: &Kind, extra: Extra) -> Element 
     match extra {
         Extra::None => {}
         Extra::ProsodyDelay => p.payloads.push(delay(from.domain().to_string(), STAMP)),
-        Extra::EjabberdDelay => {
-            let stamp = STAMP.replace('Z', ".000000Z");
-            p.payloads.push(delay(from.to_string(), &stamp));
-        }
+        Extra::EjabberdDelay => p.payloads.push(delay(from.to_string(), EJABBERD_STAMP)),
         Extra::ShutdownStatus => {
             p.statuses
                 .insert(Lang(String::new()), SHUTDOWN_STATUS.to_owned());
